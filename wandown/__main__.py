@@ -1,0 +1,5 @@
+import sys
+
+from wandown.cli import main
+
+sys.exit(main())
