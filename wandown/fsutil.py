@@ -11,7 +11,7 @@ from typing import Any
 
 
 def cache_dir() -> Path:
-    """Return wandown's cache folder: $WANDOWN_CACHE_DIR, $XDG_CACHE_HOME/wandown or ~/.cache/wandown."""
+    """Return the cache folder: $WANDOWN_CACHE_DIR, $XDG_CACHE_HOME/wandown or ~/.cache/wandown."""
     explicit = os.environ.get("WANDOWN_CACHE_DIR")
     if explicit:
         return Path(explicit).expanduser()

@@ -1,0 +1,62 @@
+"""What Wan2GP needs: every file of every model, where it goes, and whether it is there.
+
+Pure apart from reading the install's definitions and stat-ing destinations; never the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wandown.catalog.build import build_records, checkpoint_candidates, parse_hub_url
+from wandown.catalog.codedefaults import CodeData, shipped
+from wandown.catalog.definitions import WanSettings, read_definitions, read_settings
+from wandown.catalog.presence import EXISTS, LINKED, MISSING, update_status
+from wandown.catalog.records import ROLES, Catalog, FileRecord, ModelInfo
+from wandown.errors import CatalogError
+
+__all__ = [
+    "EXISTS",
+    "LINKED",
+    "MISSING",
+    "ROLES",
+    "Catalog",
+    "FileRecord",
+    "ModelInfo",
+    "WanSettings",
+    "load_catalog",
+    "parse_hub_url",
+    "refresh_status",
+]
+
+
+def load_catalog(
+    root: Path, code: CodeData | None = None, settings: WanSettings | None = None
+) -> Catalog:
+    """Read the Wan2GP install at root and return its catalog with each file's status."""
+    root = Path(root)
+    if not (root / "defaults").is_dir():
+        raise CatalogError(
+            f"no Wan2GP install found: {root / 'defaults'} does not exist. Set "
+            "wan2gp_directory in config.json (or --wan2gp-dir) to Wan2GP's ckpts folder"
+        )
+    definitions, notices = read_definitions(root)
+    if settings is None:
+        settings, setting_notices = read_settings(root)
+        notices += setting_notices
+    records, models, build_notices = build_records(definitions, code or shipped(), settings)
+    catalog = Catalog(root, settings, models, records, notices + build_notices)
+    refresh_status(catalog)
+    return catalog
+
+
+def refresh_status(catalog: Catalog) -> None:
+    """Stat every record's possible places and set its status."""
+    ckpts = _primary_root(catalog)
+    for record in catalog.records:
+        places = checkpoint_candidates(catalog.root, record.dest, catalog.settings, ckpts)
+        update_status(record, places)
+
+
+def _primary_root(catalog: Catalog) -> str:
+    first = catalog.settings.checkpoints_paths[0].strip("/")
+    return "" if first in ("", ".") else first

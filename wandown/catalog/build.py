@@ -1,0 +1,418 @@
+"""Turn Wan2GP's definitions into file records, following the rules of Wan2GP's own loader.
+
+The rules (references, modules, variants, destinations) are described in the Wan2GP catalog
+facts that ship with the project's test material; each function below names the rule it follows.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from wandown.catalog.codedefaults import CodeData, CodeDefaults, RepoFolder
+from wandown.catalog.definitions import Definition, WanSettings
+from wandown.catalog.records import ROLES, FileRecord, ModelInfo
+from wandown.catalog.variants import file_name, pick_variant, strip_suffix
+
+HUB_HOST = "huggingface.co"
+MAX_CHAIN = 10
+REFERENCE_KEYS = (
+    "URLs",
+    "URLs2",
+    "preload_URLs",
+    "loras",
+    "loras_multipliers",
+    "text_encoder_URLs",
+    "modules",
+    "configs",
+)
+ON_DEMAND_KEYS = ("distill_lora_URL",)
+ON_DEMAND_PREFIXES = ("ltx2_lora_",)
+DEFAULT_LORA_DIR = "loras"
+
+
+class Problem(Exception):
+    """A definition that cannot be followed; reported for its model and skipped."""
+
+
+def parse_hub_url(url: str) -> tuple[str, str, str] | None:
+    """Return (repo, revision, path) of a Hub ``/<repo>/resolve/<rev>/<path>`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.hostname != HUB_HOST:
+        return None
+    segments = parts.path.strip("/").split("/")
+    if len(segments) < 5 or segments[2] != "resolve":
+        return None
+    repo = "/".join(segments[:2])
+    revision = unquote(segments[3])
+    path = unquote("/".join(segments[4:]))
+    return repo, revision, path
+
+
+def is_remote(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+def safe_dest(*parts: str) -> str:
+    """Join destination parts; refuse anything that would leave the Wan2GP root."""
+    joined = posixpath.join(*[p.replace("\\", "/") for p in parts if p])
+    pure = PurePosixPath(joined)
+    if pure.is_absolute() or ".." in pure.parts or not pure.name or ":" in pure.parts[0]:
+        raise Problem(f"refused destination '{joined}': it would leave the Wan2GP folder")
+    return posixpath.normpath(joined)
+
+
+class _Builder:
+    """Walks every model once, collecting records keyed by destination."""
+
+    def __init__(self, definitions: dict[str, Definition], code: CodeData, settings: WanSettings):
+        self.definitions = definitions
+        self.code = code
+        self.settings = settings
+        self.ckpts = self._primary_checkpoint_root()
+        self.records: dict[str, FileRecord] = {}
+        self.models: dict[str, ModelInfo] = {}
+        self.notices: list[str] = []
+        self._effective: dict[str, dict[str, Any]] = {}
+        self._code_for: dict[str, CodeDefaults | None] = {}
+        for model_id, definition in definitions.items():
+            defaults, source = code.for_model(model_id, definition.architecture)
+            self._code_for[model_id] = defaults
+            self.models[model_id] = ModelInfo(
+                model_id, definition.name, definition.architecture, source
+            )
+            self._effective[model_id] = {**self._code_keys(defaults), **definition.model}
+
+    def _primary_checkpoint_root(self) -> str:
+        first = self.settings.checkpoints_paths[0]
+        try:
+            return safe_dest(first, "x").rsplit("/", 1)[0] if first not in ("", ".") else ""
+        except Problem:
+            self.notices.append(
+                f"wgp_config.json: the first checkpoints path '{first}' is outside the Wan2GP "
+                "folder; new files go to ckpts/ instead"
+            )
+            return "ckpts"
+
+    @staticmethod
+    def _code_keys(defaults: CodeDefaults | None) -> dict[str, Any]:
+        if defaults is None:
+            return {}
+        keys: dict[str, Any] = {"text_encoder_URLs": list(defaults.text_encoder_urls)}
+        if defaults.text_encoder_folder is not None:
+            keys["text_encoder_folder"] = defaults.text_encoder_folder
+        if defaults.vae_urls:
+            keys["VAE_URLs"] = list(defaults.vae_urls)
+        return keys
+
+    # -- references (rule 3) --------------------------------------------------------------
+
+    def resolve(self, model_id: str, key: str, chain: tuple[str, ...] = ()) -> Any:
+        """Return the value of key for model_id, following string references to other ids."""
+        value = self._effective[model_id].get(key)
+        if not isinstance(value, str) or key == "VAE_URLs" or key not in REFERENCE_KEYS:
+            return value
+        if value in self.definitions:
+            chain = chain or (model_id,)
+            if value in chain:
+                raise Problem(f"{key}: reference cycle {' -> '.join((*chain, value))}")
+            if len(chain) > MAX_CHAIN:
+                raise Problem(
+                    f"{key}: reference chain deeper than {MAX_CHAIN}: {' -> '.join(chain)}"
+                )
+            return self.resolve(value, key, (*chain, value))
+        if key in ("URLs", "URLs2") and ("/" in value or "\\" in value):
+            return value
+        path = " -> ".join((*chain, value)) if chain else f"{model_id} -> {value}"
+        raise Problem(f"{key}: dangling reference to unknown model '{value}' ({path})")
+
+    def resolve_list(self, model_id: str, key: str) -> list[str]:
+        value = self.resolve(model_id, key)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise Problem(f"{key}: expected a list of URLs, found {type(value).__name__}")
+
+    # -- modules (rule 4) -----------------------------------------------------------------
+
+    def module_lists(self, item: Any, chain: tuple[str, ...] = ()) -> list[list[str]]:
+        """Return the variant lists one ``modules`` item stands for."""
+        if isinstance(item, list):
+            return [self._url_list(item, "modules")]
+        if isinstance(item, dict):
+            return [self._url_list(item[k], "modules") for k in ("URLs", "URLs2") if k in item]
+        if not isinstance(item, str):
+            raise Problem(f"modules: unexpected item {item!r}")
+        module_id, _, sub_key = item.partition("#")
+        if module_id not in self.definitions:
+            raise Problem(f"modules: unknown module id '{module_id}'")
+        if module_id in chain or len(chain) > MAX_CHAIN:
+            raise Problem(f"modules: reference cycle {' -> '.join((*chain, module_id))}")
+        value = self.resolve(module_id, "modules")
+        if sub_key:
+            if not isinstance(value, dict) or sub_key not in value:
+                raise Problem(f"modules: '{module_id}' has no module named '{sub_key}'")
+            return self.module_lists(value[sub_key], (*chain, module_id))
+        if not isinstance(value, list) or len(value) != 1:
+            raise Problem(f"modules: '{module_id}' must have exactly one module to be used by id")
+        inner = value[0]
+        if inner == module_id:
+            raise _CodeOnlyModule(module_id)
+        return self.module_lists(inner, (*chain, module_id))
+
+    @staticmethod
+    def _url_list(value: Any, key: str) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise Problem(f"{key}: expected a list of URLs, found {type(value).__name__}")
+
+    # -- records ------------------------------------------------------------------------
+
+    def add(self, model_id: str | None, entry: str, role: str, dest: str, needed: bool) -> None:
+        url, _ = strip_suffix(entry)
+        parsed = parse_hub_url(url)
+        repo, revision, path = parsed if parsed else (None, None, None)
+        record = self.records.get(dest)
+        if record is None:
+            record = FileRecord(dest, url, repo, revision, path, role)
+            self.records[dest] = record
+        elif record.url != url and url not in record.mirrors:
+            if parsed and parsed[2] == record.path:
+                record.mirrors.append(url)
+            else:
+                self.notices.append(
+                    f"{dest}: listed with two different URLs ({record.url} and {url}); "
+                    "keeping the first"
+                )
+        if ROLES.index(role) < ROLES.index(record.role) and (needed or not record.needed_by):
+            record.role = role
+        if model_id is not None:
+            record.listed_by.add(model_id)
+            if needed:
+                record.needed_by.add(model_id)
+
+    def entry_dest(self, model_id: str, entry: str, folder: str | None, lora: bool) -> str:
+        """Return where an entry goes: its ``|dir`` suffix, the LoRA folder or a ckpts folder."""
+        _, suffix = strip_suffix(entry)
+        name = file_name(entry)
+        lora_dir = self.lora_dir(model_id)
+        if suffix == "%lora_dir":
+            return safe_dest(lora_dir, name)
+        if lora:
+            return safe_dest(lora_dir, suffix or "", name)
+        if suffix:
+            return safe_dest(self.ckpts, suffix, name)
+        return safe_dest(self.ckpts, folder or "", name)
+
+    def lora_dir(self, model_id: str) -> str:
+        defaults = self._code_for.get(model_id)
+        return (defaults.lora_dir if defaults else None) or DEFAULT_LORA_DIR
+
+    def add_entries(
+        self,
+        model_id: str,
+        entries: Iterable[str],
+        role: str,
+        needed: set[str] | bool,
+        folder: str | None = None,
+    ) -> None:
+        for entry in entries:
+            if not is_remote(strip_suffix(entry)[0]):
+                self.report(model_id, f"'{entry}' is a local path, not a URL; not downloaded")
+                continue
+            try:
+                dest = self.entry_dest(model_id, entry, folder, lora=role == "lora")
+            except Problem as exc:
+                self.report(model_id, f"{exc} (from '{entry}')")
+                continue
+            is_needed = needed if isinstance(needed, bool) else entry in needed
+            self.add(model_id, entry, role, dest, is_needed)
+
+    def add_variants(
+        self,
+        model_id: str,
+        entries: list[str],
+        role: str,
+        quantization: str,
+        needed: bool = True,
+        folder: str | None = None,
+    ) -> None:
+        pick = pick_variant(entries, quantization, self.settings.dtype) if needed else None
+        self.add_entries(model_id, entries, role, {pick} if pick else set(), folder)
+
+    def add_repo_folder(self, model_id: str | None, group: RepoFolder, role: str) -> None:
+        for name in group.files:
+            repo_path = posixpath.join(group.source_folder, name) if group.source_folder else name
+            url = f"https://{HUB_HOST}/{group.repo}/resolve/main/{repo_path}"
+            try:
+                dest = safe_dest(self.ckpts, group.target_folder or "", repo_path)
+            except Problem as exc:
+                self.notices.append(f"code-side file {url}: {exc}")
+                continue
+            self.add(model_id, url, role, dest, needed=True)
+
+    def report(self, model_id: str, message: str) -> None:
+        problems = self.models[model_id].problems
+        if message not in problems:
+            problems.append(message)
+            self.notices.append(f"model {model_id}: {message}")
+
+    # -- one model ----------------------------------------------------------------------
+
+    def add_model(self, model_id: str) -> None:
+        settings = self.settings
+        model = self._effective[model_id]
+        steps = (
+            (
+                "URLs",
+                lambda: self.add_variants(
+                    model_id,
+                    self.resolve_list(model_id, "URLs"),
+                    "main",
+                    settings.transformer_quantization,
+                    needed="source" not in model,
+                ),
+            ),
+            (
+                "URLs2",
+                lambda: self.add_variants(
+                    model_id,
+                    self.resolve_list(model_id, "URLs2"),
+                    "main",
+                    settings.transformer_quantization,
+                    needed="source2" not in model,
+                ),
+            ),
+            ("modules", lambda: self.add_modules(model_id)),
+            (
+                "preload_URLs",
+                lambda: self.add_entries(
+                    model_id, self.resolve_list(model_id, "preload_URLs"), "preload", True
+                ),
+            ),
+            (
+                "VAE_URLs",
+                lambda: self.add_entries(
+                    model_id, self.resolve_list(model_id, "VAE_URLs"), "vae", True
+                ),
+            ),
+            (
+                "loras",
+                lambda: self.add_entries(
+                    model_id, self.resolve_list(model_id, "loras"), "lora", True
+                ),
+            ),
+            (
+                "text_encoder_URLs",
+                lambda: self.add_variants(
+                    model_id,
+                    self.resolve_list(model_id, "text_encoder_URLs"),
+                    "text_encoder",
+                    settings.text_encoder_quantization,
+                    folder=self.text_encoder_folder(model_id),
+                ),
+            ),
+            ("on-demand", lambda: self.add_on_demand(model_id)),
+        )
+        for _key, step in steps:
+            try:
+                step()
+            except Problem as exc:
+                self.report(model_id, str(exc))
+        defaults = self._code_for[model_id]
+        if defaults is not None:
+            for group in defaults.repo_folders:
+                self.add_repo_folder(model_id, group, "repo_file")
+
+    def text_encoder_folder(self, model_id: str) -> str | None:
+        folder = self._effective[model_id].get("text_encoder_folder")
+        return folder if isinstance(folder, str) else None
+
+    def add_modules(self, model_id: str) -> None:
+        modules = self.resolve(model_id, "modules")
+        if modules is None:
+            return
+        if not isinstance(modules, list):
+            raise Problem("modules: expected a list")
+        for item in modules:
+            try:
+                lists = self.module_lists(item)
+            except _CodeOnlyModule as exc:
+                self.report(
+                    model_id,
+                    f"module '{exc.module_id}' names itself; its files are listed only in "
+                    "Wan2GP's code and cannot be downloaded from this catalog",
+                )
+                continue
+            except Problem as exc:
+                self.report(model_id, str(exc))
+                continue
+            for variants in lists:
+                self.add_variants(
+                    model_id, variants, "module", self.settings.transformer_quantization
+                )
+
+    def add_on_demand(self, model_id: str) -> None:
+        model = self._effective[model_id]
+        for key, value in model.items():
+            if key in ON_DEMAND_KEYS or key.startswith(ON_DEMAND_PREFIXES):
+                entries = [value] if isinstance(value, str) else value
+                if isinstance(entries, list):
+                    strings = [e for e in entries if isinstance(e, str)]
+                    self.add_entries(model_id, strings, "on_demand", False)
+
+
+class _CodeOnlyModule(Problem):
+    def __init__(self, module_id: str):
+        super().__init__(module_id)
+        self.module_id = module_id
+
+
+def build_records(
+    definitions: dict[str, Definition], code: CodeData, settings: WanSettings
+) -> tuple[list[FileRecord], dict[str, ModelInfo], list[str]]:
+    """Return every file record (sorted by destination), the models, and notices."""
+    builder = _Builder(definitions, code, settings)
+    for model_id in sorted(definitions):
+        builder.add_model(model_id)
+        if builder.models[model_id].json_only:
+            builder.notices.append(
+                f"model {model_id}: unknown to wandown's code-side data and no model of its "
+                "architecture is; listed from its JSON alone (text encoders, VAEs and "
+                "tokenizers may be missing)"
+            )
+    every_model = set(definitions)
+    for group in code.core:
+        for name in group.files:
+            repo_path = posixpath.join(group.source_folder, name)
+            url = f"https://{HUB_HOST}/{group.repo}/resolve/main/{repo_path}"
+            dest = safe_dest(builder.ckpts, repo_path)
+            builder.add(None, url, "core", dest, needed=False)
+            record = builder.records[dest]
+            record.needed_by |= every_model
+            record.listed_by |= every_model
+            record.role = "core"
+    records = sorted(builder.records.values(), key=lambda r: r.dest)
+    return records, builder.models, builder.notices
+
+
+def checkpoint_candidates(root: Path, dest: str, settings: WanSettings, ckpts: str) -> list[Path]:
+    """Return every place a destination counts as present: one per checkpoint root."""
+    prefix = f"{ckpts}/" if ckpts else ""
+    if not dest.startswith(prefix):
+        return [root / dest]
+    rel = dest[len(prefix) :]
+    places = [root / dest]
+    for checkpoint_root in settings.checkpoints_paths:
+        place = root / checkpoint_root / rel
+        if place not in places:
+            places.append(place)
+    return places

@@ -1,0 +1,152 @@
+"""The configuration file: defaults, validation and messages that point at the problem.
+
+A broken file is reported and never overwritten; a missing one is created with the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wandown.errors import ConfigError
+from wandown.fsutil import atomic_write_json
+
+DEFAULTS: dict[str, Any] = {
+    "hub_directory": "/mnt/llm/hub/models",
+    "bandwidth_limit_kb": 90000,
+    "wan2gp_directory": "../Wan2GP/ckpts",
+    "jobs": 2,
+    "connections": 8,
+    "_comment": (
+        "Edit this file to customize downloader settings. "
+        "Set hub_directory to empty string to disable hub features."
+    ),
+}
+
+# key -> (accepted types, description used in messages, may be null)
+_SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
+    "hub_directory": ((str,), 'a string (a folder path, or "" to disable the hub)', True),
+    "bandwidth_limit_kb": ((int, float), "a number of KB/s (0 or null for no limit)", True),
+    "wan2gp_directory": ((str,), "a string (the path of Wan2GP's ckpts folder)", False),
+    "jobs": ((int,), "a whole number of files downloaded at once (1 or more)", False),
+    "connections": ((int,), "a whole number of connections per file (1 or more)", False),
+    "_comment": ((str, list), "a string", True),
+}
+
+
+@dataclass
+class Config:
+    """The settings in force: the file's values, resolved against the file's folder."""
+
+    path: Path
+    hub_directory: Path | None
+    bandwidth_limit_kb: float | None
+    wan2gp_directory: Path
+    jobs: int = 2
+    connections: int = 8
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def wan2gp_root(self) -> Path:
+        """Return the Wan2GP install folder: the parent of the ckpts folder."""
+        return self.wan2gp_directory.parent
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path)
+
+
+def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
+    notices = []
+    for key, value in raw.items():
+        if key not in _SCHEMA:
+            notices.append(f"{path}: unknown key '{key}' is ignored")
+            continue
+        types, expected, nullable = _SCHEMA[key]
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            shown = json.dumps(value)
+            raise ConfigError(f"{path}: '{key}' must be {expected}, not {shown}")
+    for key in ("jobs", "connections"):
+        if key in raw and raw[key] < 1:
+            raise ConfigError(f"{path}: '{key}' must be 1 or more, not {raw[key]}")
+    limit = raw.get("bandwidth_limit_kb")
+    if limit is not None and limit < 0:
+        raise ConfigError(f"{path}: 'bandwidth_limit_kb' must be 0 or more, not {limit}")
+    return notices
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Return the raw settings in path, creating the file with the defaults when it is missing."""
+    path = Path(path)
+    notices: list[str] = []
+    if not path.exists():
+        try:
+            atomic_write_json(path, DEFAULTS)
+        except OSError as exc:
+            notices.append(f"could not create {path} ({exc.strerror}); using the defaults")
+        else:
+            notices.append(f"created {path} with the default settings")
+        return dict(DEFAULTS), notices
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ConfigError(f"cannot read config file {path}: {reason}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); "
+            "fix the file or delete it to get the defaults back"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the config must be a JSON object {{...}}, not a {type(raw).__name__}"
+        )
+    notices.extend(_check_types(raw, path))
+    return raw, notices
+
+
+def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read path (creating it if missing), apply flag overrides and resolve folders.
+
+    Relative paths in the file are taken from the file's folder; relative paths given as flags
+    (overrides) are taken from the current folder, as a user typing them would expect.
+    """
+    path = Path(path)
+    raw, notices = read_config_file(path)
+    settings = {**DEFAULTS, **{k: v for k, v in raw.items() if k in _SCHEMA}}
+    base = path.resolve().parent
+    overrides = overrides or {}
+    flag_paths = {k for k in ("hub_directory", "wan2gp_directory") if k in overrides}
+    settings.update(overrides)
+
+    wan2gp_value = settings["wan2gp_directory"]
+    wan2gp = _resolve(Path.cwd() if "wan2gp_directory" in flag_paths else base, wan2gp_value)
+
+    hub_value = settings["hub_directory"]
+    hub: Path | None = None
+    if hub_value:
+        hub = _resolve(Path.cwd() if "hub_directory" in flag_paths else base, hub_value)
+        if not hub.is_dir():
+            notices.append(f"hub folder {hub} does not exist; hub features are off")
+            hub = None
+    else:
+        notices.append("no hub folder set; hub features are off")
+
+    limit = settings["bandwidth_limit_kb"]
+    return Config(
+        path=path,
+        hub_directory=hub,
+        bandwidth_limit_kb=float(limit) if limit else None,
+        wan2gp_directory=Path(os.path.normpath(wan2gp)),
+        jobs=settings["jobs"],
+        connections=settings["connections"],
+        notices=notices,
+    )
