@@ -1,0 +1,202 @@
+"""The HTTP plumbing both servers share: keep-alive handler, replies, file streaming with faults."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from wandown.localhub.faults import Fault
+from wandown.localhub.protocol import UNSATISFIABLE, parse_range
+
+CHUNK_SIZE = 256 * 1024
+IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may sit idle
+
+
+class Request(BaseHTTPRequestHandler):
+    """One HTTP/1.1 connection; every answer carries Content-Length so keep-alive works."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "wandown-localhub"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT
+    server: Server
+
+    # -- request side -------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        self.raw_path = parts.path
+        self.query = parse_qs(parts.query, keep_blank_values=True)
+        length = self.headers.get("Content-Length", "0")
+        self.body = self.rfile.read(int(length)) if length.isdigit() and int(length) else b""
+        self.server.record(self)
+        try:
+            self.server.route(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-answer
+
+    do_GET = do_HEAD = do_POST = _dispatch
+
+    def query_value(self, name: str) -> str | None:
+        """Return the last value of a query parameter."""
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Stay quiet: tests read ``LocalHub.requests`` instead of a log."""
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def reply(self, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        """Send a complete answer (no body on HEAD, but the same Content-Length)."""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def reply_json(self, status: int, value: object, headers: dict[str, str] | None = None) -> None:
+        """Send value as JSON."""
+        body = json.dumps(value).encode()
+        self.reply(status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+                   body)
+
+    def reply_error(self, status: int, code: str | None, message: str,
+                    headers: dict[str, str] | None = None) -> None:
+        """Send an error the way the Hub does: X-Error-Code/X-Error-Message and {"error": ...}."""
+        extra = {"X-Error-Message": message, **(headers or {})}
+        if code:
+            extra["X-Error-Code"] = code
+        self.reply_json(status, {"error": message}, extra)
+
+    def send_file(self, local: Path, size: int, headers: dict[str, str], fault: Fault | None,
+                  stopping: threading.Event) -> None:
+        """Stream local (or the requested range of it), honouring Range and any body fault.
+
+        Fault byte counts (drop_after, stall_after, short_body) count bytes of this body;
+        corrupt_at is an offset in the file.
+        """
+        fault = fault or Fault()
+        wanted = None if fault.ignore_range else parse_range(self.headers.get("Range"), size)
+        if wanted == UNSATISFIABLE:
+            self.reply(416, {**headers, "Content-Range": f"bytes */{size}"})
+            return
+        first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
+        length = last - first + 1
+        self.send_response(206 if isinstance(wanted, tuple) else 200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if isinstance(wanted, tuple):
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if self.command == "HEAD" or length <= 0:
+            return
+        self._stream(local, first, length, fault, stopping)
+
+    def _stream(self, local: Path, first: int, length: int, fault: Fault,
+                stopping: threading.Event) -> None:
+        limit = length
+        for cut in (fault.drop_after, fault.short_body):
+            if cut is not None:
+                limit = min(limit, cut)
+        stall_at = fault.stall_after if fault.stall_seconds > 0 else None
+        sent = 0
+        with open(local, "rb") as handle:
+            handle.seek(first)
+            while sent < limit and not stopping.is_set():
+                step = min(CHUNK_SIZE, limit - sent)
+                if stall_at is not None and sent < stall_at:
+                    step = min(step, stall_at - sent)
+                chunk = handle.read(step)
+                if not chunk:
+                    break  # the file shrank under us; the client will see a short body
+                if fault.corrupt_at is not None:
+                    chunk = _flip(chunk, fault.corrupt_at - (first + sent))
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                if stall_at is not None and sent >= stall_at:
+                    stall_at = None
+                    stopping.wait(fault.stall_seconds)
+        if sent < length:
+            self._cut(reset=fault.drop_after is not None and sent == fault.drop_after)
+
+    def _cut(self, *, reset: bool) -> None:
+        """End the connection early: a TCP reset for a dropped link, else a clean close."""
+        self.close_connection = True
+        if reset:
+            # SO_LINGER with a zero timeout makes close() send RST instead of FIN; rfile holds a
+            # reference to the socket, so it has to go first for close() to take effect now.
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.rfile.close()
+                self.connection.close()
+
+
+def _flip(chunk: bytes, index: int) -> bytes:
+    if 0 <= index < len(chunk):
+        return chunk[:index] + bytes([chunk[index] ^ 0xFF]) + chunk[index + 1:]
+    return chunk
+
+
+class Server(ThreadingHTTPServer):
+    """A threading HTTP server that can close its kept-alive connections when stopped."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], name: str,
+                 route: Callable[[Request], None], record: Callable[[str, Request], None]) -> None:
+        self.name = name
+        self._route = route
+        self._record = record
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, Request)
+
+    def route(self, request: Request) -> None:
+        """Answer one request."""
+        self._route(request)
+
+    def record(self, request: Request) -> None:
+        """Note one request for LocalHub.requests."""
+        self._record(self.name, request)
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:
+        """Remember the connection so stop() can close it even while it idles in keep-alive."""
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        """Forget a finished connection."""
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut every open connection, so idle keep-alive handlers end at once."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Drop broken connections silently; a client hanging up is not a server error."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)

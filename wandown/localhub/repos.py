@@ -1,0 +1,240 @@
+"""Repositories found on disk: plain folders and Hugging Face cache folders.
+
+A plain folder ``ROOT/<owner>/<repo>/`` has one branch, ``main``, whose commit id is synthesized
+from the file listing (paths, sizes, mtimes), so it changes whenever a file does. A cache folder
+``models--<owner>--<repo>/`` (as huggingface_hub writes it) has real branches in ``refs/`` and one
+snapshot per commit in ``snapshots/<commit>/``; its blob names already are the files' digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The Hub stores a file in LFS when it is large or its extension is in the default .gitattributes
+# that huggingface.co writes into every new model repo.
+LFS_MIN_SIZE = 10 * 1024 * 1024
+LFS_SUFFIXES = frozenset({
+    "7z", "arrow", "bin", "bz2", "ckpt", "ftz", "gguf", "gz", "h5", "joblib", "mlmodel", "model",
+    "msgpack", "npy", "npz", "onnx", "ot", "parquet", "pb", "pickle", "pkl", "pt", "pth", "rar",
+    "safetensors", "tar", "tflite", "tgz", "wasm", "xz", "zip", "zst",
+})
+CACHE_PREFIX = "models--"
+HEX40 = re.compile(r"[0-9a-f]{40}")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+SKIPPED_DIRS = frozenset({".git"})
+CACHE_SEARCH_DEPTH = 3
+
+
+def is_lfs(path: str, size: int) -> bool:
+    """Tell whether the Hub would keep this file in LFS."""
+    name = path.rsplit("/", 1)[-1].lower()
+    if size >= LFS_MIN_SIZE or ".lfs." in name or "tfevents" in name:
+        return True
+    return "." in name and name.rsplit(".", 1)[1] in LFS_SUFFIXES
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    """One file of a snapshot."""
+
+    path: str  # inside the repo, "/"-separated
+    local: Path
+    size: int
+    mtime_ns: int
+    lfs: bool
+    known_digest: str | None = None  # sha256 (LFS) or blob sha1, when a cache blob name says so
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The files of one repo at one commit, sorted by path."""
+
+    repo_id: str
+    commit: str
+    files: dict[str, RepoFile]
+    last_modified_ns: int
+    folders: frozenset[str] = field(default=frozenset())
+
+    def __post_init__(self) -> None:
+        parents = set()
+        for path in self.files:
+            parts = path.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                parents.add("/".join(parts[:depth]))
+        object.__setattr__(self, "folders", frozenset(parents))
+
+
+def _walk_files(top: Path) -> list[tuple[str, Path, os.stat_result]]:
+    """List regular files under top (following file symlinks) as (relative path, path, stat)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        for name in filenames:
+            local = Path(dirpath, name)
+            try:
+                info = local.stat()
+            except OSError:
+                continue  # a broken link or a file removed while we looked
+            if not os.path.isfile(local):
+                continue
+            found.append((local.relative_to(top).as_posix(), local, info))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+class FolderRepo:
+    """A plain folder served as a repo with a single branch, ``main``."""
+
+    branch = "main"
+
+    def __init__(self, repo_id: str, folder: Path) -> None:
+        self.repo_id = repo_id
+        self.folder = folder
+
+    def current(self) -> Snapshot:
+        """Scan the folder and return its snapshot, with a commit id derived from the listing."""
+        listing = hashlib.sha1(b"localhub folder\n", usedforsecurity=False)
+        files: dict[str, RepoFile] = {}
+        newest = 0
+        for rel, local, info in _walk_files(self.folder):
+            listing.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+            files[rel] = RepoFile(rel, local, info.st_size, info.st_mtime_ns,
+                                  is_lfs(rel, info.st_size))
+            newest = max(newest, info.st_mtime_ns)
+        return Snapshot(self.repo_id, listing.hexdigest(), files, newest)
+
+    def branches(self) -> dict[str, str]:
+        """Return branch name -> commit id."""
+        return {self.branch: self.current().commit}
+
+    def resolve(self, revision: str) -> Snapshot | None:
+        """Return the snapshot at revision (branch or commit), or None if there is none."""
+        snapshot = self.current()
+        return snapshot if revision in (self.branch, snapshot.commit) else None
+
+
+class CacheRepo:
+    """A Hugging Face cache folder (``models--owner--name``) served with its own refs."""
+
+    def __init__(self, repo_id: str, folder: Path) -> None:
+        self.repo_id = repo_id
+        self.folder = folder
+
+    def branches(self) -> dict[str, str]:
+        """Return ref name (``main``, ``refs/pr/1``) -> commit, for refs with a snapshot."""
+        refs_dir = self.folder / "refs"
+        found = {}
+        for rel, local, _info in _walk_files(refs_dir) if refs_dir.is_dir() else []:
+            try:
+                commit = local.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            # refs/main is the branch "main"; refs/pr/1 is addressed by its full name.
+            name = f"refs/{rel}" if rel.startswith(("pr/", "convert/")) else rel
+            if HEX40.fullmatch(commit) and (self.folder / "snapshots" / commit).is_dir():
+                found[name] = commit
+        return found
+
+    def resolve(self, revision: str) -> Snapshot | None:
+        """Return the snapshot at revision (ref or commit), or None if the cache lacks it."""
+        commit = self.branches().get(revision.removeprefix("refs/heads/"))
+        if commit is None and HEX40.fullmatch(revision):
+            commit = revision
+        top = self.folder / "snapshots" / (commit or "")
+        if commit is None or not top.is_dir():
+            return None
+        files: dict[str, RepoFile] = {}
+        newest = 0
+        for rel, local, info in _walk_files(top):
+            blob_name = os.path.basename(os.path.realpath(local))
+            if HEX64.fullmatch(blob_name):
+                lfs, known = True, blob_name
+            elif HEX40.fullmatch(blob_name):
+                lfs, known = False, blob_name
+            else:
+                lfs, known = is_lfs(rel, info.st_size), None
+            files[rel] = RepoFile(rel, local, info.st_size, info.st_mtime_ns, lfs, known)
+            newest = max(newest, info.st_mtime_ns)
+        return Snapshot(self.repo_id, commit, files, newest)
+
+
+Repo = FolderRepo | CacheRepo
+
+
+def cache_folder_repo_id(name: str) -> str | None:
+    """Turn ``models--owner--name`` into ``owner/name`` (None for other folder names)."""
+    if not name.startswith(CACHE_PREFIX):
+        return None
+    parts = name[len(CACHE_PREFIX):].split("--")
+    return "/".join(parts) if 1 <= len(parts) <= 2 and all(parts) else None
+
+
+class RepoStore:
+    """Find repos under a root folder; plain folders win over cache folders of the same name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._cache_folders: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        self._scan_cache_folders()
+
+    def _scan_cache_folders(self) -> None:
+        found: dict[str, Path] = {}
+        level = [self.root]
+        for _depth in range(CACHE_SEARCH_DEPTH):
+            next_level = []
+            for folder in level:
+                try:
+                    children = sorted(p for p in folder.iterdir() if p.is_dir())
+                except OSError:
+                    continue
+                for child in children:
+                    repo_id = cache_folder_repo_id(child.name)
+                    if repo_id is not None and (child / "snapshots").is_dir():
+                        found.setdefault(repo_id, child)
+                    elif not child.name.startswith((".", "datasets--", "spaces--")):
+                        next_level.append(child)
+            level = next_level
+        with self._lock:
+            self._cache_folders = found
+
+    def _plain(self, repo_id: str) -> FolderRepo | None:
+        parts = repo_id.split("/")
+        if len(parts) != 2 or any(
+            p.startswith((".", CACHE_PREFIX, "datasets--")) or not p for p in parts
+        ):
+            return None
+        folder = self.root / parts[0] / parts[1]
+        return FolderRepo(repo_id, folder) if folder.is_dir() else None
+
+    def find(self, repo_id: str) -> Repo | None:
+        """Return the repo called repo_id, or None."""
+        plain = self._plain(repo_id)
+        if plain is not None:
+            return plain
+        with self._lock:
+            folder = self._cache_folders.get(repo_id)
+        if folder is None or not folder.is_dir():
+            self._scan_cache_folders()  # a cache folder may have appeared since the last look
+            with self._lock:
+                folder = self._cache_folders.get(repo_id)
+        return CacheRepo(repo_id, folder) if folder is not None else None
+
+    def repo_ids(self) -> list[str]:
+        """List every repo id served, sorted."""
+        ids = set()
+        for owner in self.root.iterdir() if self.root.is_dir() else []:
+            if owner.is_dir() and not owner.name.startswith(".") and cache_folder_repo_id(
+                owner.name
+            ) is None:
+                ids.update(f"{owner.name}/{r.name}" for r in owner.iterdir()
+                           if r.is_dir() and self._plain(f"{owner.name}/{r.name}"))
+        self._scan_cache_folders()
+        with self._lock:
+            ids.update(self._cache_folders)
+        return sorted(ids)

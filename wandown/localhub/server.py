@@ -1,0 +1,192 @@
+"""LocalHub: a Hugging Face Hub look-alike on loopback, with a second port playing the CDN."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from wandown.errors import WandownError
+from wandown.localhub.access import AccessPolicy
+from wandown.localhub.faults import Fault, FaultBoard
+from wandown.localhub.hashes import HashCache
+from wandown.localhub.http import Request, Server
+from wandown.localhub.protocol import FileMeta, lfs_meta, plain_meta
+from wandown.localhub.repos import RepoFile, RepoStore
+from wandown.localhub.routes import CdnRoutes, HubRoutes, make_cdn_link
+
+
+class LocalHubError(WandownError):
+    """The local hub cannot start or cannot find what it was asked about."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as a server saw it."""
+
+    server: str  # "hub" or "cdn"
+    method: str
+    path: str  # with the query string
+    headers: dict[str, str]  # lower-case names
+
+
+class LocalHub:
+    """Serve the repos under root like huggingface.co does, until stop().
+
+    Use as a context manager. ``url`` is the Hub endpoint (for HF_ENDPOINT); LFS files redirect
+    to ``cdn_url``. Faults are armed per file with set_fault(); every request is recorded in
+    ``requests``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cdn_port: int = 0,
+        gated: Iterable[str] = (),
+        private: Iterable[str] = (),
+        tokens: Mapping[str, Iterable[str] | str] | None = None,
+        page_size: int = 1000,
+        hash_cache: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise LocalHubError(f"{self.root} is not a folder")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.host = host
+        self.port = port
+        self.cdn_port = cdn_port
+        self.page_size = page_size
+        self.policy = AccessPolicy(gated, private, tokens)
+        self.store = RepoStore(self.root)
+        self.hashes = HashCache(self.root, Path(hash_cache) if hash_cache else None)
+        self.faults = FaultBoard()
+        self.secret = secrets.token_bytes(16)
+        self.stopping = threading.Event()
+        self._records: list[RequestRecord] = []
+        self._records_lock = threading.Lock()
+        self._servers: list[Server] = []
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> LocalHub:
+        """Bind both ports and serve in background threads."""
+        if self._servers:
+            return self
+        self.stopping.clear()
+        try:
+            hub = Server((self.host, self.port), "hub", HubRoutes(self), self._record)
+        except OSError as err:
+            raise LocalHubError(
+                f"cannot listen on {self.host}:{self.port}: {err.strerror}"
+            ) from None
+        try:
+            cdn = Server((self.host, self.cdn_port), "cdn", CdnRoutes(self), self._record)
+        except OSError as err:
+            hub.server_close()
+            raise LocalHubError(
+                f"cannot listen on {self.host}:{self.cdn_port}: {err.strerror}"
+            ) from None
+        self._servers = [hub, cdn]
+        self.port = hub.server_address[1]
+        self.cdn_port = cdn.server_address[1]
+        for server in self._servers:
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                      name=f"localhub-{server.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection, idle or not."""
+        self.stopping.set()
+        for server in self._servers:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers, self._threads = [], []
+
+    def __enter__(self) -> LocalHub:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The Hub endpoint, e.g. ``http://127.0.0.1:PORT``."""
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def cdn_url(self) -> str:
+        """The CDN endpoint LFS downloads are redirected to."""
+        return f"http://{_url_host(self.host)}:{self.cdn_port}"
+
+    # -- tests' controls ----------------------------------------------------------------------
+
+    def set_fault(self, repo_id: str, path: str, fault: Fault) -> None:
+        """Arm a fault for one file (replacing the one it had)."""
+        self.faults.set(repo_id, path, fault)
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        self.faults.clear()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._records_lock:
+            return list(self._records)
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        with self._records_lock:
+            self._records.clear()
+
+    def commit_of(self, repo_id: str, revision: str = "main") -> str:
+        """Return the commit id revision resolves to (LocalHubError if it does not)."""
+        repo = self.store.find(repo_id)
+        snapshot = repo.resolve(revision) if repo is not None else None
+        if snapshot is None:
+            raise LocalHubError(f"no revision {revision!r} in repo {repo_id!r} under {self.root}")
+        return snapshot.commit
+
+    # -- used by the routes -------------------------------------------------------------------
+
+    def meta(self, file: RepoFile) -> FileMeta:
+        """Describe a file, hashing it on first need (cache blob names spare that)."""
+        if file.known_digest is not None:
+            if file.lfs:
+                return lfs_meta(file, file.known_digest)
+            return plain_meta(file, file.known_digest)
+        digests = self.hashes.digests(file.local, file.size, file.mtime_ns)
+        return lfs_meta(file, digests.sha256) if file.lfs else plain_meta(file, digests.blob_sha1)
+
+    def cdn_link(self, request: Request, repo_id: str, commit: str, meta: FileMeta) -> str:
+        """Return a signed CDN link, on the host name the client used to reach the hub."""
+        host = (request.headers.get("Host") or "").rsplit(":", 1)[0] or _url_host(self.host)
+        return make_cdn_link(f"http://{host}:{self.cdn_port}", self.secret, repo_id, commit, meta)
+
+    def _record(self, server: str, request: Request) -> None:
+        record = RequestRecord(server, request.command, request.path,
+                               {k.lower(): v for k, v in request.headers.items()})
+        with self._records_lock:
+            self._records.append(record)
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
