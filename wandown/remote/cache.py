@@ -1,0 +1,309 @@
+"""The metadata cache: one JSON file of file sizes/hashes per commit and branch -> commit answers.
+
+Entries are keyed by endpoint, repo, commit and path, so a mirror and the real Hub never mix.
+Writers merge under an flock'ed lock file and re-read before writing, so two wandown processes
+never lose each other's entries. The token is never part of any entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wandown.errors import RemoteError
+from wandown.fsutil import atomic_write_json, cache_dir
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; last writer wins there.
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT = "wandown-metadata"
+VERSION = 1
+FILE_NAME = "metadata.json"
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+
+FileKey = tuple[str, str, str, str]  # endpoint, repo, commit, path
+BranchKey = tuple[str, str, str]  # endpoint, repo, revision
+
+
+class MetadataFileError(RemoteError):
+    """A metadata file (cache or import) is not something wandown wrote."""
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    """What the Hub said about one file at one commit."""
+
+    size: int
+    sha256: str | None
+    blob_sha1: str | None
+
+
+@dataclass(frozen=True)
+class BranchMeta:
+    """The commit a branch or tag pointed at, and when wandown last asked (Unix time)."""
+
+    commit: str
+    checked: float
+
+
+def default_cache_path() -> Path:
+    """Return the metadata cache file in wandown's cache folder."""
+    return cache_dir() / FILE_NAME
+
+
+def is_commit(revision: str) -> bool:
+    """Tell whether revision is a full commit id, which never moves."""
+    return bool(_SHA1.match(revision))
+
+
+class MetadataCache:
+    """The in-memory view of the cache file plus the entries added since it was read."""
+
+    def __init__(self, path: Path | None = None, *, now: Callable[[], float] = time.time) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.problems: list[str] = []
+        self._now = now
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._files: dict[FileKey, FileMeta] = {}
+        self._branches: dict[BranchKey, BranchMeta] = {}
+        self._new_files: dict[FileKey, FileMeta] = {}
+        self._new_branches: dict[BranchKey, BranchMeta] = {}
+
+    @property
+    def lock_path(self) -> Path:
+        """Return the lock file that serialises writers of the cache file."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def file(self, key: FileKey) -> FileMeta | None:
+        """Return the cached metadata of one file at one commit."""
+        with self._lock:
+            self._load_once()
+            return self._files.get(key)
+
+    def branch(self, key: BranchKey) -> BranchMeta | None:
+        """Return the last known commit of a branch or tag."""
+        with self._lock:
+            self._load_once()
+            return self._branches.get(key)
+
+    def add_file(self, key: FileKey, meta: FileMeta) -> None:
+        """Remember a file's metadata (saved by the next save())."""
+        with self._lock:
+            self._load_once()
+            if self._files.get(key) != meta:
+                self._files[key] = meta
+                self._new_files[key] = meta
+
+    def add_branch(self, key: BranchKey, commit: str) -> None:
+        """Remember that a branch pointed at commit now."""
+        meta = BranchMeta(commit=commit, checked=self._now())
+        with self._lock:
+            self._load_once()
+            self._branches[key] = meta
+            self._new_branches[key] = meta
+
+    def save(self) -> None:
+        """Merge the new entries into the file on disk, under the lock, atomically."""
+        with self._lock:
+            if not self._new_files and not self._new_branches:
+                return
+            with self._file_lock():
+                files, branches = self._read_disk()
+                files.update(self._new_files)
+                _merge_branches(branches, self._new_branches)
+                self._write(files, branches)
+            self._files, self._branches = files, branches
+            self._new_files, self._new_branches = {}, {}
+            self._loaded = True
+
+    def clear(self) -> None:
+        """Forget everything: the file on disk and what is in memory."""
+        with self._lock, self._file_lock():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self._files, self._branches = {}, {}
+            self._new_files, self._new_branches = {}, {}
+            self._loaded = True
+
+    def export(self, destination: Path) -> int:
+        """Write every known entry (disk and memory) to destination; return how many."""
+        with self._lock:
+            with self._file_lock():
+                files, branches = self._read_disk()
+            files.update(self._files)
+            _merge_branches(branches, self._branches)
+            atomic_write_json(Path(destination), _to_json(files, branches))
+            return len(files) + len(branches)
+
+    def import_file(self, source: Path) -> int:
+        """Validate an exported file and merge it into the cache; return how many entries it had."""
+        source = Path(source)
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MetadataFileError(f"Cannot read metadata file {source}: {exc}") from None
+        try:
+            files, branches = _from_json(json.loads(text))
+        except (ValueError, MetadataFileError) as exc:
+            raise MetadataFileError(f"{source} is not a wandown metadata file: {exc}") from None
+        with self._lock:
+            self._load_once()
+            for key, meta in files.items():
+                self._files[key] = self._new_files[key] = meta
+            for key, branch in branches.items():
+                known = self._branches.get(key)
+                if known is None or branch.checked > known.checked:
+                    self._branches[key] = self._new_branches[key] = branch
+        self.save()
+        return len(files) + len(branches)
+
+    def _load_once(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        with self._file_lock():
+            self._files, self._branches = self._read_disk()
+
+    def _read_disk(self) -> tuple[dict[FileKey, FileMeta], dict[BranchKey, BranchMeta]]:
+        """Read the cache file; a corrupt one is moved aside and reported once in problems."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}, {}
+        except (OSError, UnicodeDecodeError) as exc:
+            return self._set_aside(str(exc))
+        try:
+            return _from_json(json.loads(text))
+        except (ValueError, MetadataFileError) as exc:
+            return self._set_aside(str(exc))
+
+    def _set_aside(self, reason: str) -> tuple[dict, dict]:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        try:
+            os.replace(self.path, aside)
+            where = f"moved to {aside}"
+        except OSError:
+            where = "ignored"
+        self.problems.append(f"Metadata cache {self.path} was unreadable ({reason}); {where}.")
+        return {}, {}
+
+    def _write(self, files: dict[FileKey, FileMeta], branches: dict[BranchKey, BranchMeta]) -> None:
+        atomic_write_json(self.path, _to_json(files, branches))
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock_path, "a+b")  # noqa: SIM115 - closed below
+        except OSError:
+            # A read-only cache folder: reading needs no lock, and writing fails on its own.
+            yield
+            return
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _merge_branches(into: dict[BranchKey, BranchMeta], new: dict[BranchKey, BranchMeta]) -> None:
+    for key, meta in new.items():
+        known = into.get(key)
+        if known is None or meta.checked >= known.checked:
+            into[key] = meta
+
+
+def _to_json(files: dict[FileKey, FileMeta], branches: dict[BranchKey, BranchMeta]) -> dict:
+    """Lay entries out as hubs -> endpoint -> commits/branches -> repo, readable by people."""
+    hubs: dict[str, Any] = {}
+    for (endpoint, repo, commit, path), meta in files.items():
+        hub = hubs.setdefault(endpoint, {"commits": {}, "branches": {}})
+        hub["commits"].setdefault(repo, {}).setdefault(commit, {})[path] = {
+            "size": meta.size,
+            "sha256": meta.sha256,
+            "blob_sha1": meta.blob_sha1,
+        }
+    for (endpoint, repo, revision), branch in branches.items():
+        hub = hubs.setdefault(endpoint, {"commits": {}, "branches": {}})
+        hub["branches"].setdefault(repo, {})[revision] = {
+            "commit": branch.commit,
+            "checked": branch.checked,
+        }
+    return {"format": FORMAT, "version": VERSION, "hubs": hubs}
+
+
+def _from_json(data: Any) -> tuple[dict[FileKey, FileMeta], dict[BranchKey, BranchMeta]]:
+    """Validate and flatten what _to_json wrote; raise MetadataFileError on anything else."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise MetadataFileError(f'no "format": "{FORMAT}" marker')
+    if data.get("version") != VERSION:
+        raise MetadataFileError(f"unsupported version {data.get('version')!r}")
+    hubs = _mapping(data.get("hubs"), "hubs")
+    files: dict[FileKey, FileMeta] = {}
+    branches: dict[BranchKey, BranchMeta] = {}
+    for endpoint, hub in hubs.items():
+        hub = _mapping(hub, endpoint)
+        for repo, commits in _mapping(hub.get("commits", {}), "commits").items():
+            for commit, paths in _mapping(commits, repo).items():
+                _require(is_commit(commit), f"{repo}: {commit!r} is not a commit id")
+                for path, entry in _mapping(paths, commit).items():
+                    files[(endpoint, repo, commit, path)] = parse_file_meta(entry, f"{repo}/{path}")
+        for repo, revisions in _mapping(hub.get("branches", {}), "branches").items():
+            for revision, entry in _mapping(revisions, repo).items():
+                entry = _mapping(entry, f"{repo}@{revision}")
+                commit, checked = entry.get("commit"), entry.get("checked")
+                _require(
+                    isinstance(commit, str) and is_commit(commit), f"{repo}@{revision}: bad commit"
+                )
+                _require(
+                    isinstance(checked, (int, float)) and not isinstance(checked, bool),
+                    f"{repo}@{revision}: bad time",
+                )
+                branches[(endpoint, repo, revision)] = BranchMeta(commit, float(checked))
+    return files, branches
+
+
+def parse_file_meta(entry: Any, where: str) -> FileMeta:
+    """Validate one {size, sha256, blob_sha1} record; raise MetadataFileError when unusable."""
+    entry = _mapping(entry, where)
+    size, sha256, blob_sha1 = entry.get("size"), entry.get("sha256"), entry.get("blob_sha1")
+    _require(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 0, f"{where}: bad size"
+    )
+    _require(
+        sha256 is None or (isinstance(sha256, str) and _SHA256.match(sha256)),
+        f"{where}: bad sha256",
+    )
+    _require(
+        blob_sha1 is None or (isinstance(blob_sha1, str) and _SHA1.match(blob_sha1)),
+        f"{where}: bad blob_sha1",
+    )
+    _require(sha256 is not None or blob_sha1 is not None, f"{where}: no hash")
+    return FileMeta(size=size, sha256=sha256, blob_sha1=blob_sha1)
+
+
+def _mapping(value: Any, where: str) -> dict:
+    _require(isinstance(value, dict), f"{where}: expected an object")
+    return value
+
+
+def _require(condition: bool, problem: str) -> None:
+    if not condition:
+        raise MetadataFileError(problem)
