@@ -1,0 +1,181 @@
+"""Put hub files in place as symlinks, and turn duplicate copies into symlinks (dedupe).
+
+A link always points at an absolute path. For a file of a Hugging Face cache the target is the
+blob (`.../blobs/<sha256>`), not the snapshot path: the blob is the content the match proved, it
+is reached in one hop, and it stays when huggingface_hub's cache cleanup drops an old snapshot
+folder that still shares the blob with a newer revision.
+Nothing here ever writes into the hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import stat as stat_module
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wandown import fsutil
+from wandown.hub import hashing
+from wandown.hub.hashing import BLAKE3, SHA256, Progress
+from wandown.hub.index import HubError, HubIndex
+from wandown.hub.sidecar import FileStat
+
+
+class LinkOutcome(str, enum.Enum):
+    """What link_into_place did."""
+
+    LINKED = "linked"  # nothing was at the destination
+    ALREADY = "already-linked"  # the destination already pointed at the hub file
+    REPAIRED = "repaired"  # a broken link, or a link to something else, was replaced
+
+
+def link_into_place(hub_file: Path, dest: Path) -> LinkOutcome:
+    """Make dest a symlink to hub_file (absolute), atomically, never following dest.
+
+    Raises FileExistsError when a real file or folder is at dest, and HubError when hub_file is
+    missing or is itself a broken link.
+    """
+    target = os.path.abspath(hub_file)
+    if not os.path.isfile(target):
+        raise HubError(f"hub file {target} is missing or a broken link; not linking to it")
+    dest = Path(os.path.abspath(dest))
+    try:
+        current = os.lstat(dest)
+    except FileNotFoundError:
+        current = None
+    if current is not None and not stat_module.S_ISLNK(current.st_mode):
+        raise FileExistsError(f"{dest} is a real file; not replacing it with a link")
+    if current is not None and os.readlink(dest) == target:
+        return LinkOutcome.ALREADY
+    fsutil.atomic_symlink(Path(target), dest)
+    return LinkOutcome.LINKED if current is None else LinkOutcome.REPAIRED
+
+
+@dataclass
+class DedupeReport:
+    """Files replaced by links to identical hub files, and the disk space that freed."""
+
+    replaced: list[tuple[Path, Path]] = field(default_factory=list)  # (file, hub file)
+    bytes_reclaimed: int = 0
+
+
+def dedupe(
+    folder: Path,
+    index: HubIndex,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> DedupeReport:
+    """Replace real files under folder that are byte-identical to hub files with links to them.
+
+    Identity is size, then BLAKE3 (sha256 when the blake3 package is missing, or when a hub
+    file's sha256 is known from its HF blob name). Hub files are only read, never touched.
+    """
+    folder = os.path.abspath(folder)
+    hub_real = os.path.realpath(index.hub_dir)
+    if os.path.realpath(folder) + os.sep == hub_real + os.sep or (
+        os.path.realpath(folder).startswith(hub_real + os.sep)
+    ):
+        raise HubError(f"{folder} is inside the hub {index.hub_dir}; dedupe never changes the hub")
+    hub_stat = os.stat(index.hub_dir)
+    report = DedupeReport()
+    try:
+        for path, stat in _real_files(folder, (hub_stat.st_dev, hub_stat.st_ino), index):
+            if cancel is not None and cancel.is_set():
+                break
+            hub_key = _identical_hub_file(path, stat, index, progress, cancel)
+            if hub_key is not None and _replace_with_link(path, stat, index.link_target(hub_key)):
+                report.replaced.append((Path(path), index.link_target(hub_key)))
+                if stat.st_nlink == 1:
+                    report.bytes_reclaimed += stat.st_size
+    except hashing.HashingCancelled:
+        pass
+    finally:
+        index.save()
+    return report
+
+
+def _real_files(folder: str, hub_identity: tuple[int, int], index: HubIndex):
+    """Yield (path, lstat) of real files under folder whose size some hub file has."""
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            index.notice(f"skipping {current}: {exc.strerror or exc}")
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) != hub_identity:
+                        stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_size > 0 and st.st_size in index.by_size:
+                        yield entry.path, st
+            except OSError as exc:
+                index.notice(f"skipping {entry.path}: {exc.strerror or exc}")
+
+
+def _identical_hub_file(
+    path: str,
+    stat: os.stat_result,
+    index: HubIndex,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> str | None:
+    compare = BLAKE3 if index.blake3_available else SHA256
+    mine: dict[str, str] | None = None
+    for key in index.candidates(stat.st_size):
+        hub_stat = index.files[key]
+        if (hub_stat.dev, hub_stat.ino) == (stat.st_dev, stat.st_ino):
+            continue  # the same file (a hard link): a symlink would free nothing
+        if mine is None:
+            try:
+                mine = hashing.hash_file(
+                    Path(path),
+                    {SHA256, BLAKE3} if index.blake3_available else {SHA256},
+                    progress=progress,
+                    cancel=cancel,
+                    blake3_factory=hashing.load_blake3(),
+                )
+            except OSError as exc:
+                index.notice(f"cannot read {path}: {exc.strerror or exc}")
+                return None
+            if not mine:
+                return None
+        theirs = index.known_digests(key)
+        kind = compare if compare in theirs else SHA256 if SHA256 in theirs else compare
+        if kind not in theirs:
+            theirs = index.digests(key, {kind}, progress=progress, cancel=cancel)
+        if kind in theirs and theirs[kind] == mine.get(kind):
+            return key
+    return None
+
+
+def _replace_with_link(path: str, before: os.stat_result, target: Path) -> bool:
+    """Swap the file at path for a link to target, unless it changed since it was hashed."""
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return False
+    if not stat_module.S_ISREG(now.st_mode) or FileStat.of(now) != FileStat.of(before):
+        return False
+    temporary = os.path.join(
+        os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.dedupe"
+    )
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    os.symlink(target, temporary)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return True

@@ -1,0 +1,208 @@
+"""Walk a hub folder with os.scandir and stat only; never read or write a hub file.
+
+The hub may mix plain trees of model files, Hugging Face caches and InvokeAI installs at any
+depth. Folder links are followed, but a folder already visited (same st_dev and st_ino) is not
+entered again, so a link loop ends the descent instead of hanging it. Every place that cannot be
+read is skipped with one notice.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+from collections.abc import Callable
+from pathlib import Path
+
+from wandown.hub.hashing import BLOB_SHA1, SHA256
+from wandown.hub.hfcache import SHA1_NAME, SHA256_NAME, HfCacheRepo, repo_id_from_folder
+from wandown.hub.index import HubError, HubIndex
+from wandown.hub.invokeai import DATABASE
+from wandown.hub.sidecar import FileStat, sidecar_path_for
+
+SKIPPED_FOLDERS = frozenset({".git"})
+
+
+def scan_hub(
+    hub_dir: Path,
+    sidecar_path: Path | None = None,
+    notices: Callable[[str], None] | None = None,
+) -> HubIndex:
+    """Scan the hub folder and return its index (stat facts, no file contents read)."""
+    root = os.path.abspath(os.fspath(hub_dir))
+    try:
+        root_stat = os.stat(root)
+    except OSError as exc:
+        raise HubError(f"cannot use the hub folder {root}: {exc.strerror or exc}") from exc
+    if not stat_module.S_ISDIR(root_stat.st_mode):
+        raise HubError(f"the hub folder {root} is not a folder")
+    index = HubIndex(root, sidecar_path or sidecar_path_for(root), notices)
+    _Walker(index).walk(root, root_stat)
+    return index
+
+
+class _Walker:
+    def __init__(self, index: HubIndex) -> None:
+        self.index = index
+        self.visited: set[tuple[int, int]] = set()
+
+    def skip(self, place: str, exc: OSError) -> None:
+        self.index.skipped_places += 1
+        self.index.notice(f"skipping {place}: {exc.strerror or exc}")
+
+    def list_folder(self, path: str) -> list[os.DirEntry] | None:
+        try:
+            with os.scandir(path) as entries:
+                return list(entries)
+        except OSError as exc:
+            self.skip(path, exc)
+            return None
+
+    def enter(self, entry: os.DirEntry) -> bool:
+        """Return True the first time a folder (by device and inode) is reached."""
+        st = entry.stat() if entry.is_symlink() else entry.stat(follow_symlinks=False)
+        identity = (st.st_dev, st.st_ino)
+        if identity in self.visited:
+            self.index.notice(
+                f"not entering {entry.path} again: it leads to a folder already scanned"
+            )
+            return False
+        self.visited.add(identity)
+        return True
+
+    def walk(self, root: str, root_stat: os.stat_result) -> None:
+        """Walk real folders first and folder links last, so a file is keyed by its real place."""
+        self.visited.add((root_stat.st_dev, root_stat.st_ino))
+        stack: list[tuple[str, str]] = [(root, "")]
+        linked: list[tuple[os.DirEntry, str, str]] = []
+        while stack or linked:
+            if stack:
+                folder, prefix = stack.pop()
+                self.walk_folder(folder, prefix, stack, linked)
+                continue
+            entry, key, parent = linked.pop(0)
+            try:
+                self.descend(entry, key, parent, stack)
+            except OSError as exc:
+                self.skip(entry.path, exc)
+
+    def descend(
+        self, entry: os.DirEntry, key: str, parent: str, stack: list[tuple[str, str]]
+    ) -> None:
+        """Enter a folder once: as a Hugging Face cache repo, or onto the stack to walk."""
+        if not self.enter(entry):
+            return
+        hf_repo = repo_id_from_folder(entry.name)
+        if hf_repo and self.hf_cache_repo(entry.path, key, *hf_repo):
+            return
+        if entry.name == "databases" and os.path.isfile(os.path.join(parent, DATABASE)):
+            self.index.invokeai_roots.append(parent)
+        stack.append((entry.path, key + "/"))
+
+    def walk_folder(
+        self,
+        folder: str,
+        prefix: str,
+        stack: list[tuple[str, str]],
+        linked: list[tuple[os.DirEntry, str, str]],
+    ) -> None:
+        entries = self.list_folder(folder)
+        if entries is None:
+            return
+        index = self.index
+        index.dir_count += 1
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir():
+                    if name in SKIPPED_FOLDERS:
+                        continue
+                    if entry.is_symlink():
+                        linked.append((entry, prefix + name, folder))
+                    else:
+                        self.descend(entry, prefix + name, folder, stack)
+                elif entry.is_file():
+                    target = os.path.realpath(entry.path) if entry.is_symlink() else None
+                    index.add_file(prefix + name, FileStat.of(entry.stat()), link_target=target)
+                elif entry.is_symlink():
+                    index.broken_links += 1
+                    index.notice(f"skipping {entry.path}: a broken link")
+            except OSError as exc:
+                self.skip(entry.path, exc)
+
+    def hf_cache_repo(self, folder: str, key: str, repo_type: str, repo_id: str) -> bool:
+        """Index a Hugging Face cache repo folder; return False if it is not one after all."""
+        entries = self.list_folder(folder)
+        if entries is None:
+            return True
+        parts = {entry.name: entry for entry in entries}
+        blobs, snapshots = parts.get("blobs"), parts.get("snapshots")
+        if blobs is None or snapshots is None or not (blobs.is_dir() and snapshots.is_dir()):
+            return False
+        self.index.dir_count += 1
+        hf_repo = HfCacheRepo(repo_type, repo_id, folder)
+        self.hf_blobs(hf_repo, blobs.path, key + "/blobs/")
+        for commit in self.list_folder(snapshots.path) or []:
+            try:
+                if commit.is_dir(follow_symlinks=False):
+                    hf_repo.snapshot_mtimes[commit.name] = commit.stat(
+                        follow_symlinks=False
+                    ).st_mtime_ns
+                    hf_repo.snapshots[commit.name] = self.hf_snapshot(
+                        hf_repo, commit.path, f"{key}/snapshots/{commit.name}/"
+                    )
+            except OSError as exc:
+                self.skip(commit.path, exc)
+        self.index.hf_repos.append(hf_repo)
+        return True
+
+    def hf_blobs(self, hf_repo: HfCacheRepo, folder: str, prefix: str) -> None:
+        for blob in self.list_folder(folder) or []:
+            name = blob.name
+            if SHA256_NAME.match(name):
+                known = {SHA256: name}
+            elif SHA1_NAME.match(name):
+                known = {BLOB_SHA1: name}
+            else:
+                continue  # "<etag>.incomplete": a download still running or abandoned
+            try:
+                if not blob.is_file(follow_symlinks=False):
+                    continue
+                self.index.add_file(
+                    prefix + name, FileStat.of(blob.stat(follow_symlinks=False)), known=known
+                )
+            except OSError as exc:
+                self.skip(blob.path, exc)
+                continue
+            hf_repo.blobs[name] = prefix + name
+
+    def hf_snapshot(self, hf_repo: HfCacheRepo, folder: str, key_prefix: str) -> dict[str, str]:
+        """Map each path of one snapshot to the blob its link names."""
+        links: dict[str, str] = {}
+        stack = [(folder, "")]
+        while stack:
+            current, prefix = stack.pop()
+            for entry in self.list_folder(current) or []:
+                inside = prefix + entry.name
+                try:
+                    if entry.is_symlink():
+                        blob = os.path.basename(os.readlink(entry.path))
+                        if blob in hf_repo.blobs:
+                            links[inside] = blob
+                        elif entry.is_file():  # a link to somewhere else: an ordinary hub file
+                            target = os.path.realpath(entry.path)
+                            self.index.add_file(
+                                key_prefix + inside, FileStat.of(entry.stat()), link_target=target
+                            )
+                        else:
+                            self.index.broken_links += 1
+                            self.index.notice(f"skipping {entry.path}: a broken link")
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, inside + "/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        # Caches made without symlink support hold copies: plain files to hash.
+                        self.index.add_file(
+                            key_prefix + inside, FileStat.of(entry.stat(follow_symlinks=False))
+                        )
+                except OSError as exc:
+                    self.skip(entry.path, exc)
+        return links

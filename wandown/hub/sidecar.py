@@ -1,0 +1,141 @@
+"""The hash sidecar: digests of hub files, kept in wandown's cache folder, never in the hub.
+
+One JSON file per hub, keyed by the file's path inside the hub (absolute for files outside it).
+An entry is trusted only while the file's size, mtime_ns, inode and device are unchanged, so a
+replaced or edited file is hashed again. Two wandown processes may save at once: each takes an
+exclusive flock on a lock file beside the sidecar, re-reads it and merges before writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from wandown import fsutil
+
+FORMAT_VERSION = 1
+
+
+class FileStat(NamedTuple):
+    """The facts that tell whether a file changed since it was hashed."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    dev: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def sidecar_path_for(hub_dir: Path) -> Path:
+    """Return the sidecar for a hub: cache_dir()/hub/<tail>-<digest of its absolute path>.json."""
+    absolute = os.path.abspath(hub_dir)
+    digest = hashlib.sha256(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    tail = "-".join(part for part in absolute.split(os.sep)[-2:] if part) or "root"
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", tail)[:60]
+    return fsutil.cache_dir() / "hub" / f"{tail}-{digest}.json"
+
+
+def _entry_stat(entry: dict) -> FileStat | None:
+    try:
+        return FileStat(
+            int(entry["size"]), int(entry["mtime_ns"]), int(entry["ino"]), int(entry["dev"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class HashSidecar:
+    """Digests remembered between runs for one hub."""
+
+    def __init__(self, path: Path, hub_dir: Path, notice: Callable[[str], None]) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.hub_dir = os.path.abspath(hub_dir)
+        self._notice = notice
+        self._entries: dict[str, dict] = self._read()
+        self._changed: dict[str, dict] = {}
+
+    def _read(self) -> dict[str, dict]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            self._notice(
+                f"cannot read the hash sidecar {self.path}: {exc.strerror}; starting afresh"
+            )
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            self._notice(f"the hash sidecar {self.path} is not valid JSON; starting afresh")
+            return {}
+        files = data.get("files") if isinstance(data, dict) else None
+        if data.get("version") != FORMAT_VERSION or not isinstance(files, dict):
+            self._notice(f"the hash sidecar {self.path} has an unknown format; starting afresh")
+            return {}
+        return {key: value for key, value in files.items() if isinstance(value, dict)}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def digests(self, key: str, stat: FileStat) -> dict[str, str]:
+        """Return the digests remembered for key, or {} when the file changed since."""
+        entry = self._entries.get(key)
+        if entry is None or _entry_stat(entry) != stat:
+            return {}
+        return {kind: value for kind, value in entry.items() if kind not in FileStat._fields}
+
+    def record(self, key: str, stat: FileStat, digests: dict[str, str]) -> None:
+        """Remember digests for key (merged with what is known for the same unchanged file)."""
+        entry = {**self.digests(key, stat), **digests, **stat._asdict()}
+        self._entries[key] = entry
+        self._changed[key] = entry
+
+    def save(self, keep: Iterable[str] | None = None) -> None:
+        """Merge this run's digests into the file on disk under an exclusive lock.
+
+        keep, when given, is every key the scan saw; entries for other files are dropped. A
+        failure to write only costs hashing again next time, so it becomes a notice.
+        """
+        if keep is not None:
+            keep = set(keep)
+            if not self._changed and keep.issuperset(self._entries):
+                return
+        elif not self._changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.lock_path, "a") as lock:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+                try:
+                    merged = self._read()
+                    for key, entry in self._changed.items():
+                        theirs = merged.get(key)
+                        if theirs is not None and _entry_stat(theirs) == _entry_stat(entry):
+                            merged[key] = {**theirs, **entry}
+                        else:
+                            merged[key] = entry
+                    if keep is not None:
+                        merged = {k: v for k, v in merged.items() if k in keep}
+                    fsutil.atomic_write_json(
+                        self.path, {"version": FORMAT_VERSION, "hub": self.hub_dir, "files": merged}
+                    )
+                finally:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        except OSError as exc:
+            self._notice(f"cannot save the hash sidecar {self.path}: {exc}")
+            return
+        self._entries = merged
+        self._changed = {}
