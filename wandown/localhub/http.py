@@ -25,7 +25,6 @@ class Request(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "wandown-localhub"
-    sys_version = ""
     timeout = IDLE_TIMEOUT
     server: Server
 
@@ -44,6 +43,10 @@ class Request(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away mid-answer
 
     do_GET = do_HEAD = do_POST = _dispatch
+
+    def version_string(self) -> str:
+        """Name the server without advertising the Python version."""
+        return self.server_version
 
     def query_value(self, name: str) -> str | None:
         """Return the last value of a query parameter."""

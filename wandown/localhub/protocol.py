@@ -44,11 +44,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
             return UNSATISFIABLE
         return max(0, size - suffix), size - 1
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
-        return None
+    if last_text and int(last_text) < first:
+        return None  # "bytes=5-3" is invalid, so ignored
     if first >= size:
         return UNSATISFIABLE
+    last = int(last_text) if last_text else size - 1
     return first, min(last, size - 1)
 
 

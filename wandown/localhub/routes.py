@@ -193,7 +193,9 @@ class HubRoutes:
         prefix = f"{folder}/" if folder else ""
         inside = sorted(p for p in (*snapshot.folders, *snapshot.files) if p.startswith(prefix))
         if not recursive:
+            # One level, folders first then files, the order huggingface.co lists them in.
             inside = [p for p in inside if "/" not in p[len(prefix):]]
+            inside.sort(key=lambda p: (p not in snapshot.folders, p))
         offset = decode_cursor(request.query_value("cursor"))
         if offset is None:
             raise Refused(400, None, "Invalid cursor")

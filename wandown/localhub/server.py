@@ -100,7 +100,7 @@ class LocalHub:
         self.port = hub.server_address[1]
         self.cdn_port = cdn.server_address[1]
         for server in self._servers:
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                       name=f"localhub-{server.name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -109,8 +109,13 @@ class LocalHub:
     def stop(self) -> None:
         """Stop serving and close every connection, idle or not."""
         self.stopping.set()
+        # Both servers wind down at once: each shutdown() waits out one poll interval.
+        stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         for server in self._servers:
-            server.shutdown()
             server.close_connections()
             server.server_close()
         for thread in self._threads:
