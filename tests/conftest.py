@@ -21,3 +21,21 @@ def localhub(tmp_path: Path) -> Iterator[LocalHub]:
     root.mkdir()
     with LocalHub(root, hash_cache=tmp_path / "localhub-hashes.json") as hub:
         yield hub
+
+
+@pytest.fixture(autouse=True)
+def _private_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's caches and Hugging Face settings inside its own tmp_path.
+
+    No test may read the developer's token or caches, or reach the real Hub by accident.
+    """
+    monkeypatch.setenv("WANDOWN_CACHE_DIR", str(tmp_path / "wandown-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    for name in (
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_ENDPOINT",
+        "HF_HUB_OFFLINE",
+    ):
+        monkeypatch.delenv(name, raising=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ R = "owner/repo"
 
 
 def run(args, cwd, env=None):
+    """Run wandown offline: these tests need no Hub, and must never reach the real one."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, str(PROJECT / "wandown.py"), *args],
         cwd=cwd,
@@ -159,7 +162,7 @@ def test_python_dash_m_works(workdir):
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "PYTHONPATH": str(PROJECT), "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr
 

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
+import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from wandown import __version__
-from wandown.catalog import Catalog, load_catalog
-from wandown.config import Config, load_config
-from wandown.errors import WandownError
+from wandown.config import load_config
+from wandown.errors import ConfigError, WandownError
 from wandown.fsutil import cache_dir
+from wandown.units import human_bytes
+
+MODES = ("list", "download", "dedupe", "export_metadata", "import_metadata")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wandown",
         description="Smart model downloader for Wan2GP: links what your model hub already has, "
-        "downloads the rest.",
+        "downloads the rest. With no mode flag it opens the interactive table.",
     )
     parser.add_argument("--version", action="version", version=f"wandown {__version__}")
     settings = parser.add_argument_group("settings (override config.json)")
@@ -43,15 +49,54 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="Wan2GP's ckpts folder (its parent is the Wan2GP install)",
     )
-    listing = parser.add_argument_group("listing without the interface")
-    listing.add_argument("--list", action="store_true", help="print the files table and exit")
-    listing.add_argument("--json", action="store_true", help="with --list: print JSON instead")
-    listing.add_argument("--missing", action="store_true", help="only files not yet present")
-    listing.add_argument(
+    settings.add_argument("--jobs", type=int, metavar="N", help="files downloaded at once")
+    settings.add_argument("--connections", type=int, metavar="N", help="connections per file")
+    hub = parser.add_argument_group("the Hugging Face Hub")
+    hub.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network at all: cached or imported metadata and the hub only "
+        "(also HF_HUB_OFFLINE=1)",
+    )
+    hub.add_argument(
+        "--reset-cache", action="store_true", help="forget the cached Hub metadata before loading"
+    )
+    hub.add_argument(
+        "--export-metadata",
+        metavar="FILE",
+        help="write the Hub metadata of the catalog to FILE (for an air-gapped machine)",
+    )
+    hub.add_argument(
+        "--import-metadata", metavar="FILE", help="add the Hub metadata in FILE to the cache"
+    )
+    modes = parser.add_argument_group("without the interface")
+    modes.add_argument("--list", action="store_true", help="print the files table and exit")
+    modes.add_argument("--json", action="store_true", help="with --list: print JSON instead")
+    modes.add_argument("--missing", action="store_true", help="only files not yet present")
+    modes.add_argument(
         "--all-variants",
         action="store_true",
         help="also the variants Wan2GP would not load with its current settings",
     )
+    modes.add_argument(
+        "--download",
+        nargs="+",
+        metavar="SEL",
+        help="link or download files: model ids, file names, destinations, "
+        "'needed' (every needed file) or 'missing'",
+    )
+    modes.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --download: print what would be done, do nothing",
+    )
+    modes.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="replace files under the Wan2GP folder that are identical to hub "
+        "files with links to them",
+    )
+    modes.add_argument("--yes", action="store_true", help="with --dedupe: do not ask")
     return parser
 
 
@@ -65,14 +110,20 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["bandwidth_limit_kb"] = None
     elif args.limit is not None:
         if args.limit < 0:
-            raise WandownError("--limit must be 0 or more KB/s")
+            raise ConfigError("--limit must be 0 or more KB/s")
         overrides["bandwidth_limit_kb"] = args.limit
+    for key in ("jobs", "connections"):
+        value = getattr(args, key)
+        if value is not None:
+            if value < 1:
+                raise ConfigError(f"--{key} must be 1 or more")
+            overrides[key] = value
     return overrides
 
 
 def notice(message: str) -> None:
     """Tell the user something on stderr, one line, never mixed into the table on stdout."""
-    print(f"wandown: {message}", file=sys.stderr)
+    print(f"wandown: {message}", file=sys.stderr, flush=True)
 
 
 def _ascii_only() -> bool:
@@ -80,9 +131,112 @@ def _ascii_only() -> bool:
     return encoding not in ("utf8", "utf16", "utf32")
 
 
-def run_list(args: argparse.Namespace, catalog: Catalog) -> int:
+def _check_args(args: argparse.Namespace) -> None:
+    if args.json and not args.list:
+        raise ConfigError("--json goes with --list")
+    if args.dry_run and not args.download:
+        raise ConfigError("--dry-run goes with --download")
+    if args.yes and not args.dedupe:
+        raise ConfigError("--yes goes with --dedupe")
+    chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m)]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one of --{chosen[0]} and --{chosen[1]}")
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP (a closed ssh session) into KeyboardInterrupt for a clean stop."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    config = load_config(Path(args.config_file), _overrides(args))
+    for message in config.notices:
+        notice(message)
+
+    from wandown.remote import hub_settings
+    from wandown.session import RunOptions, Session
+
+    settings = hub_settings()
+    if args.offline:
+        settings = dataclasses.replace(settings, offline=True)
+    options = RunOptions(
+        offline=settings.offline,
+        jobs=config.jobs,
+        connections=config.connections,
+        limit_kb=config.bandwidth_limit_kb,
+    )
+    session = Session(config, settings, options, notice)
+    try:
+        with _signals_interrupt():
+            return _run_mode(args, session)
+    except KeyboardInterrupt:
+        notice("interrupted; partial downloads are kept, run again to resume")
+        return 130
+    finally:
+        session.shutdown()
+
+
+def _run_mode(args: argparse.Namespace, session) -> int:
+    if args.import_metadata:
+        count = session.client.import_metadata(Path(args.import_metadata))
+        notice(f"imported metadata for {count} entries from {args.import_metadata}")
+        if not any(getattr(args, m) for m in MODES if m != "import_metadata"):
+            return 0
+    interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
+    if interactive and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError(
+            "the interactive table needs a terminal; use --list or --download SEL for scripts"
+        )
+    session.load(
+        reset_cache=args.reset_cache,
+        progress=None if interactive or session.hub_settings.offline else _metadata_progress(),
+        with_hub=not args.list and not args.export_metadata,
+    )
+    if args.export_metadata:
+        count = session.client.export_metadata(Path(args.export_metadata))
+        notice(f"wrote metadata for {count} entries to {args.export_metadata}")
+        if not (args.list or args.download or args.dedupe):
+            return 0
+    if args.list:
+        return run_list(args, session)
+    if args.download:
+        return run_download(args, session)
+    if args.dedupe:
+        return run_dedupe(args, session)
+    from wandown import tui
+
+    return tui.run(session)
+
+
+def _metadata_progress():
+    shown = {"last": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - shown["last"] > 2:
+            shown["last"] = now
+            if total and done < total:
+                notice(f"fetching Hub metadata: {done} of {total} files")
+
+    return progress
+
+
+def run_list(args: argparse.Namespace, session) -> int:
     from wandown import listing
 
+    catalog = session.catalog
     records = listing.select_records(catalog, args.missing, args.all_variants)
     if args.json:
         print(listing.to_json(records))
@@ -94,20 +248,57 @@ def run_list(args: argparse.Namespace, catalog: Catalog) -> int:
     return 0
 
 
-def run(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.json and not args.list:
-        raise WandownError("--json goes with --list")
-    config: Config = load_config(Path(args.config_file), _overrides(args))
-    for message in config.notices:
-        notice(message)
-    catalog = load_catalog(config.wan2gp_root)
-    for message in catalog.notices:
-        notice(message)
-    if args.list:
-        return run_list(args, catalog)
-    # The interactive table is the default mode once it exists; until then, list.
-    return run_list(args, catalog)
+def run_download(args: argparse.Namespace, session) -> int:
+    from wandown.plain import PlainReporter, all_present, summary_lines
+
+    dests = session.select(args.download)
+    if args.dry_run:
+        for line in session.describe_plan(dests):
+            print(line)
+        return 0
+    watched = set(dests)
+    session.start(dests)
+    reporter = PlainReporter()
+    version = -1
+    while True:
+        snapshot = session.store.snapshot()
+        if snapshot.version != version:
+            version = snapshot.version
+            for line in reporter.lines(snapshot, time.monotonic(), watched):
+                print(line, flush=True)
+        if not session.busy():
+            break
+        session.store.wait_for_change(version, 1.0)
+    snapshot = session.store.snapshot()
+    for line in reporter.lines(snapshot, time.monotonic(), watched):
+        print(line, flush=True)
+    for line in summary_lines(snapshot, watched):
+        print(line, flush=True)
+    return 0 if all_present(snapshot, watched) else 1
+
+
+def run_dedupe(args: argparse.Namespace, session) -> int:
+    from wandown.hub import dedupe
+
+    if session.hub is None:
+        raise ConfigError("--dedupe needs a hub folder (hub_directory or --hub-dir)")
+    folder = session.config.wan2gp_root
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("--dedupe changes files; confirm with --yes when not at a terminal")
+        answer = input(
+            f"Replace files under {folder} that are identical to files in {session.hub.hub_dir} "
+            "with links to them? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            notice("nothing changed")
+            return 1
+    report = dedupe(folder, session.hub)
+    for path, hub_file in report.replaced:
+        print(f"linked {path} -> {hub_file}")
+    reclaimed = human_bytes(report.bytes_reclaimed)
+    print(f"{len(report.replaced)} files replaced by links; {reclaimed} reclaimed")
+    return 0
 
 
 def _crash_log(exc: BaseException) -> Path | None:

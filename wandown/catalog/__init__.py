@@ -5,6 +5,7 @@ Pure apart from reading the install's definitions and stat-ing destinations; nev
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from wandown.catalog.build import build_records, checkpoint_candidates, parse_hub_url
@@ -49,10 +50,10 @@ def load_catalog(
     return catalog
 
 
-def refresh_status(catalog: Catalog) -> None:
-    """Stat every record's possible places and set its status."""
+def refresh_status(catalog: Catalog, records: Iterable[FileRecord] | None = None) -> None:
+    """Stat the possible places of every record (or of records) and set their status."""
     ckpts = _primary_root(catalog)
-    for record in catalog.records:
+    for record in catalog.records if records is None else records:
         places = checkpoint_candidates(catalog.root, record.dest, catalog.settings, ckpts)
         update_status(record, places)
 

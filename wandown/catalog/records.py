@@ -100,12 +100,13 @@ class Catalog:
     models: dict[str, ModelInfo]
     records: list[FileRecord]
     notices: list[str]
+    _by_dest: dict[str, FileRecord] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_dest = {record.dest: record for record in self.records}
 
     def record(self, dest: str) -> FileRecord | None:
-        for record in self.records:
-            if record.dest == dest:
-                return record
-        return None
+        return self._by_dest.get(dest)
 
     def needed_records(self) -> list[FileRecord]:
         return [record for record in self.records if record.needed_by]

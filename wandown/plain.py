@@ -1,0 +1,78 @@
+"""The plain-text view for logs and cron: a line per change, progress every few seconds.
+
+It reads snapshots of the status store and returns lines; printing is the caller's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wandown.state import ACTIVE, DOWNLOADING, FAILED, PRESENT, FileView, Snapshot
+from wandown.units import human_bytes, human_duration, human_speed
+
+PROGRESS_EVERY = 5.0
+
+
+def progress_line(view: FileView) -> str:
+    """Describe a running download in one line."""
+    if view.size:
+        percent = f"{100 * view.done / view.size:5.1f}%"
+        amount = f"{human_bytes(view.done)} of {human_bytes(view.size)}"
+        eta = human_duration((view.size - view.done) / view.speed) if view.speed else "-"
+    else:
+        percent, amount, eta = "    ?%", human_bytes(view.done), "-"
+    return f"{percent}  {view.dest}  {amount}  {human_speed(view.speed)}  ETA {eta}"
+
+
+def change_line(view: FileView) -> str:
+    """Describe a file that reached a new status."""
+    text = f"{view.status:<11} {view.dest}"
+    if view.link_source and view.status == "Linked":
+        text += f" -> {view.link_source}"
+    if view.message:
+        text += f": {view.message}"
+    return text
+
+
+@dataclass
+class PlainReporter:
+    """Turns successive snapshots into log lines, remembering what it already said."""
+
+    every: float = PROGRESS_EVERY
+    _status: dict[str, str] = field(default_factory=dict)
+    _last_progress: dict[str, float] = field(default_factory=dict)
+
+    def lines(self, snapshot: Snapshot, now: float, watched: set[str]) -> list[str]:
+        out = []
+        for dest in sorted(watched):
+            view = snapshot.files.get(dest)
+            if view is None:
+                continue
+            if self._status.get(dest) != view.status:
+                self._status[dest] = view.status
+                if view.status != DOWNLOADING:
+                    out.append(change_line(view))
+                    continue
+                self._last_progress[dest] = now - self.every
+            if view.status == DOWNLOADING and now - self._last_progress.get(dest, 0) >= self.every:
+                self._last_progress[dest] = now
+                out.append(progress_line(view))
+        return out
+
+
+def summary_lines(snapshot: Snapshot, watched: set[str]) -> list[str]:
+    """Sum up a run: counts per final status, and every failure with its reason."""
+    views = [snapshot.files[d] for d in sorted(watched) if d in snapshot.files]
+    counts: dict[str, int] = {}
+    for view in views:
+        counts[view.status] = counts.get(view.status, 0) + 1
+    parts = ", ".join(f"{count} {status.lower()}" for status, count in sorted(counts.items()))
+    lines = [f"done: {len(views)} files: {parts}" if views else "done: nothing to do"]
+    lines += [f"  failed: {v.dest}: {v.message}" for v in views if v.status == FAILED]
+    unfinished = [v for v in views if v.status in ACTIVE]
+    lines += [f"  unfinished: {v.dest} ({v.status.lower()})" for v in unfinished]
+    return lines
+
+
+def all_present(snapshot: Snapshot, watched: set[str]) -> bool:
+    return all(snapshot.files[d].status in PRESENT for d in watched if d in snapshot.files)
