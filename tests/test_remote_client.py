@@ -102,12 +102,12 @@ def test_paths_info_is_batched_per_repo(tmp_path):
     wanted = []
     for index in range(23):
         repo = f"org/repo{index:02d}"
-        for number in range(18):
+        for number in range(8):
             write(root, repo, f"part{number}.json", b"x" * number)
             wanted.append(FileRef(repo, "main", f"part{number}.json"))
     with LocalHub(root) as hub:
         result = make_client(hub, tmp_path).fetch(wanted)
-        assert len(result.files) == 23 * 18
+        assert len(result.files) == 23 * 8
         calls = [(r.method, r.path.split("/")[5]) for r in hub.requests]
     assert sorted(set(calls)) == [("GET", "revision"), ("POST", "paths-info")]
     assert len(calls) == 2 * 23
@@ -115,13 +115,13 @@ def test_paths_info_is_batched_per_repo(tmp_path):
 
 def test_big_repo_takes_a_few_paths_info_requests(tmp_path):
     root = tmp_path / "hubroot"
-    for number in range(450):
+    for number in range(250):
         write(root, "org/big", f"f/{number}.txt", str(number).encode())
-    wanted = [FileRef("org/big", "main", f"f/{number}.txt") for number in range(450)]
+    wanted = [FileRef("org/big", "main", f"f/{number}.txt") for number in range(250)]
     with LocalHub(root) as hub:
-        result = make_client(hub, tmp_path, paths_per_request=200).fetch(wanted)
+        result = make_client(hub, tmp_path, paths_per_request=100).fetch(wanted)
         posts = [r for r in hub.requests if r.method == "POST"]
-    assert len(result.files) == 450
+    assert len(result.files) == 250
     assert len(posts) == 3
 
 
@@ -211,14 +211,18 @@ def test_not_found_messages_name_repo_revision_and_file(repos, tmp_path):
     missing_rev = FileRef("owner/alpha", "nope", "config.json")
     missing_file = FileRef("owner/alpha", "main", "not-there.json")
     folder = FileRef("owner/alpha", "main", "sub/dir")
+    nonsense = FileRef("../etc", "main", "passwd")
     with LocalHub(root) as hub:
-        result = make_client(hub, tmp_path).fetch([missing_repo, missing_rev, missing_file, folder])
+        result = make_client(hub, tmp_path).fetch(
+            [missing_repo, missing_rev, missing_file, folder, nonsense]
+        )
     assert result.files == {}
     assert "Repository owner/missing not found" in result.errors[missing_repo]
     assert "HF_TOKEN" in result.errors[missing_repo]  # may be private: say how to log in
     assert "Revision 'nope' not found in owner/alpha" in result.errors[missing_rev]
     assert "File 'not-there.json' not found in owner/alpha" in result.errors[missing_file]
     assert "is a folder" in result.errors[folder]
+    assert "not a Hub repo id" in result.errors[nonsense]
 
 
 def test_bad_token_is_named_as_such(repos, tmp_path):

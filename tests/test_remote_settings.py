@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from wandown.errors import ConfigError
 from wandown.remote import FileRef, hub_settings, parse_hub_url
 from wandown.remote.settings import origin, token_file
 
@@ -104,3 +105,9 @@ def test_parse_hub_url_on_a_mirror_endpoint():
     assert parse_hub_url("https://huggingface.co/o/r/resolve/main/a", endpoint) == FileRef(
         "o/r", "main", "a"
     )
+
+
+@pytest.mark.parametrize("value", ["huggingface.co", "ftp://mirror", "http://"])
+def test_bad_endpoint_is_a_config_error(value):
+    with pytest.raises(ConfigError, match="HF_ENDPOINT"):
+        hub_settings({"HF_ENDPOINT": value, "HF_HOME": "/nonexistent"})

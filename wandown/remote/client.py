@@ -25,7 +25,7 @@ from wandown.remote.cache import (
 )
 from wandown.remote.http import HubHttp, RetryPolicy
 from wandown.remote.messages import HubError
-from wandown.remote.settings import FileRef, HubSettings, origin
+from wandown.remote.settings import FileRef, HubSettings, is_valid_repo_id, origin
 
 DAY = 24 * 3600.0
 PATHS_PER_REQUEST = 200
@@ -174,6 +174,9 @@ class MetadataClient:
         self, repo: str, revision: str, refs: list[FileRef], cancel: threading.Event
     ) -> MetadataResult:
         outcome = MetadataResult()
+        if not is_valid_repo_id(repo):
+            outcome.errors.update(dict.fromkeys(refs, messages.bad_repo_id(repo).message))
+            return outcome
         try:
             commit = self._commit_for(repo, revision, outcome, cancel)
         except HubError as exc:

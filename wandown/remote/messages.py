@@ -70,10 +70,10 @@ def http_failure(
     if code == "RepoNotFound" or (status == 401 and code is None and not token_sent):
         hint = "" if token_sent else f" (if it is private or gated, {TOKEN_HINT})"
         return HubError(REPO_NOT_FOUND, f"Repository {repo} not found on {endpoint}{hint}.")
-    if code == "RevisionNotFound" or (status == 404 and path is None and revision is not None):
-        return HubError(REVISION_NOT_FOUND, f"Revision {revision!r} not found in {repo}.")
-    if code == "EntryNotFound" or status == 404:
+    if code == "EntryNotFound" or (status == 404 and code is None and path is not None):
         return file_not_found(repo, revision, path)
+    if code == "RevisionNotFound" or status == 404:
+        return HubError(REVISION_NOT_FOUND, f"Revision {revision!r} not found in {repo}.")
     if status == 403:
         return HubError(FORBIDDEN, f"The Hub refused access to {repo} (HTTP 403). {detail}".strip())
     if status == 401:
@@ -87,7 +87,8 @@ def http_failure(
 def file_not_found(repo: str, revision: str | None, path: str | None) -> HubError:
     """Say that a file is missing from a repo at a revision."""
     at = f" at revision {revision!r}" if revision else ""
-    return HubError(FILE_NOT_FOUND, f"File {path!r} not found in {repo}{at}.")
+    what = f"File {path!r}" if path else "A file"
+    return HubError(FILE_NOT_FOUND, f"{what} not found in {repo}{at}.")
 
 
 def not_a_file(repo: str, revision: str, path: str) -> HubError:
@@ -116,6 +117,11 @@ def timed_out(endpoint_host: str, reason: str, waited: float) -> HubError:
 def unreachable(host: str, reason: str) -> HubError:
     """Explain a refused connection or a failed name lookup."""
     return HubError(UNREACHABLE, f"Cannot reach {host}: {reason}.")
+
+
+def bad_repo_id(repo: str) -> HubError:
+    """Say that a repo id cannot be a Hub model id."""
+    return HubError(REPO_NOT_FOUND, f"{repo!r} is not a Hub repo id (expected owner/name).")
 
 
 def unexpected(url: str, what: str) -> HubError:

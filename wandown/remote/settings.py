@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from wandown.errors import ConfigError
+
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 # huggingface_hub's reading of boolean environment variables (constants._is_true).
@@ -38,8 +40,14 @@ class FileRef:
 
 
 def hub_settings(env: Mapping[str, str] = os.environ) -> HubSettings:
-    """Read HF_ENDPOINT, HF_TOKEN (or the token file) and HF_HUB_OFFLINE as huggingface_hub does."""
+    """Read HF_ENDPOINT, HF_TOKEN (or the token file) and HF_HUB_OFFLINE as huggingface_hub does.
+
+    Raises ConfigError when HF_ENDPOINT is not an http(s) URL.
+    """
     endpoint = (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"HF_ENDPOINT={endpoint!r} is not an http:// or https:// URL.")
     offline = (env.get("HF_HUB_OFFLINE") or "").strip().upper() in _TRUE_VALUES
     token, source = _read_token(env)
     return HubSettings(endpoint=endpoint, token=token, offline=offline, token_source=source)

@@ -1,0 +1,108 @@
+"""Pure pieces of the Hub client: server waits, Link headers, backoff, failure messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from wandown.remote import messages
+from wandown.remote.client import _next_link
+from wandown.remote.http import RetryPolicy, server_wait
+
+EP = "https://huggingface.co"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"ratelimit": '"api";r=0;t=55'}, 55.0),
+        ({"ratelimit": '"resolvers";r=0;t=7', "retry-after": "100"}, 7.0),
+        ({"retry-after": "12"}, 12.0),
+        ({"retry-after": "Thu, 01 Jan 1970 00:01:40 GMT"}, 40.0),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_server_wait(headers, expected):
+    assert server_wait(headers, now=60.0) == expected
+
+
+def test_backoff_grows_and_is_capped():
+    policy = RetryPolicy(first_backoff=0.5, max_backoff=4.0)
+    waits = [policy.backoff(attempt) for attempt in range(1, 8)]
+    assert 0.375 <= waits[0] <= 0.625
+    assert 0.75 <= waits[1] <= 1.25
+    assert all(wait <= 5.0 for wait in waits)
+    assert waits[-1] >= 3.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (
+            '<https://h/api/models/a/b/tree/c?cursor=x>; rel="next"',
+            "https://h/api/models/a/b/tree/c?cursor=x",
+        ),
+        ('<https://h/p1>; rel="prev", <https://h/p3>; rel="next"', "https://h/p3"),
+        ("</api/x?cursor=2>; rel=next", "https://h/api/x?cursor=2"),
+        ('<https://h/p1>; rel="prev"', None),
+        (None, None),
+    ],
+)
+def test_next_link(header, expected):
+    assert _next_link(header, "https://h/api/start") == expected
+
+
+def failure(status, headers=None, token_sent=False, path=None, revision="main"):
+    return messages.http_failure(
+        status,
+        headers or {},
+        endpoint=EP,
+        repo="o/r",
+        revision=revision,
+        path=path,
+        token_sent=token_sent,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "token_sent", "kind"),
+    [
+        (401, {"X-Error-Code": "GatedRepo"}, False, messages.GATED),
+        (403, {"X-Error-Code": "GatedRepo"}, True, messages.GATED),
+        (
+            401,
+            {"X-Error-Message": "Invalid credentials in Authorization header"},
+            True,
+            messages.BAD_TOKEN,
+        ),
+        (401, {"X-Error-Code": "RepoNotFound"}, False, messages.REPO_NOT_FOUND),
+        (404, {"X-Error-Code": "RepoNotFound"}, True, messages.REPO_NOT_FOUND),
+        (401, {}, False, messages.REPO_NOT_FOUND),
+        (404, {"X-Error-Code": "RevisionNotFound"}, False, messages.REVISION_NOT_FOUND),
+        (404, {"X-Error-Code": "EntryNotFound"}, False, messages.FILE_NOT_FOUND),
+        (403, {}, True, messages.FORBIDDEN),
+        (500, {}, False, messages.SERVER),
+        (418, {}, False, messages.UNEXPECTED),
+    ],
+)
+def test_failure_kinds(status, headers, token_sent, kind):
+    assert failure(status, headers, token_sent).kind == kind
+
+
+def test_gated_message_without_a_token():
+    message = failure(401, {"X-Error-Code": "GatedRepo"}).message
+    assert message == (
+        "o/r is gated: accept its licence at https://huggingface.co/o/r, then set a token "
+        "with HF_TOKEN=... or `hf auth login`."
+    )
+
+
+def test_file_not_found_names_the_path_and_revision():
+    message = failure(404, {"X-Error-Code": "EntryNotFound"}, path="x/y.json").message
+    assert message == "File 'x/y.json' not found in o/r at revision 'main'."
+
+
+def test_rate_limit_message_after_retries():
+    assert messages.gave_up(429, 31.2, 55.0).message == (
+        "The Hub is rate limiting requests (HTTP 429) after 31 s of retries; try again in 55 s."
+    )
