@@ -210,7 +210,17 @@ class RepoStore:
         ):
             return None
         folder = self.root / parts[0] / parts[1]
-        return FolderRepo(repo_id, folder) if folder.is_dir() else None
+        if not folder.is_dir() or self._holds_caches(folder):
+            return None
+        return FolderRepo(repo_id, folder)
+
+    @staticmethod
+    def _holds_caches(folder: Path) -> bool:
+        """Tell a folder of cache folders (like ``~/.cache/huggingface/hub``) from a repo."""
+        try:
+            return any(cache_folder_repo_id(p.name) for p in folder.iterdir() if p.is_dir())
+        except OSError:
+            return False
 
     def find(self, repo_id: str) -> Repo | None:
         """Return the repo called repo_id, or None."""
