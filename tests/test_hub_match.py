@@ -116,6 +116,12 @@ def test_second_run_reads_nothing(hub: Path, monkeypatch) -> None:
     second = scan_hub(hub).match(ALL)
     assert second == first
     assert reads == []
+    # WANT_MISSING is still missing, so InvokeAI's database is consulted again for leads; no
+    # other hub file is opened.
+    invokeai_db = str(hub / "invoke" / "databases" / "invokeai.db")
+    assert [p for p in opened if p.startswith(str(hub)) and p != invokeai_db] == []
+    opened.clear()
+    scan_hub(hub).match([WANT_A, WANT_B, WANT_C, WANT_CONFIG])
     assert [p for p in opened if p.startswith(str(hub))] == []
 
 
@@ -321,3 +327,20 @@ def test_corrupt_sidecar_is_replaced_with_a_notice(hub: Path, own_cache: Path) -
     assert WANT_A in index.match([WANT_A])
     assert any("not valid JSON" in n for n in notices)
     assert json.loads(index.sidecar.path.read_text())["version"] == 1
+
+
+def test_wal_invokeai_database_gets_no_new_files(tmp_path: Path) -> None:
+    import sqlite3
+
+    elsewhere = tmp_path / "elsewhere" / "model.safetensors"
+    make_invokeai(tmp_path / "hub", {}, outside={elsewhere: A})
+    connection = sqlite3.connect(tmp_path / "hub" / "databases" / "invokeai.db")
+    assert connection.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    connection.close()
+    before = sorted(p.name for p in (tmp_path / "hub" / "databases").iterdir())
+    assert scan_hub(tmp_path / "hub").match([WANT_A]) == {WANT_A: elsewhere}
+    assert (
+        sorted(p.name for p in (tmp_path / "hub" / "databases").iterdir())
+        == before
+        == ["invokeai.db"]
+    )

@@ -33,19 +33,34 @@ class InvokeAIRecord:
     name: str | None
 
 
-def _connect_read_only(db_path: str, notice: Callable[[str], None]) -> sqlite3.Connection | None:
-    """Open the database without ever writing to it, falling back to immutable mode.
+def _uses_wal(db_path: str) -> bool:
+    """Return True when the database header says write-ahead logging (bytes 18-19 are 2)."""
+    try:
+        with open(db_path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return False
+    return header.startswith(b"SQLite format 3\0") and header[18:20] == b"\x02\x02"
 
-    mode=ro fails on a write-protected folder holding a WAL database (the reader needs the -shm
-    file) and on a database locked by a running InvokeAI; immutable=1 reads the main file as it
-    stands and takes no locks (SQLite URI filename docs).
+
+def _connect_read_only(db_path: str, notice: Callable[[str], None]) -> sqlite3.Connection | None:
+    """Open the database without ever writing into the hub.
+
+    A reader of a WAL database creates the -wal and -shm files beside it, even with mode=ro, so
+    such a database is opened with immutable=1, which reads the main file as it stands and takes
+    no locks (SQLite "URI filenames"); changes InvokeAI has not yet checkpointed are then missed,
+    which costs at most a lead. Otherwise mode=ro is tried first, and immutable=1 when a running
+    InvokeAI holds a lock or left a hot journal.
     """
     uri = "file:" + db_path.replace("?", "%3f").replace("#", "%23")
+    queries = (
+        ["?mode=ro&immutable=1"] if _uses_wal(db_path) else ["?mode=ro", "?mode=ro&immutable=1"]
+    )
     last_error: sqlite3.Error | None = None
-    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+    for query in queries:
         connection = None
         try:
-            connection = sqlite3.connect(uri + query, uri=True, timeout=1.0)
+            connection = sqlite3.connect(uri + query, uri=True, timeout=0.5)
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return connection
         except sqlite3.Error as exc:

