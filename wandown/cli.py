@@ -16,7 +16,7 @@ from typing import Any
 
 from wandown import __version__
 from wandown.config import load_config
-from wandown.errors import ConfigError, WandownError
+from wandown.errors import ConfigError, UsageError, WandownError
 from wandown.fsutil import cache_dir
 from wandown.units import human_bytes
 
@@ -133,14 +133,14 @@ def _ascii_only() -> bool:
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.json and not args.list:
-        raise ConfigError("--json goes with --list")
+        raise UsageError("--json goes with --list")
     if args.dry_run and not args.download:
-        raise ConfigError("--dry-run goes with --download")
+        raise UsageError("--dry-run goes with --download")
     if args.yes and not args.dedupe:
-        raise ConfigError("--yes goes with --dedupe")
+        raise UsageError("--yes goes with --dedupe")
     chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m)]
     if len(chosen) > 1:
-        raise ConfigError(f"choose one of --{chosen[0]} and --{chosen[1]}")
+        raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
 
 
 @contextlib.contextmanager
@@ -196,7 +196,7 @@ def _run_mode(args: argparse.Namespace, session) -> int:
             return 0
     interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
     if interactive and not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise ConfigError(
+        raise UsageError(
             "the interactive table needs a terminal; use --list or --download SEL for scripts"
         )
     session.load(

@@ -25,3 +25,9 @@ class RemoteError(WandownError):
 
 class DownloadError(WandownError):
     """A file could not be fetched or verified."""
+
+
+class UsageError(WandownError):
+    """Flags that do not fit together, or a selection that names nothing."""
+
+    exit_code = 2

@@ -27,6 +27,8 @@ def progress_line(view: FileView) -> str:
 def change_line(view: FileView) -> str:
     """Describe a file that reached a new status."""
     text = f"{view.status:<11} {view.dest}"
+    if view.status == DOWNLOADING and view.size:
+        text += f" ({human_bytes(view.size)})"
     if view.link_source and view.status == "Linked":
         text += f" -> {view.link_source}"
     if view.message:
@@ -50,11 +52,9 @@ class PlainReporter:
                 continue
             if self._status.get(dest) != view.status:
                 self._status[dest] = view.status
-                if view.status != DOWNLOADING:
-                    out.append(change_line(view))
-                    continue
-                self._last_progress[dest] = now - self.every
-            if view.status == DOWNLOADING and now - self._last_progress.get(dest, 0) >= self.every:
+                self._last_progress[dest] = now
+                out.append(change_line(view))
+            elif view.status == DOWNLOADING and now - self._last_progress[dest] >= self.every:
                 self._last_progress[dest] = now
                 out.append(progress_line(view))
         return out

@@ -18,7 +18,7 @@ from wandown import state
 from wandown.catalog import Catalog, FileRecord, load_catalog, refresh_status
 from wandown.config import Config
 from wandown.engine import DownloadJob, Engine, Event
-from wandown.errors import WandownError
+from wandown.errors import UsageError, WandownError
 from wandown.hub import HubError, HubIndex, Wanted, link_into_place, scan_hub
 from wandown.remote import FileRef, HubSettings, MetadataClient, RemoteFile
 from wandown.units import human_bytes
@@ -242,8 +242,8 @@ class Session:
         chosen: dict[str, None] = {}
         for selector in selectors:
             matches = self._select_one(catalog, selector)
-            if not matches:
-                raise WandownError(
+            if not matches and selector not in ("needed", "missing"):
+                raise UsageError(
                     f"'{selector}' matches no model id, file name or destination "
                     "(try --list, or 'needed' / 'missing')"
                 )
