@@ -87,14 +87,15 @@ def make_invokeai(
     models: dict[str, bytes],
     *,
     hashes: dict[str, str] | None = None,
+    sources: dict[str, str] | None = None,
     outside: dict[Path, bytes] | None = None,
 ) -> Path:
     """Build an InvokeAI install: models/<path> files and databases/invokeai.db records.
 
-    hashes overrides a recorded hash (to model a file damaged after InvokeAI recorded it);
-    outside holds models used in place, recorded by absolute path.
+    hashes overrides a recorded hash (to model a file damaged after InvokeAI recorded it),
+    sources a recorded source; outside holds models used in place, recorded by absolute path.
     """
-    hashes = hashes or {}
+    hashes, sources = hashes or {}, sources or {}
     (root / "databases").mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(root / "databases" / "invokeai.db")
     connection.execute(INVOKEAI_MODELS_TABLE)
@@ -114,7 +115,7 @@ def make_invokeai(
             "base": "any",
             "type": "main",
             "format": "checkpoint",
-            "source": f"someone/some-repo::{Path(label).name}",
+            "source": sources.get(label, f"someone/some-repo::{Path(label).name}"),
             "source_type": "hf_repo_id",
         }
         connection.execute(

@@ -344,3 +344,29 @@ def test_wal_invokeai_database_gets_no_new_files(tmp_path: Path) -> None:
         == before
         == ["invokeai.db"]
     )
+
+
+def test_invokeai_lead_is_read_first_but_proves_nothing(tmp_path: Path, monkeypatch) -> None:
+    hub = tmp_path / "hub"
+    write(hub / "aaa_decoy.safetensors", content("decoy", len(B)))
+    source = "Wan-AI/Wan2.1::vae/wan_vae.safetensors"
+    make_invokeai(
+        hub / "invoke", {"vae/renamed.safetensors": B}, sources={"vae/renamed.safetensors": source}
+    )
+    reads = count_reads(monkeypatch)
+    assert scan_hub(hub).match([WANT_B]) == {
+        WANT_B: hub / "invoke" / "models" / "vae" / "renamed.safetensors"
+    }
+    assert reads == [hub / "invoke" / "models" / "vae" / "renamed.safetensors"]  # source named it
+
+    # A record claiming the wanted BLAKE3 for a file with other content is only a lead.
+    liar = tmp_path / "hub2"
+    make_invokeai(
+        liar,
+        {"m.safetensors": content("other", 3000)},
+        hashes={"m.safetensors": "blake3:" + "a" * 64},
+    )
+    notices: list[str] = []
+    index = scan_hub(liar, notices=notices.append)
+    assert index.match([Wanted(size=3000, blake3="a" * 64)]) == {}
+    assert any("damaged" in n for n in notices)

@@ -176,6 +176,23 @@ class HubIndex:
             if record.file_size is not None and record.file_size != stat.size:
                 self.notice(f"{path} is {stat.size} bytes but InvokeAI recorded {record.file_size}")
 
+    def _is_lead(self, key: str, group: list[Wanted]) -> bool:
+        """Return True when InvokeAI's record of this file points at one of group.
+
+        A lead is only read first: its recorded hash or source may be stale, so it proves nothing.
+        """
+        record = self._record_for(key)
+        if record is None:
+            return False
+        hash_kind = record.hash_algorithm if record.hash_algorithm in (SHA256, BLAKE3) else None
+        for item in group:
+            if hash_kind and record.hash_hex and getattr(item, hash_kind) == record.hash_hex:
+                return True
+            source, name = record.source or "", (item.path or "").rsplit("/", 1)[-1]
+            if item.repo and name and item.repo in source and name in source:
+                return True
+        return False
+
     def _record_for(self, key: str) -> InvokeAIRecord | None:
         if not self._invokeai:
             return None
@@ -297,7 +314,7 @@ class HubIndex:
     ) -> None:
         for key in candidates:  # first what is known without reading
             self._take_proven(key, self.known_digests(key), group, found)
-        for key in candidates:
+        for key in sorted(candidates, key=lambda k: not self._is_lead(k, group)):
             if not group:
                 return
             kinds = {item.proof_kind() for item in group}
@@ -313,8 +330,12 @@ class HubIndex:
 
     def save(self) -> None:
         """Save new digests; drop entries of vanished files when the whole hub was readable."""
-        complete = self.skipped_places == 0
-        self.sidecar.save(keep=self.files.keys() if complete else None)
+        if self.skipped_places:
+            self.sidecar.save()  # part of the hub was unreadable: its entries may still be good
+            return
+        files = self.files
+        # Absolute keys are files outside the hub (InvokeAI leads); stat checks them on use.
+        self.sidecar.save(keep=lambda key: key in files or os.path.isabs(key))
 
     # -- offline help ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -103,17 +103,13 @@ class HashSidecar:
         self._entries[key] = entry
         self._changed[key] = entry
 
-    def save(self, keep: Iterable[str] | None = None) -> None:
+    def save(self, keep: Callable[[str], bool] | None = None) -> None:
         """Merge this run's digests into the file on disk under an exclusive lock.
 
-        keep, when given, is every key the scan saw; entries for other files are dropped. A
-        failure to write only costs hashing again next time, so it becomes a notice.
+        keep, when given, tells which entries are still wanted (the others belong to files that
+        are gone). A failure to write only costs hashing again next time: it becomes a notice.
         """
-        if keep is not None:
-            keep = set(keep)
-            if not self._changed and keep.issuperset(self._entries):
-                return
-        elif not self._changed:
+        if not self._changed and (keep is None or all(map(keep, self._entries))):
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +124,7 @@ class HashSidecar:
                         else:
                             merged[key] = entry
                     if keep is not None:
-                        merged = {k: v for k, v in merged.items() if k in keep}
+                        merged = {k: v for k, v in merged.items() if keep(k)}
                     fsutil.atomic_write_json(
                         self.path, {"version": FORMAT_VERSION, "hub": self.hub_dir, "files": merged}
                     )
