@@ -516,3 +516,17 @@ def test_symlinked_files_in_plain_folders_are_served(hub: LocalHub) -> None:
     outside.write_bytes(b"linked")
     os.symlink(outside, hub.root / "acme" / "tiny" / "linked.txt")
     assert fetch(resolve(hub, "linked.txt")).body == b"linked"
+
+
+def test_oversized_request_bodies_are_refused_without_reading_them(hub: LocalHub) -> None:
+    parts = urlsplit(hub.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.putrequest("POST", "/api/models/acme/tiny/paths-info/main")
+        connection.putheader("Content-Length", str(50 * 1024 * 1024))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413
+        assert response.will_close
+    finally:
+        connection.close()

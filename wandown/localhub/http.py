@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from wandown.localhub.faults import Fault
@@ -18,6 +19,7 @@ from wandown.localhub.protocol import UNSATISFIABLE, parse_range
 
 CHUNK_SIZE = 256 * 1024
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may sit idle
+MAX_BODY = 1024 * 1024  # paths-info bodies are small; anything bigger is refused
 
 
 class Request(BaseHTTPRequestHandler):
@@ -34,13 +36,34 @@ class Request(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.raw_path = parts.path
         self.query = parse_qs(parts.query, keep_blank_values=True)
-        length = self.headers.get("Content-Length", "0")
-        self.body = self.rfile.read(int(length)) if length.isdigit() and int(length) else b""
+        self.answered = False
         self.server.record(self)
+        length = self.headers.get("Content-Length", "0").strip()
+        if not length.isdigit() or int(length) > MAX_BODY:
+            self.close_connection = True  # the unread body would poison the next request
+            self.reply_json(413 if length.isdigit() else 400, {"error": "Unusable request body"})
+            return
+        self.body = self.rfile.read(int(length)) if int(length) else b""
         try:
             self.server.route(self)
-        except (BrokenPipeError, ConnectionResetError):
+        except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client went away mid-answer
+        except OSError as err:
+            self.close_connection = True  # a served file vanished or cannot be read
+            if not self.answered:
+                self.reply_json(500, {"error": f"Cannot read a file: {err.strerror or err}"})
+        except Exception:
+            # A bug must not look like a network failure to the client: answer 500 if we still
+            # can, and let the server print the traceback.
+            self.close_connection = True
+            if not self.answered:
+                self.reply_json(500, {"error": "Internal error in localhub"})
+            raise
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Start an answer (and remember that one was started)."""
+        self.answered = True
+        super().send_response(code, message)
 
     do_GET = do_HEAD = do_POST = _dispatch
 
@@ -64,6 +87,8 @@ class Request(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)
@@ -96,18 +121,19 @@ class Request(BaseHTTPRequestHandler):
             return
         first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
         length = last - first + 1
-        self.send_response(206 if isinstance(wanted, tuple) else 200)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if isinstance(wanted, tuple):
-            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        if self.command == "HEAD" or length <= 0:
-            return
-        self._stream(local, first, length, fault, stopping)
+        with open(local, "rb") as handle:  # opened first: a vanished file is a 500, not a cut
+            self.send_response(206 if isinstance(wanted, tuple) else 200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if isinstance(wanted, tuple):
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            if self.command != "HEAD" and length > 0:
+                handle.seek(first)
+                self._stream(handle, first, length, fault, stopping)
 
-    def _stream(self, local: Path, first: int, length: int, fault: Fault,
+    def _stream(self, handle: BinaryIO, first: int, length: int, fault: Fault,
                 stopping: threading.Event) -> None:
         limit = length
         for cut in (fault.drop_after, fault.short_body):
@@ -115,22 +141,20 @@ class Request(BaseHTTPRequestHandler):
                 limit = min(limit, cut)
         stall_at = fault.stall_after if fault.stall_seconds > 0 else None
         sent = 0
-        with open(local, "rb") as handle:
-            handle.seek(first)
-            while sent < limit and not stopping.is_set():
-                step = min(CHUNK_SIZE, limit - sent)
-                if stall_at is not None and sent < stall_at:
-                    step = min(step, stall_at - sent)
-                chunk = handle.read(step)
-                if not chunk:
-                    break  # the file shrank under us; the client will see a short body
-                if fault.corrupt_at is not None:
-                    chunk = _flip(chunk, fault.corrupt_at - (first + sent))
-                self.wfile.write(chunk)
-                sent += len(chunk)
-                if stall_at is not None and sent >= stall_at:
-                    stall_at = None
-                    stopping.wait(fault.stall_seconds)
+        while sent < limit and not stopping.is_set():
+            step = min(CHUNK_SIZE, limit - sent)
+            if stall_at is not None and sent < stall_at:
+                step = min(step, stall_at - sent)
+            chunk = handle.read(step)
+            if not chunk:
+                break  # the file shrank under us; the client will see a short body
+            if fault.corrupt_at is not None:
+                chunk = _flip(chunk, fault.corrupt_at - (first + sent))
+            self.wfile.write(chunk)
+            sent += len(chunk)
+            if stall_at is not None and sent >= stall_at:
+                stall_at = None
+                stopping.wait(fault.stall_seconds)
         if sent < length:
             self._cut(reset=fault.drop_after is not None and sent == fault.drop_after)
 
