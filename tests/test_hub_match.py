@@ -116,13 +116,9 @@ def test_second_run_reads_nothing(hub: Path, monkeypatch) -> None:
     second = scan_hub(hub).match(ALL)
     assert second == first
     assert reads == []
-    # WANT_MISSING is still missing, so InvokeAI's database is consulted again for leads; no
-    # other hub file is opened.
+    # InvokeAI's database is queried for leads (metadata); no model file is opened.
     invokeai_db = str(hub / "invoke" / "databases" / "invokeai.db")
     assert [p for p in opened if p.startswith(str(hub)) and p != invokeai_db] == []
-    opened.clear()
-    scan_hub(hub).match([WANT_A, WANT_B, WANT_C, WANT_CONFIG])
-    assert [p for p in opened if p.startswith(str(hub))] == []
 
 
 def test_changed_file_is_hashed_again(hub: Path, monkeypatch) -> None:
@@ -370,3 +366,11 @@ def test_invokeai_lead_is_read_first_but_proves_nothing(tmp_path: Path, monkeypa
     index = scan_hub(liar, notices=notices.append)
     assert index.match([Wanted(size=3000, blake3="a" * 64)]) == {}
     assert any("damaged" in n for n in notices)
+
+
+def test_candidates_include_invokeai_files_outside_the_hub(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "model.safetensors"
+    make_invokeai(tmp_path / "hub", {}, outside={elsewhere: A})
+    index = scan_hub(tmp_path / "hub")
+    assert index.candidates(len(A)) == [str(elsewhere)]
+    assert index.link_target(str(elsewhere)) == elsewhere

@@ -266,7 +266,13 @@ class HubIndex:
     # -- matching ----------------------------------------------------------------------------
 
     def candidates(self, size: int) -> list[str]:
-        """Return the hub files of exactly this size, proven-by-name and real files first."""
+        """Return the hub files of exactly this size, proven-by-name and real files first.
+
+        The first call reads the InvokeAI databases (if any), so files InvokeAI uses in place
+        outside the hub are candidates too.
+        """
+        if self._invokeai is None and self.invokeai_roots:
+            self.invokeai_records()
         keys = self.by_size.get(size, [])
         return sorted(keys, key=lambda k: (k not in self.known, k in self.link_targets, k))
 
@@ -289,11 +295,9 @@ class HubIndex:
             elif item.proof_kind() is not None:
                 pending.setdefault(item.size, []).append(item)
         found: dict[Wanted, Path] = {}
-        for size, group in pending.items():
+        for size, group in pending.items():  # first what is known without reading
             for key in self.candidates(size):
                 self._take_proven(key, self.known_digests(key), group, found)
-        if any(pending.values()) and self.invokeai_roots:
-            self.invokeai_records()  # leads for what is still missing, perhaps outside the hub
         try:
             for size, group in pending.items():
                 if group:
@@ -312,8 +316,6 @@ class HubIndex:
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> None:
-        for key in candidates:  # first what is known without reading
-            self._take_proven(key, self.known_digests(key), group, found)
         for key in sorted(candidates, key=lambda k: not self._is_lead(k, group)):
             if not group:
                 return
