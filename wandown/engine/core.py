@@ -1,0 +1,172 @@
+"""The engine: files at once, connections per file, one bandwidth limit, one event queue."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Mapping
+
+import urllib3
+
+from . import events as ev
+from .events import Event, Reporter
+from .fetch import Resolver
+from .ranges import MIB
+from .ratelimit import RateLimiter, kb_to_rate
+from .transfer import DownloadJob, FileDownload, Settings
+
+
+def no_headers(url: str) -> Mapping[str, str]:
+    """Send no extra headers (public repositories)."""
+    return {}
+
+
+class Engine:
+    """Download jobs with `jobs` files at once and `connections` connections per file.
+
+    Every file's events go to `events` (a queue.Queue; one is made if not given). Limits are in
+    KB/s with 1 KB = 1024 bytes; None or 0 means unlimited. `headers_for(url)` gives the headers
+    for a request (the caller's token for the Hub); Authorization is never sent to another origin
+    than the job URL's, whatever it returns. All threads are daemons and stop promptly on
+    `stop()`; use the engine as a context manager to stop and join on exit.
+    """
+
+    def __init__(
+        self,
+        jobs: int = 2,
+        connections: int = 8,
+        limit_kb: float | None = None,
+        headers_for: Callable[[str], Mapping[str, str]] = no_headers,
+        events: queue.Queue[Event] | None = None,
+        pool: urllib3.PoolManager | None = None,
+        chunk_size: int = 16 * MIB,
+        timeout: float = 30.0,
+        *,
+        min_chunk: int | None = None,
+        small_file: int = 4 * MIB,
+        read_size: int = 1 * MIB,
+        retries: int = 8,
+        backoff: float = 0.5,
+        min_speed: float = 1024.0,
+        stall_window: float = 30.0,
+        state_every: float = 1.0,
+    ) -> None:
+        if jobs < 1 or connections < 1:
+            raise ValueError("jobs and connections must be at least 1")
+        self.jobs = jobs
+        self.events: queue.Queue[Event] = events if events is not None else queue.Queue()
+        self.settings = Settings(
+            connections=connections,
+            chunk_size=chunk_size,
+            min_chunk=min_chunk or max(64 * 1024, chunk_size // 16),
+            small_file=small_file,
+            read_size=read_size,
+            timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+            retries=retries,
+            backoff=backoff,
+            min_speed=min_speed,
+            stall_window=stall_window,
+            state_every=state_every,
+        )
+        self._headers_for = headers_for
+        self._own_pool = pool is None
+        self.pool = pool or urllib3.PoolManager(
+            num_pools=16, maxsize=jobs * connections + jobs, block=False
+        )
+        self.limiter = RateLimiter(kb_to_rate(limit_kb))
+        self._queue: queue.Queue[DownloadJob | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._lock = threading.Condition()
+        self._cancels: dict[str, threading.Event] = {}
+        self._reporters: dict[str, Reporter] = {}
+        self._results: dict[str, Event] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- control, from any thread ------------------------------------------------------------
+
+    def submit(self, job: DownloadJob) -> None:
+        """Queue job; its 'pending' event is published at once."""
+        with self._lock:
+            if self._stop.is_set():
+                raise RuntimeError("the engine is stopped")
+            if job.key in self._cancels and job.key not in self._results:
+                raise ValueError(f"{job.key} is already queued")
+            self._results.pop(job.key, None)
+            self._cancels[job.key] = threading.Event()
+            reporter = Reporter(job.key, self.events)
+            reporter.total = job.size
+            self._reporters[job.key] = reporter
+            if len(self._threads) < self.jobs:
+                thread = threading.Thread(
+                    target=self._dispatch, name=f"wandown-file-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        reporter.publish(ev.PENDING)
+        self._queue.put(job)
+
+    def cancel(self, key: str) -> None:
+        """Stop one file, keeping its partial for a later resume."""
+        with self._lock:
+            flag = self._cancels.get(key)
+        if flag is not None:
+            flag.set()
+
+    def set_limit(self, limit_kb: float | None) -> None:
+        """Change the shared limit (KB/s, 1 KB = 1024 bytes; None or 0 = unlimited) at once."""
+        self.limiter.set_rate(kb_to_rate(limit_kb))
+
+    def stop(self) -> None:
+        """Stop everything promptly; partials are kept. Use wait() to join."""
+        with self._lock:
+            self._stop.set()
+            flags = list(self._cancels.values())
+        for flag in flags:
+            flag.set()
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def wait(self, timeout: float | None = None) -> dict[str, Event]:
+        """Block until every submitted job has a final event (or timeout); return them by key."""
+        with self._lock:
+            self._lock.wait_for(lambda: len(self._results) >= len(self._cancels), timeout)
+            return dict(self._results)
+
+    def close(self) -> None:
+        """Stop, join the threads and close the connections."""
+        self.stop()
+        for thread in self._threads:
+            thread.join()
+        if self._own_pool:
+            self.pool.clear()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the worker side ---------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                flag = self._cancels[job.key]
+                reporter = self._reporters[job.key]
+            if flag.is_set():
+                final = reporter.publish(ev.CANCELLED, message="cancelled before it started")
+            else:
+                resolver = Resolver(self.pool, job.url, self._headers_for, self.settings.timeout)
+                download = FileDownload(
+                    job, self.settings, self.pool, self.limiter, resolver, reporter, flag
+                )
+                try:
+                    final = download.run()
+                except Exception as error:  # a bug must end the file, not hang wait()
+                    final = reporter.publish(ev.FAILED, message=f"internal error: {error!r}")
+            with self._lock:
+                self._results[job.key] = final
+                self._lock.notify_all()

@@ -1,0 +1,239 @@
+"""HTTP for the engine: resolve a Hub URL to its CDN link, check responses, decide on retries."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+
+from wandown import __version__
+from wandown.errors import DownloadError
+
+USER_AGENT = f"wandown/{__version__}"
+MAX_REDIRECTS = 5
+MAX_SERVER_WAIT = 300.0  # never sleep longer than this on a server's Retry-After
+
+HeadersFor = Callable[[str], Mapping[str, str]]
+
+
+class Transient(Exception):
+    """A failure worth retrying after a pause: reset, stall, short body, 5xx, 429."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+class LinkExpired(Exception):
+    """The CDN refused a link that worked before (signed URLs expire): resolve the Hub URL again."""
+
+
+class RangeIgnored(Exception):
+    """The server answered a Range request with the whole file (200 instead of 206)."""
+
+
+class RemoteChanged(DownloadError):
+    """The remote file is not the one the job or the partial describes."""
+
+
+class Cancelled(Exception):
+    """The file (or the whole engine) was asked to stop."""
+
+
+def origin(url: str) -> tuple[str, str]:
+    """Return (scheme, host:port) of a URL, the unit that may receive credentials."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def clean_etag(value: str | None) -> str | None:
+    """Return an ETag without W/ and quotes, lower-cased ('W/"abc"' -> 'abc')."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"').lower() or None
+
+
+def retry_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Return how long the server asks us to wait, from Retry-After or RateLimit's t= / reset=.
+
+    Retry-After is seconds or an HTTP date (RFC 9110 section 10.2.3); RateLimit is the IETF
+    draft header the Hub sends on 429 ('"api";r=0;t=55' or the older 'limit=.., reset=55').
+    """
+    value = headers.get("Retry-After")
+    if value:
+        value = value.strip()
+        try:
+            return max(0.0, min(float(value), MAX_SERVER_WAIT))
+        except ValueError:
+            pass
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+            current = time.time() if now is None else now
+            return max(0.0, min(when - current, MAX_SERVER_WAIT))
+    value = headers.get("RateLimit")
+    if value:
+        match = re.search(r"(?:^|[;,\s])(?:t|reset)\s*=\s*(\d+(?:\.\d+)?)", value)
+        if match:
+            return min(float(match.group(1)), MAX_SERVER_WAIT)
+    return None
+
+
+CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """Return (first, last, total) of a Content-Range header, or None if it is not one."""
+    match = CONTENT_RANGE.match(value or "")
+    if not match:
+        return None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), int(match.group(2)), total
+
+
+def interrupt(response: urllib3.BaseHTTPResponse | None) -> None:
+    """Unblock a thread stuck reading response, from another thread (cancel must be prompt)."""
+    if response is None:
+        return
+    shutdown = getattr(response, "shutdown", None)  # urllib3 >= 2.3
+    if shutdown is not None:
+        with contextlib.suppress(Exception):
+            shutdown()
+        return
+    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def status_problem(response: urllib3.BaseHTTPResponse, url: str, what: str) -> Exception:
+    """Turn an unexpected status into the exception that says what to do next."""
+    status = response.status
+    if status == 429 or status >= 500 or status == 408:
+        wait = retry_wait(response.headers)
+        return Transient(f"the server answered {status} for {what}", wait)
+    if status == 401:
+        return DownloadError(
+            f"{what}: the Hub wants a token (401); log in or set a Hugging Face token"
+        )
+    if status == 403:
+        return DownloadError(f"{what}: access denied (403); the repository may be gated")
+    if status == 404:
+        return DownloadError(f"{what}: not found on the Hub (404): {url}")
+    if status == 416:
+        return RemoteChanged(f"{what}: the server refused the byte range (416)")
+    return DownloadError(f"{what}: unexpected answer {status} from {url}")
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where the bytes of a Hub file are, and what the Hub says about them."""
+
+    data_url: str
+    size: int | None
+    sha256: str | None
+    blob_sha1: str | None
+    commit: str | None
+
+
+class Resolver:
+    """Turn one Hub /resolve/ URL into a link to its bytes, shared by a file's connections.
+
+    Authorization (from `headers_for`) is sent only to the origin of the Hub URL: the engine
+    follows redirects itself and drops the header when a redirect leaves that origin, so a token
+    never reaches the CDN even if `headers_for` is careless.
+    """
+
+    def __init__(
+        self,
+        pool: urllib3.PoolManager,
+        url: str,
+        headers_for: HeadersFor,
+        timeout: urllib3.Timeout,
+    ) -> None:
+        self._pool = pool
+        self.url = url
+        self._headers_for = headers_for
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self.link: Link | None = None
+
+    def headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Return the request headers for url, with credentials only for the Hub's origin."""
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        headers.update(self._headers_for(url))
+        if origin(url) != origin(self.url):
+            for name in [n for n in headers if n.lower() in ("authorization", "cookie")]:
+                del headers[name]
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def resolve(self) -> Link:
+        """Ask the Hub (HEAD, redirects followed by hand) where the file's bytes are."""
+        url = self.url
+        size = sha256 = blob_sha1 = commit = None
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._pool.request(
+                    "HEAD",
+                    url,
+                    headers=self.headers(url),
+                    redirect=False,
+                    retries=False,
+                    timeout=self._timeout,
+                )
+            except urllib3.exceptions.HTTPError as error:
+                raise Transient(f"cannot reach {origin(url)[1]}: {reason(error)}") from error
+            headers = response.headers
+            commit = commit or headers.get("X-Repo-Commit")
+            if headers.get("X-Linked-Size"):
+                size = int(headers["X-Linked-Size"])
+            sha256 = sha256 or clean_etag(headers.get("X-Linked-Etag"))
+            if response.status in (301, 302, 303, 307, 308):
+                location = headers.get("Location")
+                if not location:
+                    raise DownloadError(f"the Hub redirected {self.url} nowhere")
+                url = urljoin(url, location)
+                continue
+            if response.status != 200:
+                raise status_problem(response, url, "looking up the file")
+            if size is None and headers.get("Content-Length"):
+                size = int(headers["Content-Length"])
+            if sha256 is None and url == self.url:
+                blob_sha1 = clean_etag(headers.get("ETag"))
+            link = Link(url, size, sha256, blob_sha1, commit)
+            with self._lock:
+                self.link = link
+            return link
+        raise DownloadError(f"too many redirects for {self.url}")
+
+    def refresh(self, stale_url: str) -> str:
+        """Resolve again unless another connection already did; return the fresh link."""
+        with self._lock:
+            current = self.link.data_url if self.link else None
+        if current is not None and current != stale_url:
+            return current
+        return self.resolve().data_url
+
+
+def reason(error: BaseException) -> str:
+    """Return a short human reason for a urllib3 or socket error."""
+    inner = getattr(error, "reason", None) or error
+    text = str(inner)
+    if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+        return "the connection stalled (read timeout)"
+    if isinstance(error, urllib3.exceptions.ProtocolError):
+        return f"the connection broke ({text})"
+    return text

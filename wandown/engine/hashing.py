@@ -1,0 +1,95 @@
+"""Hash a partial file while it is being written, following its finished prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+
+READ_BACK = 4 * 1024 * 1024
+
+
+def git_blob_header(size: int) -> bytes:
+    """Return the header git hashes before a blob's bytes (the Hub's ETag for small files)."""
+    return b"blob %d\0" % size
+
+
+def new_hash(kind: str, size: int) -> hashlib._Hash:
+    """Start a sha256 (LFS files) or a git blob sha1 (small files) of a file of `size` bytes."""
+    if kind == "sha256":
+        return hashlib.sha256()
+    if kind == "blob_sha1":
+        digest = hashlib.sha1(usedforsecurity=False)
+        digest.update(git_blob_header(size))
+        return digest
+    raise ValueError(f"unknown hash kind {kind!r}")
+
+
+def hash_file(path: os.PathLike[str] | str, kind: str) -> str:
+    """Return the hex digest of a whole file (used by tests and to re-check a finished part)."""
+    size = os.path.getsize(path)
+    digest = new_hash(kind, size)
+    with open(path, "rb") as handle:
+        while block := handle.read(READ_BACK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class PrefixHasher:
+    """A thread that hashes bytes [0, prefix) of a file as the prefix grows.
+
+    `prefix()` returns how far the file is finished without a gap; `condition` is notified when
+    it may have grown. The bytes are read back with pread (from the page cache, as they were
+    just written), in large blocks so hashlib releases the GIL while it works. Starting over at
+    offset 0 on every run is what re-checks a resumed prefix.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        kind: str,
+        size: int,
+        prefix: Callable[[], int],
+        condition: threading.Condition,
+        stop: threading.Event,
+    ) -> None:
+        self._fd = fd
+        self._size = size
+        self._prefix = prefix
+        self._condition = condition
+        self._stop = stop
+        self._digest = new_hash(kind, size)
+        self.hashed = 0
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="wandown-hash", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def result(self, timeout: float | None = None) -> str | None:
+        """Wait for the whole file to be hashed; None if stopped, timed out or a read failed."""
+        self._thread.join(timeout)
+        if self._thread.is_alive() or self.hashed < self._size or self.error:
+            return None
+        return self._digest.hexdigest()
+
+    def _run(self) -> None:
+        buffer = bytearray(min(READ_BACK, max(1, self._size)))
+        view = memoryview(buffer)
+        try:
+            while self.hashed < self._size and not self._stop.is_set():
+                with self._condition:
+                    ready = self._prefix()
+                    if ready <= self.hashed:
+                        self._condition.wait(0.2)
+                        continue
+                while self.hashed < ready and not self._stop.is_set():
+                    want = min(len(buffer), ready - self.hashed)
+                    got = os.preadv(self._fd, [view[:want]], self.hashed)
+                    if got <= 0:
+                        raise OSError(f"the partial file ended at byte {self.hashed}")
+                    self._digest.update(view[:got])
+                    self.hashed += got
+        except OSError as error:
+            self.error = error
