@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from wandown.localhub.http import Request, Server
 from wandown.localhub.protocol import FileMeta, lfs_meta, plain_meta
 from wandown.localhub.repos import RepoFile, RepoStore
 from wandown.localhub.routes import CdnRoutes, HubRoutes, make_cdn_link
+
+MAX_RECORDS = 100_000
 
 
 class LocalHubError(WandownError):
@@ -71,7 +74,8 @@ class LocalHub:
         self.faults = FaultBoard()
         self.secret = secrets.token_bytes(16)
         self.stopping = threading.Event()
-        self._records: list[RequestRecord] = []
+        # Bounded, so a CLI server left running for days does not grow without end.
+        self._records: deque[RequestRecord] = deque(maxlen=MAX_RECORDS)
         self._records_lock = threading.Lock()
         self._servers: list[Server] = []
         self._threads: list[threading.Thread] = []
@@ -151,7 +155,7 @@ class LocalHub:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A snapshot of every request received so far, oldest first."""
+        """A snapshot of the requests received so far (the latest 100,000), oldest first."""
         with self._records_lock:
             return list(self._records)
 
