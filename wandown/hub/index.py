@@ -70,7 +70,11 @@ class Wanted:
 
 
 class HubIndex:
-    """The files of one hub (stat facts), its Hugging Face caches and InvokeAI installs."""
+    """The files of one hub (stat facts), its Hugging Face caches and InvokeAI installs.
+
+    One worker thread at a time matches (reads and hashes); other threads may ask the cheap
+    questions (candidates, known_digests, link_target) meanwhile.
+    """
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class HubIndex:
         self.broken_links = 0
         self.skipped_places = 0
         self._invokeai: dict[str, InvokeAIRecord] | None = None
+        self._invokeai_lock = threading.Lock()
         self._computed: dict[FileStat, dict[str, str]] = {}  # this run's digests by file identity
         self._blake3 = hashing.load_blake3()
         self._blake3_notice_given = False
@@ -154,18 +159,20 @@ class HubIndex:
 
     def invokeai_records(self) -> dict[str, InvokeAIRecord]:
         """Return InvokeAI's single-file records by absolute path, reading the databases once."""
-        if self._invokeai is None:
-            self._invokeai = {}
-            for root in self.invokeai_roots:
-                for record in read_records(root, self.notice):
-                    self._invokeai[record.path] = record
-            self._add_outside_leads()
+        with self._invokeai_lock:  # candidates() may be asked from two threads at once
+            if self._invokeai is None:
+                records = {}
+                for root in self.invokeai_roots:
+                    for record in read_records(root, self.notice):
+                        records[record.path] = record
+                self._add_outside_leads(records)
+                self._invokeai = records
         return self._invokeai
 
-    def _add_outside_leads(self) -> None:
+    def _add_outside_leads(self, records: dict[str, InvokeAIRecord]) -> None:
         """Index files InvokeAI records outside the hub (models it uses in place)."""
         inside = self.hub_dir.rstrip(os.sep) + os.sep
-        for path, record in (self._invokeai or {}).items():
+        for path, record in records.items():
             if path.startswith(inside) or path in self.files:
                 continue
             try:
@@ -219,8 +226,7 @@ class HubIndex:
     ) -> dict[str, str]:
         """Return the digests of a hub file, reading it once if a wanted kind is unknown."""
         kinds = set(kinds)
-        if BLAKE3 in kinds and self._blake3 is None:
-            self._blake3_missing()
+        if self._blake3 is None:
             kinds.discard(BLAKE3)
         known = self.known_digests(key)
         if kinds.issubset(known):
