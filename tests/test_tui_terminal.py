@@ -1,0 +1,250 @@
+"""The interface in a real terminal: tmux runs it over a fake controller and we read the screen.
+
+Each test uses its own tmux server (``-L``) and kills it in ``finally``. The script prints its
+exit status and whether the tty modes came back as they were, so a test sees exactly what a
+user's shell would after wandown ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tui_fakes import synthetic_store
+
+from wandown.tui.rows import build_rows
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+_counter = itertools.count()
+
+SCRIPT = """
+import os, sys
+from pathlib import Path
+sys.path[:0] = [{tests!r}, {repo!r}]
+from tui_fakes import FakeController, synthetic_store
+from wandown.tui import run
+
+out = Path(sys.argv[1])
+controller = FakeController(
+    synthetic_store(300), step_bytes=10_000_000, tick=0.05, marker=out / "shutdown"
+)
+(out / "pid").write_text(str(os.getpid()))
+sys.exit(run(controller))
+"""
+
+# The shell around the script: remember the tty modes, run, then report what a user would see.
+RUNNER = """a=$(stty -g)
+{python} {script} {out}
+echo wandown-exit=$?
+if [ "$a" = "$(stty -g)" ]; then echo tty-restored; else echo tty-changed; fi
+sleep 60
+"""
+
+
+class Tmux:
+    """One private tmux server with one session running the interface."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None):
+        self.socket = f"wandown-test-{os.getpid()}-{next(_counter)}"
+        self.out = tmp_path
+        script = tmp_path / "tui_script.py"
+        script.write_text(SCRIPT.format(tests=str(TESTS), repo=str(REPO)))
+        runner = tmp_path / "runner.sh"
+        runner.write_text(
+            RUNNER.format(
+                python=shlex.quote(sys.executable),
+                script=shlex.quote(str(script)),
+                out=shlex.quote(str(tmp_path)),
+            )
+        )
+        settings = {"LC_ALL": "C.UTF-8", "WANDOWN_CACHE_DIR": str(tmp_path / "cache")}
+        settings.update(env or {})
+        self.env = ["-e" + f"{key}={value}" for key, value in settings.items()]
+        self.runner = runner
+
+    def tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return result.stdout
+
+    def start(self, width: int = 120, height: int = 40) -> None:
+        command = f"sh {shlex.quote(str(self.runner))}"
+        self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), *self.env, command)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p")
+
+    def wait_for(self, check: Callable[[str], bool] | str, timeout: float = 5.0) -> str:
+        """Poll the screen until check holds (or the text appears); return that screen."""
+        test = (lambda screen: check in screen) if isinstance(check, str) else check
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if test(screen):
+                return screen
+            time.sleep(0.05)
+        raise AssertionError(f"screen never showed {check!r}; it shows:\n{screen}")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", *keys)
+
+    def literal(self, text: str) -> None:
+        self.tmux("send-keys", "-l", text)
+
+    def click(self, x: int, y: int) -> None:
+        """Send a left press and release as an xterm (X10) mouse report at cell (x, y)."""
+        press = [0x1B, ord("["), ord("M"), 32 + 0, 33 + x, 33 + y]
+        release = [0x1B, ord("["), ord("M"), 32 + 3, 33 + x, 33 + y]
+        self.tmux("send-keys", "-H", *(f"{byte:02x}" for byte in press + release))
+
+    def pid(self) -> int:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            path = self.out / "pid"
+            if path.exists() and path.read_text():
+                return int(path.read_text())
+            time.sleep(0.05)
+        raise AssertionError("the script never wrote its pid")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path):
+    session = Tmux(tmp_path)
+    try:
+        yield session
+    finally:
+        session.kill()
+
+
+def status_line(screen: str) -> str:
+    return screen.rstrip("\n").split("\n")[-2]
+
+
+def row_line(screen: str, name: str) -> str:
+    for line in screen.split("\n"):
+        if name in line:
+            return line
+    raise AssertionError(f"no line shows {name!r}:\n{screen}")
+
+
+def test_keys_mouse_filter_help_resize_and_quit(tmux: Tmux, tmp_path: Path):
+    rows = build_rows(synthetic_store(300).snapshot(), show_all=False)
+    tmux.start()
+    screen = tmux.wait_for("Model File")
+    assert rows[0].dest in status_line(screen)
+    assert "[✓]" in screen
+
+    tmux.keys("Down")
+    screen = tmux.wait_for(lambda s: rows[1].dest in status_line(s))
+    second = rows[1].dest.rsplit("/", 1)[1].removesuffix(".safetensors")
+    assert row_line(screen, second).startswith("[✓]")
+    tmux.keys("Enter")
+    screen = tmux.wait_for(lambda s: row_line(s, second).startswith("[ ]"))
+
+    # A click moves the cursor to the clicked row and never changes its checkbox.
+    fifth = rows[5].dest.rsplit("/", 1)[1].removesuffix(".safetensors")
+    tmux.click(30, 2 + 5)
+    screen = tmux.wait_for(lambda s: rows[5].dest in status_line(s))
+    assert row_line(screen, fifth).startswith("[✓]")
+    assert row_line(screen, second).startswith("[ ]")
+
+    tmux.literal("/model_03")
+    tmux.keys("Enter")
+    screen = tmux.wait_for("Missing Only /model_03")
+    table = screen.split("\n")[2:-3]
+    assert all("model_03" in line for line in table if line.strip()), screen
+    tmux.keys("Escape")  # clears the filter instead of quitting
+    screen = tmux.wait_for(lambda s: "/model_03" not in s and "Filter cleared" in s)
+    assert "model_02" in screen  # the other models' rows are back
+
+    tmux.keys("?")
+    tmux.wait_for("Keys")
+    tmux.keys("Escape")  # closes the help, does not quit
+    screen = tmux.wait_for(lambda s: "Keys" not in s)
+    assert "Model File" in screen
+
+    tmux.keys("p")
+    tmux.wait_for("Palette: high-contrast")
+
+    tmux.tmux("resize-window", "-x", "80", "-y", "24")
+    screen = tmux.wait_for("Destina…")  # the 80-column layout cuts the last heading
+    assert "Model File" in screen
+    assert len(screen.rstrip("\n").split("\n")) <= 24
+
+    tmux.tmux("resize-window", "-x", "20", "-y", "5")
+    tmux.wait_for("terminal too small")
+    tmux.tmux("resize-window", "-x", "100", "-y", "30")
+    tmux.wait_for("Model File")
+
+    tmux.keys("Escape")
+    screen = tmux.wait_for("wandown-exit=0")
+    tmux.wait_for("tty-restored")
+    assert (tmp_path / "shutdown").exists()
+
+
+def test_download_progress_and_confirmed_quit(tmux: Tmux, tmp_path: Path):
+    tmux.start()
+    tmux.wait_for("Model File")
+    tmux.keys("d")
+    screen = tmux.wait_for(lambda s: "% " in s and "MB/s" in s and "█" in s)
+    assert "Starting" in screen
+    tmux.keys("Escape")
+    tmux.wait_for("Quit now")
+    tmux.keys("n")
+    screen = tmux.wait_for("Not quitting")
+    assert (tmp_path / "shutdown").exists() is False
+    tmux.keys("Escape")
+    tmux.wait_for("Quit now")
+    tmux.keys("y")
+    tmux.wait_for("wandown-exit=0")
+    tmux.wait_for("tty-restored")
+    assert (tmp_path / "shutdown").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_restores_terminal_and_shuts_down(tmux: Tmux, tmp_path: Path, signum: int):
+    tmux.start()
+    tmux.wait_for("Model File")
+    tmux.keys("d")
+    tmux.wait_for("MB/s")
+    os.kill(tmux.pid(), signum)
+    screen = tmux.wait_for(f"wandown-exit={128 + signum}")
+    tmux.wait_for("tty-restored")
+    assert "partial downloads are kept" in screen
+    assert (tmp_path / "shutdown").exists()
+
+
+def test_ascii_locale_draws_without_unicode(tmp_path: Path):
+    session = Tmux(tmp_path, env={"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"})
+    try:
+        session.start(width=100, height=20)
+        screen = session.wait_for("Model File")
+        assert "[x]" in screen
+        assert "✓" not in screen and "│" not in screen
+        session.keys("Escape")
+        session.wait_for("wandown-exit=0")
+    finally:
+        session.kill()

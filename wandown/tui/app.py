@@ -1,0 +1,347 @@
+"""The interface's behaviour without a terminal: keys in, view state and controller calls out.
+
+The controller is the interface's only way to reach the rest of wandown (see Controller); the
+curses loop feeds App key names and draws App.frame(), so everything here is tested with a fake
+controller and no screen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+from wandown import state
+from wandown.state import Snapshot, StatusStore
+from wandown.tui import keys, theme
+from wandown.tui.render import (
+    TABLE_TOP,
+    Line,
+    format_limit,
+    help_room,
+    render,
+    table_height,
+)
+from wandown.tui.rows import Row, build_rows, clamp_view, rows_stale
+from wandown.tui.view import ViewState
+from wandown.units import human_bytes
+
+
+class Controller(Protocol):
+    """What the interface may ask of the rest of wandown; every call returns at once."""
+
+    store: StatusStore
+
+    def start(self, dests: Sequence[str]) -> None: ...
+
+    def cancel(self, dest: str) -> None: ...
+
+    def set_limit(self, kb: float | None) -> None: ...
+
+    def reload(self, reset_cache: bool) -> None: ...
+
+    def busy(self) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+LIMIT_STEP = 1.25
+LIMIT_MIN_KB = 100.0
+LIMIT_MAX_KB = 2_000_000.0  # above 2 GB/s '+' lifts the limit
+LIMIT_START_KB = 50_000.0  # where '-' starts from unlimited when nothing is downloading
+
+
+def next_limit(limit_kb: float | None, faster: bool, speed: float = 0.0) -> float | None:
+    """Return the bandwidth limit one step up or down, in KB/s; None is unlimited.
+
+    Steps are x1.25 rounded to two significant digits. From unlimited, '-' starts just under
+    the current total speed (``speed`` in bytes/s), or at 50,000 KB/s when idle.
+    """
+    if limit_kb is None:
+        if faster:
+            return None
+        base = speed / 1000 if speed > 0 else LIMIT_START_KB * LIMIT_STEP
+        return max(LIMIT_MIN_KB, _round_down(base / LIMIT_STEP))
+    if faster:
+        raised = _round_up(limit_kb * LIMIT_STEP)
+        return None if raised > LIMIT_MAX_KB else max(raised, LIMIT_MIN_KB)
+    return max(LIMIT_MIN_KB, _round_down(limit_kb / LIMIT_STEP))
+
+
+def _round_up(value: float) -> float:
+    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    return math.ceil(value / scale) * scale
+
+
+def _round_down(value: float) -> float:
+    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    return math.floor(value / scale) * scale
+
+
+class App:
+    """The view state plus the rows built from the latest snapshot, and the commands on them."""
+
+    def __init__(self, controller: Controller, palette: str = "default", ascii_only: bool = False):
+        self.controller = controller
+        self.view = ViewState(palette=palette, ascii_only=ascii_only)
+        self.snapshot: Snapshot | None = None
+        self.rows: list[Row] = []
+        self.width = 80
+        self.height = 24
+        self.mouse_y: int | None = None
+        self.refresh()
+
+    # ---- state from the store
+
+    def refresh(self) -> bool:
+        """Take a new snapshot if the store changed; return True when there was one."""
+        store = self.controller.store
+        if self.snapshot is not None and store.version == self.snapshot.version:
+            return False
+        new = store.snapshot()
+        old, self.snapshot = self.snapshot, new
+        if old is None:
+            # Start as --list shows it: every needed file that is missing is selected.
+            self.view.selected = {
+                dest
+                for dest, file in new.files.items()
+                if file.needed_by and file.status == state.MISSING
+            }
+        else:
+            self.view.selected &= new.files.keys()
+            if new.notices[-1:] != old.notices[-1:]:
+                self.view.say(new.notices[-1])
+        if rows_stale(old, new):
+            self.rebuild_rows()
+        return True
+
+    def rebuild_rows(self) -> None:
+        """Rebuild the row list, keeping the cursor on the same row when it still exists."""
+        current = self.current_row()
+        assert self.snapshot is not None
+        self.rows = build_rows(
+            self.snapshot, self.view.show_all, self.view.filter_text, self.view.started
+        )
+        if current is not None:
+            for index, row in enumerate(self.rows):
+                if row.key == current.key:
+                    self.view.cursor = index
+                    break
+        self._clamp()
+
+    def current_row(self) -> Row | None:
+        if 0 <= self.view.cursor < len(self.rows):
+            return self.rows[self.view.cursor]
+        return None
+
+    def working(self) -> bool:
+        return self.controller.busy()
+
+    # ---- screen
+
+    @property
+    def page_size(self) -> int:
+        return max(1, table_height(self.height))
+
+    def resize(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self._clamp()
+
+    def frame(self) -> list[Line]:
+        """Return the screen for the current size (see render.render)."""
+        self._clamp()
+        assert self.snapshot is not None
+        return render(
+            self.view, self.snapshot, self.rows, self.width, self.height, keys.help_lines()
+        )
+
+    def _clamp(self) -> None:
+        self.view.cursor, self.view.top = clamp_view(
+            self.view.cursor, self.view.top, len(self.rows), self.page_size
+        )
+
+    # ---- input
+
+    def handle(self, key: str) -> None:
+        """React to one key name (see keys.KEYS); prompts and overlays take keys first."""
+        view = self.view
+        if key == "KEY_RESIZE":
+            return
+        if view.help_open:
+            self._help_key(key)
+            return
+        if view.confirm_quit:
+            view.confirm_quit = False
+            if key in ("y", "Y"):
+                view.quitting = True
+            else:
+                view.say("Not quitting; downloads continue.")
+            return
+        view.say("")
+        if view.editing_filter and key not in keys.FILTER_PASSTHROUGH:
+            self._edit_filter(key)
+            return
+        command = keys.KEYS.get(key)
+        if command is None:
+            if len(key) == 1 and key.isprintable():
+                view.say(f"'{key}' does nothing here; press ? for the keys")
+            return
+        keys.COMMANDS[command][1](self)
+
+    def _help_key(self, key: str) -> None:
+        """Scroll the help with Up/Down/wheel/PgUp/PgDn; any other key closes it."""
+        steps = {"KEY_UP": -1, "WHEEL_UP": -3, "KEY_PPAGE": -10, "KEY_DOWN": 1, "WHEEL_DOWN": 3}
+        steps["KEY_NPAGE"] = 10
+        if key not in steps:
+            self.view.help_open = False
+            return
+        last = max(0, len(keys.help_lines()) - help_room(self.height))
+        self.view.help_top = max(0, min(last, self.view.help_top + steps[key]))
+
+    def _edit_filter(self, key: str) -> None:
+        view = self.view
+        if key in ("\n", "\r", "KEY_ENTER"):
+            view.editing_filter = False
+            return
+        if key == "\x1b":
+            view.editing_filter = False
+            view.filter_text = ""
+        elif key in ("KEY_BACKSPACE", "\x7f", "\b"):
+            view.filter_text = view.filter_text[:-1]
+        elif len(key) == 1 and key.isprintable():
+            view.filter_text += key
+        else:
+            return
+        self.rebuild_rows()
+
+    # ---- commands (bound in keys.COMMANDS)
+
+    def move_cursor(self, step: int) -> None:
+        self.move_cursor_to(self.view.cursor + step)
+
+    def move_cursor_to(self, index: int) -> None:
+        self.view.cursor = index
+        self._clamp()
+
+    def scroll(self, step: int) -> None:
+        """Scroll the view and move the cursor with it, as a wheel turn does."""
+        self.view.top += step
+        self.view.cursor += step
+        self._clamp()
+
+    def click(self) -> None:
+        """Move the cursor to the clicked row; a click never changes the selection."""
+        if self.mouse_y is None:
+            return
+        index = self.view.top + self.mouse_y - TABLE_TOP
+        if 0 <= self.mouse_y - TABLE_TOP < self.page_size and index < len(self.rows):
+            self.move_cursor_to(index)
+
+    def toggle_row(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        if row.dest in self.view.selected:
+            self.view.selected.discard(row.dest)
+        else:
+            self.view.selected.add(row.dest)
+
+    def select_model(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        if row.model_id is None:
+            self.view.say(f"c selects one model's files; this row is '{row.config}'")
+            return
+        chosen = self._missing(
+            dest for dest, f in self._files().items() if row.model_id in f.needed_by
+        )
+        self.view.selected |= chosen
+        self.view.say(f"Selected {len(chosen)} missing files that {row.model_id} needs")
+
+    def select_all(self) -> None:
+        chosen = self._missing(row.dest for row in self.rows)
+        self.view.selected |= chosen
+        self.view.say(f"Selected {len(chosen)} files")
+
+    def unselect_all(self) -> None:
+        self.view.selected.clear()
+        self.view.say("Selection cleared")
+
+    def download(self) -> None:
+        """Start every selected file that is neither present nor already running."""
+        files = self._files()
+        waiting = state.PRESENT | state.ACTIVE
+        ready = {d for d in self.view.selected if d in files and files[d].status not in waiting}
+        if not ready:
+            self.view.say("Nothing to start: select missing files with Enter, a or c")
+            return
+        order = {row.dest: i for i, row in reversed(list(enumerate(self.rows)))}
+        dests = sorted(ready, key=lambda d: (order.get(d, len(order)), d))
+        self.controller.start(dests)
+        self.view.started |= ready
+        self.view.selected -= ready
+        size = human_bytes(sum(files[d].size or 0 for d in dests))
+        self.view.say(f"Starting {len(dests)} files ({size})")
+
+    def cancel(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        file = self._files()[row.dest]
+        if file.status not in state.ACTIVE:
+            self.view.say(f"x cancels a running download; this file is {file.status}")
+            return
+        self.controller.cancel(row.dest)
+        self.view.say(f"Cancelling {file.file_name}; its partial is kept for later")
+
+    def change_limit(self, faster: bool) -> None:
+        assert self.snapshot is not None
+        current = self.snapshot.header.limit_kb
+        limit = next_limit(current, faster, self.snapshot.total_speed)
+        if limit == current:
+            self.view.say(f"Bandwidth limit stays {format_limit(current)}")
+            return
+        self.controller.set_limit(limit)
+        self.view.say(f"Bandwidth limit: {format_limit(limit)}")
+
+    def toggle_view(self) -> None:
+        self.view.show_all = not self.view.show_all
+        self.rebuild_rows()
+        self.view.say(f"View: {self.view.mode_name}")
+
+    def start_filter(self) -> None:
+        self.view.editing_filter = True
+
+    def reload(self) -> None:
+        self.controller.reload(reset_cache=True)
+        self.view.say("Reloading: Hub metadata cache cleared")
+
+    def next_palette(self) -> None:
+        self.view.palette = theme.next_palette(self.view.palette)
+        self.view.say(f"Palette: {self.view.palette}")
+
+    def show_help(self) -> None:
+        self.view.help_open = True
+        self.view.help_top = 0
+
+    def escape(self) -> None:
+        """Clear an active filter; otherwise quit, asking first while work runs."""
+        if self.view.filter_text:
+            self.view.filter_text = ""
+            self.rebuild_rows()
+            self.view.say("Filter cleared")
+        elif self.controller.busy():
+            self.view.confirm_quit = True
+        else:
+            self.view.quitting = True
+
+    # ---- helpers
+
+    def _files(self) -> dict[str, state.FileView]:
+        assert self.snapshot is not None
+        return self.snapshot.files
+
+    def _missing(self, dests) -> set[str]:
+        files = self._files()
+        return {d for d in dests if files[d].status not in state.PRESENT}

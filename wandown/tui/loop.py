@@ -1,0 +1,104 @@
+"""The main loop: wait for a key or a tick, update the App, redraw only when something changed."""
+
+from __future__ import annotations
+
+import contextlib
+import locale
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from wandown.fsutil import cache_dir
+from wandown.tui import theme
+from wandown.tui.app import App, Controller
+from wandown.tui.keys import mouse_key
+from wandown.tui.screen import Screen, Terminated, read_key, read_mouse, terminal, terminal_signals
+
+BUSY_TICK_MS = 150  # while work runs: progress redraws about seven times a second
+IDLE_TICK_MS = 1500  # when idle: wake rarely, only to notice a reload finishing
+
+
+def run(controller: Controller, palette: str | None = None, ascii_only: bool | None = None) -> int:
+    """Run the interface until the user quits; return the exit status.
+
+    The terminal is restored however this ends; controller.shutdown() is always called, so
+    every partial stays resumable. A crash is logged to tui.log in the cache folder and
+    reported in one line after the terminal is back.
+    """
+    try:
+        palette = theme.initial_palette(palette, os.environ)
+    except ValueError as error:
+        print(f"wandown: {error}", file=sys.stderr)
+        return 2
+    if ascii_only is None:
+        ascii_only = not prefers_utf8()
+    status, message = 0, ""
+    try:
+        app = App(controller, palette=palette, ascii_only=ascii_only)
+        with terminal_signals(), terminal() as window:
+            main_loop(Screen(window, palette, ascii_only), app)
+    except KeyboardInterrupt:
+        status, message = 130, "interrupted; partial downloads are kept for next time"
+    except Terminated as stop:
+        status, message = 128 + stop.signum, f"{stop}; partial downloads are kept for next time"
+    except Exception as error:
+        log = log_crash()
+        status = 1
+        message = f"the interface failed ({type(error).__name__}: {error})"
+        if log:
+            message += f"; details in {log}"
+    finally:
+        with contextlib.suppress(Exception):
+            controller.shutdown()
+    if message:
+        # After SIGHUP the terminal may be gone; there is nobody to tell.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"wandown: {message}", file=sys.stderr)
+    return status
+
+
+def prefers_utf8() -> bool:
+    """Tell whether the locale's encoding can show ✓ and block characters."""
+    encoding = locale.getpreferredencoding(False).lower().replace("-", "").replace("_", "")
+    return encoding == "utf8"
+
+
+def main_loop(screen: Screen, app: App) -> None:
+    """Draw, wait, handle; repeat until the App says quit."""
+    dirty = True
+    while not app.view.quitting:
+        if app.refresh():
+            dirty = True
+        if dirty:
+            width, height = screen.size()
+            app.resize(width, height)
+            screen.draw(app.frame(), app.view.palette)
+            dirty = False
+        key = read_key(screen.window, BUSY_TICK_MS if app.working() else IDLE_TICK_MS)
+        if key is None:
+            continue
+        dirty = True
+        if key == "KEY_MOUSE":
+            event = read_mouse()
+            name = mouse_key(event[2]) if event else None
+            if name is None:
+                dirty = False
+                continue
+            app.mouse_y = event[1]
+            key = name
+        app.handle(key)
+
+
+def log_crash() -> Path | None:
+    """Append the current exception's traceback to tui.log; return its path, or None."""
+    try:
+        path = cache_dir() / "tui.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n")
+            log.write(traceback.format_exc())
+        return path
+    except OSError:
+        return None

@@ -1,0 +1,383 @@
+"""The screen as a pure function of state: lines of (x, text, role) segments.
+
+Nothing here touches curses, so every layout is tested at any size without a terminal. Only the
+visible slice of rows is formatted: the cost of a frame does not grow with the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from wandown import state
+from wandown.state import FileView, Snapshot
+from wandown.tui.rows import Row
+from wandown.tui.text import clip, clip_middle, display_width, fit
+from wandown.tui.view import Glyphs, ViewState
+from wandown.units import human_bytes, human_duration, human_speed, size_gb
+
+MIN_WIDTH = 32
+MIN_HEIGHT = 6
+TABLE_TOP = 2  # header line, then column headings
+CHROME_LINES = 4  # header, headings, status line, footer
+
+HEADINGS = {
+    "check": "✓",
+    "config": "Config",
+    "file": "Model File",
+    "size": "Size (GB)",
+    "status": "Status",
+    "dest": "Destination",
+}
+PROGRESS_STATUSES = frozenset({state.DOWNLOADING, state.VERIFYING, state.HASHING})
+
+
+class Segment(NamedTuple):
+    """Text at a column of a line, drawn in a theme role."""
+
+    x: int
+    text: str
+    role: str
+
+
+Line = list[Segment]
+
+
+class Column(NamedTuple):
+    name: str
+    x: int
+    width: int
+    right: bool = False
+
+
+# (column, minimum width, drop order: lower drops first when the terminal is narrow; None stays)
+_MINIMUMS = (
+    ("check", 3, None),
+    ("config", 6, 1),
+    ("file", 16, None),
+    ("size", 9, 2),
+    ("status", 8, None),
+    ("dest", 8, 0),
+)
+# Extra room is handed out in these steps, each growing one column up to a width.
+_GROWTH = (
+    ("status", 13),
+    ("file", 34),
+    ("config", 14),
+    ("dest", 12),
+    ("status", 14),
+    ("file", 60),
+    ("config", 24),
+    ("dest", 40),
+)
+# Wan2GP's weights are almost all .safetensors: when a name must be cut, that goes first.
+_QUIET_SUFFIX = ".safetensors"
+
+
+def table_height(height: int) -> int:
+    """Return how many rows the table shows in a terminal of this height."""
+    return max(0, height - CHROME_LINES)
+
+
+def too_small(width: int, height: int) -> bool:
+    return width < MIN_WIDTH or height < MIN_HEIGHT
+
+
+def layout_columns(width: int) -> list[Column]:
+    """Return the table's columns for a terminal width, dropping and shrinking as needed."""
+    kept = [(name, minimum, drop) for name, minimum, drop in _MINIMUMS]
+
+    def needed() -> int:
+        return sum(minimum for _, minimum, _ in kept) + len(kept) - 1
+
+    for order in (0, 1, 2):
+        if needed() <= width:
+            break
+        kept = [entry for entry in kept if entry[2] != order]
+    widths = {name: minimum for name, minimum, _ in kept}
+    spare = max(0, width - needed())
+    for name, target in _GROWTH:
+        if name in widths and spare > 0:
+            grow = min(spare, max(0, target - widths[name]))
+            widths[name] += grow
+            spare -= grow
+    last = kept[-1][0]
+    widths[last] += spare
+    columns, x = [], 0
+    for name, _, _ in kept:
+        columns.append(Column(name, x, widths[name], right=name == "size"))
+        x += widths[name] + 1
+    return columns
+
+
+def status_text(view: FileView) -> str:
+    """Return the Status cell: the status word, or percentage and speed while downloading."""
+    fraction = view.fraction
+    if view.status == state.DOWNLOADING and fraction is not None:
+        return f"{fraction * 100:.0f}% {human_speed(view.speed)}"
+    if view.status in PROGRESS_STATUSES and fraction is not None and view.done:
+        return f"{view.status} {fraction * 100:.0f}%"
+    return view.status
+
+
+def status_role(status: str) -> str:
+    return "status." + status.lower()
+
+
+def format_row(
+    row: Row,
+    view: FileView,
+    columns: Sequence[Column],
+    glyphs: Glyphs,
+    selected: bool,
+    cursor: bool,
+) -> Line:
+    """Return the segments of one table row."""
+    segments: Line = []
+    if cursor:
+        last = columns[-1]
+        segments.append(Segment(0, " " * (last.x + last.width), "row.cursor"))
+    ellipsis = glyphs.ellipsis
+    for column in columns:
+        role = "normal"
+        if column.name == "check":
+            text = glyphs.checked if selected else glyphs.unchecked
+            role = "row.selected" if selected else "normal"
+        elif column.name == "config":
+            text = fit(row.config, column.width, ellipsis=ellipsis)
+        elif column.name == "file":
+            text = clip_file_name(view.file_name, column.width, ellipsis)
+            text += " " * (column.width - display_width(text))
+        elif column.name == "size":
+            text = fit(size_gb(view.size), column.width, right=True, ellipsis=ellipsis)
+        elif column.name == "status":
+            text = fit(status_text(view), column.width, ellipsis=ellipsis)
+            role = status_role(view.status)
+        else:
+            fraction = view.fraction
+            if view.status in PROGRESS_STATUSES and fraction is not None:
+                segments.extend(progress_bar(column, fraction, glyphs))
+                continue
+            text = fit(view.folder + "/", column.width, ellipsis=ellipsis)
+        segments.append(Segment(column.x, text, "row.cursor" if cursor else role))
+    return segments
+
+
+def clip_file_name(name: str, width: int, ellipsis: str = "…") -> str:
+    """Fit a file name in width cells keeping what tells files apart: its start and its end."""
+    if display_width(name) <= width:
+        return name
+    if name.endswith(_QUIET_SUFFIX):
+        name = name[: -len(_QUIET_SUFFIX)]
+        if display_width(name) <= width:
+            return name
+    return clip_middle(name, width, ellipsis)
+
+
+def progress_bar(column: Column, fraction: float, glyphs: Glyphs) -> Line:
+    """Return a bar filling a column in proportion to fraction."""
+    done = round(column.width * max(0.0, min(1.0, fraction)))
+    bar = [Segment(column.x, glyphs.bar_done * done, "progress.done")]
+    if done < column.width:
+        todo = glyphs.bar_todo * (column.width - done)
+        bar.append(Segment(column.x + done, todo, "progress.todo"))
+    return bar
+
+
+def format_limit(limit_kb: float | None) -> str:
+    """Describe a bandwidth limit given in KB/s, as the config file and --limit give it."""
+    if limit_kb is None:
+        return "unlimited"
+    return f"{limit_kb:,.0f} KB/s"
+
+
+def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
+    header = snapshot.header
+    models = len(snapshot.models) or header.model_count
+    sep = f" {glyphs.separator} "
+    source = header.catalog_source or "catalog"
+    if header.hub:
+        hub = f"hub {header.hub}: {header.hub_files:,} files, {header.hub_links:,} links available"
+    else:
+        hub = "no hub"
+    # The hub's folder is the least useful part, so it goes last where a narrow screen cuts.
+    parts = [
+        f"wandown{sep}{source} ({models} models)",
+        "online" if header.online else "offline",
+        f"limit {format_limit(header.limit_kb)}",
+        hub,
+    ]
+    return " " + sep.join(parts)
+
+
+def footer_text(view: ViewState, snapshot: Snapshot, width: int) -> str:
+    glyphs = view.glyphs
+    files = snapshot.files
+    chosen = [files[dest] for dest in view.selected if dest in files]
+    sizes = [f.size for f in chosen if f.size is not None]
+    size = human_bytes(sum(sizes))
+    if len(sizes) < len(chosen):
+        size += "+"
+    speed = snapshot.total_speed
+    remaining = sum(
+        max(0, f.size - f.done) for f in files.values() if f.status in state.ACTIVE and f.size
+    )
+    eta = human_duration(remaining / speed) if speed > 0 else "-"
+    sep = f" {glyphs.separator} "
+    left = sep.join(
+        [
+            f" {len(chosen)} selected, {size}",
+            f"{glyphs.down} {human_speed(speed)}",
+            f"ETA {eta}",
+            view.mode_name + (f" /{view.filter_text}" if view.filter_text else ""),
+        ]
+    )
+    room = width - display_width(left)
+    for hints in _FOOTER_HINTS:
+        if room >= display_width(hints) + 2:
+            return left + " " * (room - display_width(hints)) + hints
+    return left
+
+
+_FOOTER_HINTS = (
+    "Enter select  d download  s view  / filter  ? help  Esc quit ",
+    "Enter select  d download  ? help  Esc quit ",
+    "? help  Esc quit ",
+)
+
+
+def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tuple[str, str]:
+    """Return the status line's text and role: prompt, message, or the current row's details."""
+    if view.editing_filter:
+        return f"/{view.filter_text}_   (Enter keeps the filter, Esc clears it)", "statusline"
+    if view.confirm_quit:
+        return (
+            "Downloads are running. Quit now and keep partial files for later? (y/n)",
+            "statusline.error",
+        )
+    if view.message:
+        return view.message, "statusline.error" if view.message_is_error else "statusline"
+    if not rows:
+        return "", "statusline"
+    file = snapshot.files.get(rows[view.cursor].dest) if view.cursor < len(rows) else None
+    if file is None:
+        return "", "statusline"
+    if file.status == state.FAILED:
+        return f"Failed: {file.message or 'no reason given'}  ({file.dest})", "statusline.error"
+    details = file.dest
+    if file.message:
+        details += f"  {file.message}"
+    elif file.link_source:
+        details += f"  -> {file.link_source}"
+    needed = len(file.needed_by)
+    if needed:
+        details += f"  (needed by {needed} model{'s' if needed != 1 else ''})"
+    return details, "statusline"
+
+
+def render(
+    view: ViewState,
+    snapshot: Snapshot,
+    rows: Sequence[Row],
+    width: int,
+    height: int,
+    help_lines: Sequence[tuple[str, str]] = (),
+) -> list[Line]:
+    """Return the whole screen: one list of segments per line, ``height`` lines.
+
+    ``view.cursor`` and ``view.top`` must already be clamped (see rows.clamp_view).
+    """
+    lines: list[Line] = [[] for _ in range(max(0, height))]
+    glyphs = view.glyphs
+    if too_small(width, height):
+        if lines:
+            message = f"terminal too small: need {MIN_WIDTH}x{MIN_HEIGHT}"
+            lines[0] = [Segment(0, clip(message, width, glyphs.ellipsis), "statusline.error")]
+        return lines
+
+    def full(text: str, role: str) -> Line:
+        return [Segment(0, fit(text, width, ellipsis=glyphs.ellipsis), role)]
+
+    lines[0] = full(header_text(snapshot, glyphs), "header")
+    columns = layout_columns(width)
+    headings = []
+    for column in columns:
+        title = glyphs.check_heading if column.name == "check" else HEADINGS[column.name]
+        if column.name == "check":
+            title = title.center(column.width)
+        headings.append(Segment(column.x, fit(title, column.width, right=column.right), "heading"))
+    lines[1] = headings
+
+    visible = table_height(height)
+    if rows:
+        files = snapshot.files
+        for offset, row in enumerate(rows[view.top : view.top + visible]):
+            index = view.top + offset
+            file = files.get(row.dest)
+            if file is None:
+                continue
+            lines[TABLE_TOP + offset] = format_row(
+                row, file, columns, glyphs, row.dest in view.selected, index == view.cursor
+            )
+    else:
+        lines[TABLE_TOP] = full(empty_table_text(view, snapshot), "statusline")
+
+    text, role = status_line(view, snapshot, rows)
+    lines[height - 2] = full(" " + text, role)
+    lines[height - 1] = full(footer_text(view, snapshot, width), "footer")
+    if view.help_open and help_lines:
+        overlay_help(lines, help_lines, width, height, glyphs, view.help_top)
+    return lines
+
+
+def empty_table_text(view: ViewState, snapshot: Snapshot) -> str:
+    if view.filter_text:
+        return f" No row matches '{view.filter_text}'. Esc clears the filter."
+    if not snapshot.files:
+        return " The catalog lists no files."
+    if not view.show_all:
+        return " Nothing missing: every needed file is present. Press s to show all files."
+    return " No files to show."
+
+
+def overlay_help(
+    lines: list[Line],
+    help_lines: Sequence[tuple[str, str]],
+    width: int,
+    height: int,
+    glyphs: Glyphs,
+    first: int = 0,
+) -> None:
+    """Draw the key help as a box over the table, from entry ``first`` on."""
+    key_width = max(display_width(key) for key, _ in help_lines)
+    text_width = max(display_width(text) for _, text in help_lines)
+    box_width = min(width - 2, key_width + text_width + 5)
+    room = help_room(height)
+    shown = list(help_lines[first : first + room])
+    more = first + room < len(help_lines) or first > 0
+    title = " Keys: Up/Down scroll, any other key closes " if more else " Keys (any key closes) "
+    x = max(0, (width - box_width) // 2)
+    y = max(1, (height - len(shown) - 2) // 2)
+    title_cell = fit(title.center(box_width), box_width, ellipsis=glyphs.ellipsis)
+    lines[y] = _overlay(lines[y], [Segment(x, title_cell, "help.key")])
+    for offset, (key, text) in enumerate(shown, start=1):
+        key_cell = fit(" " + key, key_width + 2, ellipsis=glyphs.ellipsis)
+        rest = fit(" " + text, box_width - key_width - 2, ellipsis=glyphs.ellipsis)
+        box = [Segment(x, key_cell, "help.key"), Segment(x + key_width + 2, rest, "help")]
+        lines[y + offset] = _overlay(lines[y + offset], box)
+    bottom = y + len(shown) + 1
+    if bottom < height - 1:
+        lines[bottom] = _overlay(lines[bottom], [Segment(x, " " * box_width, "help")])
+
+
+def help_room(height: int) -> int:
+    """Return how many help entries fit at once: the header, footer, title and bottom stay."""
+    return max(1, height - 4)
+
+
+def _overlay(line: Line, box: Line) -> Line:
+    """Put box segments over a line; the line's segments under the box are dropped."""
+    start = box[0].x
+    end = box[-1].x + display_width(box[-1].text)
+    kept = [s for s in line if s.x + display_width(s.text) <= start or s.x >= end]
+    return sorted(kept + box)

@@ -1,0 +1,132 @@
+"""The table's rows as a pure function of a snapshot, and the scroll clamp.
+
+A row is a (model, file) pair and holds only the destination: its status, size and progress are
+read from the snapshot when the row is drawn, so every row that shows a shared file changes
+together and a progress tick never rebuilds the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from wandown.state import PRESENT, FileView, Snapshot
+
+ALL_MODELS = "all models"
+OPTIONAL = "optional"
+VARIANT = "(variant)"
+
+# Rows sort in these groups: shared base files first, then per model, then what is not needed.
+_GROUP = {ALL_MODELS: 0, OPTIONAL: 2, VARIANT: 3}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: the file at ``dest``, shown for ``config``."""
+
+    config: str
+    dest: str
+    model_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.config, self.dest)
+
+
+def is_shared_by_all(view: FileView, model_count: int) -> bool:
+    """Tell whether a file is core: needed by every model, so shown once as 'all models'."""
+    if view.role == "core" and view.needed_by:
+        return True
+    return model_count > 1 and len(set(view.needed_by)) >= model_count
+
+
+def configs_for(view: FileView, model_count: int, show_all: bool) -> list[tuple[str, str | None]]:
+    """Return the (config label, model id) pairs a file gets a row for."""
+    if view.needed_by:
+        if is_shared_by_all(view, model_count):
+            return [(ALL_MODELS, None)]
+        return [(model_id, model_id) for model_id in sorted(set(view.needed_by))]
+    if view.role == "on_demand":
+        return [(OPTIONAL, None)]
+    return [(VARIANT, None)] if show_all else []
+
+
+def build_rows(
+    snapshot: Snapshot,
+    show_all: bool,
+    filter_text: str = "",
+    keep: Collection[str] = (),
+) -> list[Row]:
+    """Return the table's rows, sorted by group, model id, then destination.
+
+    In Missing Only mode (``show_all`` False) files already present are hidden, except those in
+    ``keep``: the ones this session started, so a finished download stays in view as Complete.
+    ``filter_text`` keeps rows matching every word of it, case-insensitively, in the model id,
+    the model's name, the file name or the destination.
+    """
+    model_count = len(snapshot.models) or snapshot.header.model_count
+    terms = filter_text.lower().split()
+    rows: list[tuple[tuple, Row]] = []
+    for dest, view in snapshot.files.items():
+        if not show_all and view.status in PRESENT and dest not in keep:
+            continue
+        for config, model_id in configs_for(view, model_count, show_all):
+            if terms and not matches(terms, view, config, model_id, snapshot.models):
+                continue
+            group = 1 if model_id else _GROUP[config]
+            rows.append(((group, config, dest), Row(config, dest, model_id)))
+    rows.sort(key=lambda pair: pair[0])
+    return [row for _, row in rows]
+
+
+def matches(
+    terms: list[str],
+    view: FileView,
+    config: str,
+    model_id: str | None,
+    models: Mapping[str, str],
+) -> bool:
+    """Tell whether every filter term occurs in one of the row's searchable texts."""
+    name = models.get(model_id, "") if model_id else ""
+    haystack = f"{config}\n{name}\n{view.dest}".lower()
+    return all(term in haystack for term in terms)
+
+
+def rows_stale(old: Snapshot | None, new: Snapshot) -> bool:
+    """Tell whether a new snapshot changes which rows exist (not just what they show).
+
+    Progress ticks replace FileView objects but keep needed_by, role and presence, so most
+    snapshots need no rebuild; the identity check keeps this cheap for thousands of files.
+    """
+    if old is None or old.models != new.models or old.files.keys() != new.files.keys():
+        return True
+    if old.header.model_count != new.header.model_count:
+        return True
+    for dest, view in new.files.items():
+        before = old.files[dest]
+        if before is view:
+            continue
+        if (
+            before.needed_by != view.needed_by
+            or before.role != view.role
+            or (before.status in PRESENT) != (view.status in PRESENT)
+        ):
+            return True
+    return False
+
+
+def clamp_view(cursor: int, top: int, n_rows: int, height: int) -> tuple[int, int]:
+    """Return (cursor, top) moved so the cursor is a real row and on screen.
+
+    ``top`` is the first visible row and ``height`` the number of visible rows; the view never
+    scrolls past the last row, so a shrinking terminal or list keeps the table full.
+    """
+    if n_rows <= 0 or height <= 0:
+        return 0, 0
+    cursor = max(0, min(cursor, n_rows - 1))
+    top = max(0, min(top, n_rows - height))
+    if cursor < top:
+        top = cursor
+    elif cursor >= top + height:
+        top = cursor - height + 1
+    return cursor, top

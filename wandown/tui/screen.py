@@ -1,0 +1,149 @@
+"""The curses layer: one place that starts and restores the terminal, and a safe put().
+
+Mirrors curses.wrapper, plus what it leaves out: ESCDELAY before initscr so Escape reacts at
+once, mouse reporting, and SIGTERM/SIGHUP turned into an exception so the same ``finally``
+restores the terminal however the program ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import curses
+import os
+import signal
+from collections.abc import Iterator, Sequence
+
+from wandown.tui.render import Line
+from wandown.tui.text import clip, display_width
+from wandown.tui.theme import CursesTheme
+
+# ncurses waits this long (ms) after ESC for the rest of an escape sequence; the default
+# 1000 ms makes Escape feel broken. 25 ms is plenty on a local or ssh terminal.
+ESCDELAY_MS = 25
+
+
+class Terminated(Exception):
+    """The process got SIGTERM or SIGHUP; raised in the main thread to unwind and restore."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def terminal_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into Terminated for the duration, then restore the handlers."""
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        previous[signum] = signal.signal(signum, _raise_terminated)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def terminal() -> Iterator[curses.window]:
+    """Start curses and always give the terminal back, even on exceptions and signals."""
+    os.environ.setdefault("ESCDELAY", str(ESCDELAY_MS))
+    # ncurses takes exported LINES/COLUMNS over the real size (use_env(3X)), at start and on
+    # every resize, so it would draw at a stale size; pytest and some shell setups export them.
+    saved = {name: os.environ.pop(name) for name in ("LINES", "COLUMNS") if name in os.environ}
+    try:
+        stdscr = curses.initscr()
+    except BaseException:
+        os.environ.update(saved)
+        raise
+    try:
+        curses.noecho()
+        curses.cbreak()
+        stdscr.keypad(True)
+        with contextlib.suppress(curses.error, AttributeError):
+            curses.set_escdelay(ESCDELAY_MS)
+        with contextlib.suppress(curses.error):
+            curses.curs_set(0)
+        # Report presses at once (no click-timing delay) and wheel turns as buttons 4 and 5.
+        with contextlib.suppress(curses.error):
+            curses.mousemask(curses.ALL_MOUSE_EVENTS)
+            curses.mouseinterval(0)
+        yield stdscr
+    finally:
+        with contextlib.suppress(curses.error):
+            stdscr.keypad(False)
+        with contextlib.suppress(curses.error):
+            curses.echo()
+        with contextlib.suppress(curses.error):
+            curses.nocbreak()
+        with contextlib.suppress(curses.error):
+            curses.endwin()
+        os.environ.update(saved)
+
+
+def put(window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…") -> None:
+    """Draw text at (y, x), clipped by display width to the window's edge.
+
+    Writing the bottom-right cell makes curses try to scroll and report an error after the
+    character was drawn (curs_addstr(3X)), so that error is swallowed.
+    """
+    height, width = window.getmaxyx()
+    if not (0 <= y < height and 0 <= x < width) or not text:
+        return
+    room = width - x
+    if display_width(text) > room:
+        text = clip(text, room, ellipsis)
+        # A wide character cut in half would shift everything after it: pad instead.
+        text += " " * (room - display_width(text))
+    with contextlib.suppress(curses.error):
+        window.addstr(y, x, text, attr)
+
+
+def read_key(window, timeout_ms: int) -> str | None:
+    """Wait up to timeout_ms for a key and return its name; None when none came."""
+    window.timeout(timeout_ms)
+    try:
+        key = window.get_wch()
+    except curses.error:
+        return None
+    if isinstance(key, int):
+        return curses.keyname(key).decode("ascii", "replace")
+    return key
+
+
+def read_mouse() -> tuple[int, int, int] | None:
+    """Return (x, y, bstate) of the pending mouse event, or None if curses lost it."""
+    try:
+        _, x, y, _, bstate = curses.getmouse()
+    except curses.error:
+        return None
+    return x, y, bstate
+
+
+class Screen:
+    """A curses window plus its theme; draws frames made by render.render."""
+
+    def __init__(self, window, palette: str, ascii_only: bool):
+        self.window = window
+        self.theme = CursesTheme(palette)
+        self.ellipsis = "~" if ascii_only else "…"
+
+    def size(self) -> tuple[int, int]:
+        """Return (width, height)."""
+        height, width = self.window.getmaxyx()
+        return width, height
+
+    def draw(self, lines: Sequence[Line], palette: str) -> None:
+        if palette != self.theme.palette:
+            self.theme.palette = palette
+        window = self.window
+        window.erase()
+        attr = self.theme.attr
+        for y, line in enumerate(lines):
+            for segment in line:
+                put(window, y, segment.x, segment.text, attr(segment.role), self.ellipsis)
+        window.noutrefresh()
+        curses.doupdate()
