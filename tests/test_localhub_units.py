@@ -80,9 +80,10 @@ def test_hash_file_reads_in_chunks(tmp_path: Path) -> None:
     data = b"x" * (3 * 1024 * 1024 + 7)
     target = tmp_path / "f"
     target.write_bytes(data)
-    digests = hash_file(target, len(data))
-    assert digests.sha256 == hashlib.sha256(data).hexdigest()
-    assert digests.blob_sha1 == git_blob_sha1(data)
+    assert hash_file(target, len(data), "sha256") == hashlib.sha256(data).hexdigest()
+    assert hash_file(target, len(data), "blob_sha1") == git_blob_sha1(data)
+    with pytest.raises(ValueError):
+        hash_file(target, len(data), "md5")
 
 
 def test_hash_cache_hashes_once_under_concurrency(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_hash_cache_hashes_once_under_concurrency(tmp_path: Path) -> None:
     cache = HashCache(tmp_path / "root", tmp_path / "hashes.json")
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        cache.digests(target, info.st_size, info.st_mtime_ns))) for _ in range(8)]
+        cache.digest(target, info.st_size, info.st_mtime_ns, "sha256"))) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -103,12 +104,17 @@ def test_hash_cache_hashes_once_under_concurrency(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "hashes.json").read_text())
     assert saved["version"] == 1
     assert len(saved["files"]) == 1
+    assert cache.digest(target, info.st_size, info.st_mtime_ns, "blob_sha1") == git_blob_sha1(
+        b"abc" * 1000)
+    assert cache.hashed == 2
+    [entry] = json.loads((tmp_path / "hashes.json").read_text())["files"].values()
+    assert set(entry) == {"size", "mtime_ns", "sha256", "blob_sha1"}
 
 
 def test_hash_cache_ignores_a_damaged_file(tmp_path: Path) -> None:
     (tmp_path / "hashes.json").write_text("{not json")
     cache = HashCache(tmp_path, tmp_path / "hashes.json")
-    assert cache.lookup(tmp_path / "x", 1, 1) is None
+    assert cache.lookup(tmp_path / "x", 1, 1, "sha256") is None
 
 
 def test_cursor_round_trip() -> None:

@@ -7,12 +7,10 @@ wandown's cache folder. Entries are keyed by real path and trusted only while si
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from wandown.fsutil import atomic_write_json, cache_dir
@@ -21,12 +19,7 @@ CHUNK_SIZE = 1024 * 1024
 CACHE_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Digests:
-    """The two digests of a file's content the Hub talks about."""
-
-    sha256: str
-    blob_sha1: str  # git's object id: sha1(b"blob <size>\0" + content)
+KINDS = ("sha256", "blob_sha1")  # LFS files are named by sha256, small files by git blob sha1
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -34,15 +27,18 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def hash_file(path: Path, size: int) -> Digests:
-    """Read path once in chunks and return its sha256 and git blob sha1."""
-    sha256 = hashlib.sha256()
-    sha1 = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+def hash_file(path: Path, size: int, kind: str) -> str:
+    """Read path in chunks and return its sha256 or its git blob sha1 (kind)."""
+    if kind == "sha256":
+        digest = hashlib.sha256()
+    elif kind == "blob_sha1":
+        digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    else:
+        raise ValueError(f"unknown digest kind {kind!r}")
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_SIZE):
-            sha256.update(chunk)
-            sha1.update(chunk)
-    return Digests(sha256.hexdigest(), sha1.hexdigest())
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def default_cache_paths(root: Path) -> tuple[Path, Path]:
@@ -55,7 +51,7 @@ def default_cache_paths(root: Path) -> tuple[Path, Path]:
 
 
 class HashCache:
-    """Thread-safe, persistent map from (path, size, mtime) to Digests.
+    """Thread-safe, persistent map from (path, size, mtime) to digests, one kind at a time.
 
     ``hashed`` counts files actually read, so tests can prove a restart re-hashed nothing.
     """
@@ -84,35 +80,38 @@ class HashCache:
                     self.path = Path(candidate)
                     return
 
-    def lookup(self, path: Path, size: int, mtime_ns: int) -> Digests | None:
-        """Return the remembered digests of path if it has not changed since."""
+    def lookup(self, path: Path, size: int, mtime_ns: int, kind: str) -> str | None:
+        """Return path's remembered digest of this kind if the file has not changed since."""
         key = os.path.realpath(path)
         with self._lock:
             entry = self._entries.get(key)
         if entry and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns:
-            with contextlib.suppress(KeyError, TypeError):
-                return Digests(str(entry["sha256"]), str(entry["blob_sha1"]))
+            value = entry.get(kind)
+            return value if isinstance(value, str) else None
         return None
 
-    def digests(self, path: Path, size: int, mtime_ns: int) -> Digests:
-        """Return path's digests, hashing it (once, even under concurrent callers) if needed."""
-        known = self.lookup(path, size, mtime_ns)
+    def digest(self, path: Path, size: int, mtime_ns: int, kind: str) -> str:
+        """Return path's digest of this kind, reading the file (once, even under concurrent
+        callers) if it is not remembered."""
+        known = self.lookup(path, size, mtime_ns, kind)
         if known is not None:
             return known
         key = os.path.realpath(path)
         with self._lock:
             file_lock = self._file_locks.setdefault(key, threading.Lock())
         with file_lock:
-            known = self.lookup(path, size, mtime_ns)
+            known = self.lookup(path, size, mtime_ns, kind)
             if known is not None:
                 return known
-            digests = hash_file(path, size)
-            entry = {"size": size, "mtime_ns": mtime_ns, **digests.__dict__}
+            value = hash_file(path, size, kind)
             with self._lock:
                 self.hashed += 1
-                self._entries[key] = entry
+                entry = self._entries.get(key, {})
+                if (entry.get("size"), entry.get("mtime_ns")) != (size, mtime_ns):
+                    entry = {"size": size, "mtime_ns": mtime_ns}
+                self._entries[key] = {**entry, kind: value}
             self._save()
-            return digests
+            return value
 
     def _save(self) -> None:
         # Writes are rare (one per newly hashed file), so rewriting the whole file stays cheap;

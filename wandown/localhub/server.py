@@ -180,8 +180,10 @@ class LocalHub:
             if file.lfs:
                 return lfs_meta(file, file.known_digest)
             return plain_meta(file, file.known_digest)
-        digests = self.hashes.digests(file.local, file.size, file.mtime_ns)
-        return lfs_meta(file, digests.sha256) if file.lfs else plain_meta(file, digests.blob_sha1)
+        # Only the digest the Hub shows is computed: sha256 for LFS files, blob sha1 otherwise.
+        kind = "sha256" if file.lfs else "blob_sha1"
+        digest = self.hashes.digest(file.local, file.size, file.mtime_ns, kind)
+        return lfs_meta(file, digest) if file.lfs else plain_meta(file, digest)
 
     def cdn_link(self, request: Request, repo_id: str, commit: str, meta: FileMeta) -> str:
         """Return a signed CDN link, on the host name the client used to reach the hub."""
