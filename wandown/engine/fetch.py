@@ -206,6 +206,10 @@ class Resolver:
                 if not location:
                     raise DownloadError(f"the Hub redirected {self.url} nowhere")
                 url = urljoin(url, location)
+                if origin(url) != origin(self.url) and size is not None:
+                    # The Hub said size and hash on the redirect (X-Linked-*): the CDN's
+                    # answer would only repeat them, so save the round trip.
+                    return self._remember(Link(url, size, sha256, None, commit))
                 continue
             if response.status != 200:
                 raise status_problem(response, url, "looking up the file")
@@ -213,11 +217,13 @@ class Resolver:
                 size = int(headers["Content-Length"])
             if sha256 is None and url == self.url:
                 blob_sha1 = clean_etag(headers.get("ETag"))
-            link = Link(url, size, sha256, blob_sha1, commit)
-            with self._lock:
-                self.link = link
-            return link
+            return self._remember(Link(url, size, sha256, blob_sha1, commit))
         raise DownloadError(f"too many redirects for {self.url}")
+
+    def _remember(self, link: Link) -> Link:
+        with self._lock:
+            self.link = link
+        return link
 
     def refresh(self, stale_url: str) -> str:
         """Resolve again unless another connection already did; return the fresh link."""

@@ -143,6 +143,8 @@ class FileLock:
     def try_acquire(self) -> bool:
         """Take the lock without waiting; return False if another process holds it."""
         while True:
+            # The holder may have just finished and removed the lock file and its folder.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

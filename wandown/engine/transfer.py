@@ -203,7 +203,8 @@ class FileDownload:
                 raise Cancelled
         after = _identity(self.job.dest)
         if after is not None and after != before:
-            lock.release()
+            lock.release(remove=True)
+            self.paths.tidy()
             return False
         return True
 

@@ -1,0 +1,121 @@
+"""Helpers for the engine tests: repos on a LocalHub, jobs, and event checks (no tests here)."""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import random
+import re
+from pathlib import Path
+
+from wandown.engine import FINAL_STATES, STATES, DownloadJob, Engine, Event
+from wandown.localhub import LocalHub
+
+REPO = "owner/model"
+KIB = 1024
+MIB = 1024 * 1024
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def put_file(hub: LocalHub, name: str, data: bytes, repo: str = REPO) -> None:
+    path = hub.root / repo / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def job_for(
+    hub: LocalHub, name: str, dest_dir: Path, data: bytes | None = None, *, key: str | None = None,
+    repo: str = REPO, known: bool = True,
+) -> DownloadJob:
+    """A job as the plan would make it: size and hash known from the metadata (unless not known)."""
+    lfs = name.endswith((".safetensors", ".bin"))
+    size = sha256 = blob = None
+    if known and data is not None:
+        size = len(data)
+        if lfs:
+            sha256 = hashlib.sha256(data).hexdigest()
+        else:
+            blob = blob_sha1(data)
+    return DownloadJob(
+        key=key or name,
+        url=f"{hub.url}/{repo}/resolve/main/{name}",
+        dest=dest_dir / name,
+        size=size,
+        sha256=sha256,
+        blob_sha1=blob,
+    )
+
+
+def small_engine(**kwargs) -> Engine:
+    """An engine cut to test size: 64 KiB chunks, so a file of a few MiB has many ranges."""
+    options = dict(
+        jobs=2,
+        connections=4,
+        chunk_size=64 * KIB,
+        min_chunk=16 * KIB,
+        small_file=128 * KIB,
+        read_size=16 * KIB,
+        timeout=2.0,
+        backoff=0.01,
+        state_every=0.05,
+    )
+    options.update(kwargs)
+    return Engine(**options)
+
+
+def drain(events: queue.Queue[Event]) -> list[Event]:
+    out = []
+    while True:
+        try:
+            out.append(events.get_nowait())
+        except queue.Empty:
+            return out
+
+
+def check_events(events: list[Event]) -> dict[str, list[Event]]:
+    """Assert the event stream is well-formed; return it grouped by key."""
+    by_key: dict[str, list[Event]] = {}
+    for event in events:
+        assert event.state in STATES
+        assert event.done >= 0
+        assert event.speed >= 0
+        if event.total is not None:
+            assert event.done <= event.total
+        by_key.setdefault(event.key, []).append(event)
+    for key, stream in by_key.items():
+        assert stream[0].state == "pending", key
+        finals = [e for e in stream if e.state in FINAL_STATES]
+        assert len(finals) == 1, (key, finals)
+        assert stream[-1] is finals[0], key
+    return by_key
+
+
+RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+
+
+def requested_bytes(hub: LocalHub, name: str, size: int, since: int = 0) -> int:
+    """Sum the bytes asked for by GETs of name (a whole-file GET counts the whole file)."""
+    total = 0
+    for record in hub.requests[since:]:
+        if record.method != "GET" or name not in record.path:
+            continue
+        header = record.headers.get("range")
+        if header is None:
+            total += size
+            continue
+        match = RANGE.fullmatch(header)
+        assert match, header
+        last = int(match.group(2)) if match.group(2) else size - 1
+        total += last - int(match.group(1)) + 1
+    return total
+
+
+def cdn_gets(hub: LocalHub, since: int = 0) -> list:
+    return [r for r in hub.requests[since:] if r.server == "cdn" and r.method == "GET"]
