@@ -117,7 +117,8 @@ class HubRoutes:
             denial = policy.denial(repo_id, authorization, files=files)
         if denial is not None:
             raise Refused(denial.status, denial.code, denial.message)
-        snapshot = repo.resolve(revision or "main")
+        revision = revision or "main"
+        snapshot = repo.resolve(revision)
         if snapshot is None:
             raise Refused(404, "RevisionNotFound", f"Invalid rev id: {revision}")
         return Found(repo, snapshot)
