@@ -43,12 +43,19 @@ out = Path(sys.argv[1])
 controller = FakeController(
     synthetic_store(300), step_bytes=10_000_000, tick=0.05, marker=out / "shutdown"
 )
+if os.environ.get("TUI_CRASH_ON_RELOAD"):
+    def reload(reset_cache):
+        raise RuntimeError("boom in reload")
+    controller.reload = reload
 (out / "pid").write_text(str(os.getpid()))
 sys.exit(run(controller))
 """
 
 # The shell around the script: remember the tty modes, run, then report what a user would see.
-RUNNER = """a=$(stty -g)
+# The trap keeps this shell alive through Ctrl-C, as an interactive shell would be; a trap with
+# a command (unlike '') is reset in the child, so Python still gets SIGINT.
+RUNNER = """trap 'true' INT
+a=$(stty -g)
 {python} {script} {out}
 echo wandown-exit=$?
 if [ "$a" = "$(stty -g)" ]; then echo tty-restored; else echo tty-changed; fi
@@ -139,8 +146,14 @@ def tmux(tmp_path: Path):
         session.kill()
 
 
+def first_frame_drawn(screen: str) -> bool:
+    """Tell whether the first frame is complete: the footer is the last line drawn."""
+    return "Model File" in screen and " selected, " in screen
+
+
 def status_line(screen: str) -> str:
-    return screen.rstrip("\n").split("\n")[-2]
+    lines = screen.rstrip("\n").split("\n")
+    return lines[-2] if len(lines) >= 2 else ""
 
 
 def row_line(screen: str, name: str) -> str:
@@ -153,9 +166,8 @@ def row_line(screen: str, name: str) -> str:
 def test_keys_mouse_filter_help_resize_and_quit(tmux: Tmux, tmp_path: Path):
     rows = build_rows(synthetic_store(300).snapshot(), show_all=False)
     tmux.start()
-    screen = tmux.wait_for("Model File")
-    assert rows[0].dest in status_line(screen)
-    assert "[✓]" in screen
+    screen = tmux.wait_for(lambda s: rows[0].dest in status_line(s))
+    assert "Model File" in screen and "[✓]" in screen
 
     tmux.keys("Down")
     screen = tmux.wait_for(lambda s: rows[1].dest in status_line(s))
@@ -197,7 +209,7 @@ def test_keys_mouse_filter_help_resize_and_quit(tmux: Tmux, tmp_path: Path):
     tmux.tmux("resize-window", "-x", "20", "-y", "5")
     tmux.wait_for("terminal too small")
     tmux.tmux("resize-window", "-x", "100", "-y", "30")
-    tmux.wait_for("Model File")
+    tmux.wait_for(first_frame_drawn)
 
     tmux.keys("Escape")
     screen = tmux.wait_for("wandown-exit=0")
@@ -207,7 +219,7 @@ def test_keys_mouse_filter_help_resize_and_quit(tmux: Tmux, tmp_path: Path):
 
 def test_download_progress_and_confirmed_quit(tmux: Tmux, tmp_path: Path):
     tmux.start()
-    tmux.wait_for("Model File")
+    tmux.wait_for(first_frame_drawn)
     tmux.keys("d")
     screen = tmux.wait_for(lambda s: "% " in s and "MB/s" in s and "█" in s)
     assert "Starting" in screen
@@ -227,7 +239,7 @@ def test_download_progress_and_confirmed_quit(tmux: Tmux, tmp_path: Path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_restores_terminal_and_shuts_down(tmux: Tmux, tmp_path: Path, signum: int):
     tmux.start()
-    tmux.wait_for("Model File")
+    tmux.wait_for(first_frame_drawn)
     tmux.keys("d")
     tmux.wait_for("MB/s")
     os.kill(tmux.pid(), signum)
@@ -237,11 +249,38 @@ def test_signal_restores_terminal_and_shuts_down(tmux: Tmux, tmp_path: Path, sig
     assert (tmp_path / "shutdown").exists()
 
 
+def test_ctrl_c_restores_terminal_and_shuts_down(tmux: Tmux, tmp_path: Path):
+    tmux.start()
+    tmux.wait_for(first_frame_drawn)
+    tmux.keys("C-c")
+    screen = tmux.wait_for("wandown-exit=130")
+    tmux.wait_for("tty-restored")
+    assert "interrupted" in screen
+    assert (tmp_path / "shutdown").exists()
+
+
+def test_a_crash_is_logged_not_drawn_and_the_terminal_is_restored(tmp_path: Path):
+    session = Tmux(tmp_path, env={"TUI_CRASH_ON_RELOAD": "1"})
+    try:
+        session.start()
+        session.wait_for(first_frame_drawn)
+        session.keys("r")
+        screen = session.wait_for("wandown-exit=1")
+        session.wait_for("tty-restored")
+        log = tmp_path / "cache" / "tui.log"
+        assert "the interface failed (RuntimeError: boom in reload)" in screen
+        assert "Traceback" not in screen
+        assert "Traceback" in log.read_text() and "boom in reload" in log.read_text()
+        assert (tmp_path / "shutdown").exists()
+    finally:
+        session.kill()
+
+
 def test_ascii_locale_draws_without_unicode(tmp_path: Path):
     session = Tmux(tmp_path, env={"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"})
     try:
         session.start(width=100, height=20)
-        screen = session.wait_for("Model File")
+        screen = session.wait_for(first_frame_drawn)
         assert "[x]" in screen
         assert "✓" not in screen and "│" not in screen
         session.keys("Escape")

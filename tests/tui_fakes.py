@@ -154,3 +154,23 @@ class FakeController:
                         self._running.discard(dest)
                 else:
                     self.store.update(dest, done=done)
+
+
+def frame_text(lines, width: int) -> list[str]:
+    """Paint a rendered frame onto blank lines of width cells, as a terminal would show it."""
+    painted = []
+    for line in lines:
+        cells = [" "] * width
+        for segment in line:
+            x = segment.x
+            for char in segment.text:
+                if 0 <= x < width:
+                    cells[x] = char
+                x += 1
+        painted.append("".join(cells).rstrip())
+    return painted
+
+
+def frame_roles(lines) -> list[set[str]]:
+    """Return the set of roles used on each line of a frame."""
+    return [{segment.role for segment in line} for line in lines]

@@ -17,12 +17,14 @@ from wandown.tui import keys, theme
 from wandown.tui.render import (
     TABLE_TOP,
     Line,
+    Totals,
     format_limit,
     help_room,
     render,
     table_height,
+    totals,
 )
-from wandown.tui.rows import Row, build_rows, clamp_view, rows_stale
+from wandown.tui.rows import Row, all_rows, clamp_view, filter_rows, rows_stale
 from wandown.tui.view import ViewState
 from wandown.units import human_bytes
 
@@ -86,9 +88,11 @@ class App:
         self.view = ViewState(palette=palette, ascii_only=ascii_only)
         self.snapshot: Snapshot | None = None
         self.rows: list[Row] = []
+        self._all_rows: list[Row] = []
         self.width = 80
         self.height = 24
         self.mouse_y: int | None = None
+        self._totals: tuple[tuple, Totals] | None = None
         self.refresh()
 
     # ---- state from the store
@@ -115,13 +119,16 @@ class App:
             self.rebuild_rows()
         return True
 
-    def rebuild_rows(self) -> None:
-        """Rebuild the row list, keeping the cursor on the same row when it still exists."""
+    def rebuild_rows(self, filter_only: bool = False) -> None:
+        """Rebuild the row list, keeping the cursor on the same row when it still exists.
+
+        ``filter_only`` reuses the unfiltered rows, so typing a filter stays fast.
+        """
         current = self.current_row()
         assert self.snapshot is not None
-        self.rows = build_rows(
-            self.snapshot, self.view.show_all, self.view.filter_text, self.view.started
-        )
+        if not filter_only:
+            self._all_rows = all_rows(self.snapshot, self.view.show_all, self.view.started)
+        self.rows = filter_rows(self._all_rows, self.view.filter_text)
         if current is not None:
             for index, row in enumerate(self.rows):
                 if row.key == current.key:
@@ -151,8 +158,17 @@ class App:
         """Return the screen for the current size (see render.render)."""
         self._clamp()
         assert self.snapshot is not None
+        key = (self.snapshot.version, frozenset(self.view.selected))
+        if self._totals is None or self._totals[0] != key:
+            self._totals = (key, totals(self.snapshot, self.view.selected))
         return render(
-            self.view, self.snapshot, self.rows, self.width, self.height, keys.help_lines()
+            self.view,
+            self.snapshot,
+            self.rows,
+            self.width,
+            self.height,
+            keys.help_lines(),
+            self._totals[1],
         )
 
     def _clamp(self) -> None:
@@ -212,7 +228,7 @@ class App:
             view.filter_text += key
         else:
             return
-        self.rebuild_rows()
+        self.rebuild_rows(filter_only=True)
 
     # ---- commands (bound in keys.COMMANDS)
 
@@ -329,7 +345,7 @@ class App:
         """Clear an active filter; otherwise quit, asking first while work runs."""
         if self.view.filter_text:
             self.view.filter_text = ""
-            self.rebuild_rows()
+            self.rebuild_rows(filter_only=True)
             self.view.say("Filter cleared")
         elif self.controller.busy():
             self.view.confirm_quit = True

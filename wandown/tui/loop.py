@@ -14,7 +14,7 @@ from wandown.fsutil import cache_dir
 from wandown.tui import theme
 from wandown.tui.app import App, Controller
 from wandown.tui.keys import mouse_key
-from wandown.tui.screen import Screen, Terminated, read_key, read_mouse, terminal, terminal_signals
+from wandown.tui.screen import Screen, Terminated, terminal, terminal_signals
 
 BUSY_TICK_MS = 150  # while work runs: progress redraws about seven times a second
 IDLE_TICK_MS = 1500  # when idle: wake rarely, only to notice a reload finishing
@@ -66,7 +66,11 @@ def prefers_utf8() -> bool:
 
 
 def main_loop(screen: Screen, app: App) -> None:
-    """Draw, wait, handle; repeat until the App says quit."""
+    """Draw, wait, handle; repeat until the App says quit.
+
+    Redraws only after a key, a resize or a new store version; waits with a short timeout only
+    while the controller is busy, so an idle interface costs nothing.
+    """
     dirty = True
     while not app.view.quitting:
         if app.refresh():
@@ -76,12 +80,12 @@ def main_loop(screen: Screen, app: App) -> None:
             app.resize(width, height)
             screen.draw(app.frame(), app.view.palette)
             dirty = False
-        key = read_key(screen.window, BUSY_TICK_MS if app.working() else IDLE_TICK_MS)
+        key = screen.read_key(BUSY_TICK_MS if app.working() else IDLE_TICK_MS)
         if key is None:
             continue
         dirty = True
         if key == "KEY_MOUSE":
-            event = read_mouse()
+            event = screen.read_mouse()
             name = mouse_key(event[2]) if event else None
             if name is None:
                 dirty = False

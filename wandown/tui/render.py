@@ -6,7 +6,7 @@ visible slice of rows is formatted: the cost of a frame does not grow with the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from wandown import state
@@ -210,25 +210,38 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
     return " " + sep.join(parts)
 
 
-def footer_text(view: ViewState, snapshot: Snapshot, width: int) -> str:
-    glyphs = view.glyphs
+class Totals(NamedTuple):
+    """The footer's sums over all files, computed once per snapshot and selection."""
+
+    selected: int
+    selected_bytes: int
+    unknown_sizes: bool
+    speed: float
+    eta: float | None
+
+
+def totals(snapshot: Snapshot, selected: Collection[str]) -> Totals:
+    """Sum the selection's size, the total speed and the time left for running work."""
     files = snapshot.files
-    chosen = [files[dest] for dest in view.selected if dest in files]
+    chosen = [files[dest] for dest in selected if dest in files]
     sizes = [f.size for f in chosen if f.size is not None]
-    size = human_bytes(sum(sizes))
-    if len(sizes) < len(chosen):
-        size += "+"
     speed = snapshot.total_speed
     remaining = sum(
         max(0, f.size - f.done) for f in files.values() if f.status in state.ACTIVE and f.size
     )
-    eta = human_duration(remaining / speed) if speed > 0 else "-"
+    eta = remaining / speed if speed > 0 else None
+    return Totals(len(chosen), sum(sizes), len(sizes) < len(chosen), speed, eta)
+
+
+def footer_text(view: ViewState, sums: Totals, width: int) -> str:
+    glyphs = view.glyphs
+    size = human_bytes(sums.selected_bytes) + ("+" if sums.unknown_sizes else "")
     sep = f" {glyphs.separator} "
     left = sep.join(
         [
-            f" {len(chosen)} selected, {size}",
-            f"{glyphs.down} {human_speed(speed)}",
-            f"ETA {eta}",
+            f" {sums.selected} selected, {size}",
+            f"{glyphs.down} {human_speed(sums.speed)}",
+            f"ETA {human_duration(sums.eta)}",
             view.mode_name + (f" /{view.filter_text}" if view.filter_text else ""),
         ]
     )
@@ -282,10 +295,12 @@ def render(
     width: int,
     height: int,
     help_lines: Sequence[tuple[str, str]] = (),
+    sums: Totals | None = None,
 ) -> list[Line]:
     """Return the whole screen: one list of segments per line, ``height`` lines.
 
-    ``view.cursor`` and ``view.top`` must already be clamped (see rows.clamp_view).
+    ``view.cursor`` and ``view.top`` must already be clamped (see rows.clamp_view). ``sums``
+    may be passed in from a cache; it is computed here otherwise.
     """
     lines: list[Line] = [[] for _ in range(max(0, height))]
     glyphs = view.glyphs
@@ -305,7 +320,13 @@ def render(
         title = glyphs.check_heading if column.name == "check" else HEADINGS[column.name]
         if column.name == "check":
             title = title.center(column.width)
-        headings.append(Segment(column.x, fit(title, column.width, right=column.right), "heading"))
+        headings.append(
+            Segment(
+                column.x,
+                fit(title, column.width, right=column.right, ellipsis=glyphs.ellipsis),
+                "heading",
+            )
+        )
     lines[1] = headings
 
     visible = table_height(height)
@@ -324,7 +345,9 @@ def render(
 
     text, role = status_line(view, snapshot, rows)
     lines[height - 2] = full(" " + text, role)
-    lines[height - 1] = full(footer_text(view, snapshot, width), "footer")
+    if sums is None:
+        sums = totals(snapshot, view.selected)
+    lines[height - 1] = full(footer_text(view, sums, width), "footer")
     if view.help_open and help_lines:
         overlay_help(lines, help_lines, width, height, glyphs, view.help_top)
     return lines

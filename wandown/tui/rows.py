@@ -7,8 +7,8 @@ together and a progress tick never rebuilds the list.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
 from wandown.state import PRESENT, FileView, Snapshot
 
@@ -27,6 +27,7 @@ class Row:
     config: str
     dest: str
     model_id: str | None = None
+    search: str = field(default="", compare=False, repr=False)  # lower-cased, for the filter
 
     @property
     def key(self) -> tuple[str, str]:
@@ -37,7 +38,7 @@ def is_shared_by_all(view: FileView, model_count: int) -> bool:
     """Tell whether a file is core: needed by every model, so shown once as 'all models'."""
     if view.role == "core" and view.needed_by:
         return True
-    return model_count > 1 and len(set(view.needed_by)) >= model_count
+    return model_count > 1 and len(view.needed_by) >= model_count
 
 
 def configs_for(view: FileView, model_count: int, show_all: bool) -> list[tuple[str, str | None]]:
@@ -45,7 +46,7 @@ def configs_for(view: FileView, model_count: int, show_all: bool) -> list[tuple[
     if view.needed_by:
         if is_shared_by_all(view, model_count):
             return [(ALL_MODELS, None)]
-        return [(model_id, model_id) for model_id in sorted(set(view.needed_by))]
+        return [(model_id, model_id) for model_id in dict.fromkeys(view.needed_by)]
     if view.role == "on_demand":
         return [(OPTIONAL, None)]
     return [(VARIANT, None)] if show_all else []
@@ -61,35 +62,38 @@ def build_rows(
 
     In Missing Only mode (``show_all`` False) files already present are hidden, except those in
     ``keep``: the ones this session started, so a finished download stays in view as Complete.
-    ``filter_text`` keeps rows matching every word of it, case-insensitively, in the model id,
-    the model's name, the file name or the destination.
+    See filter_rows for ``filter_text``.
     """
+    return filter_rows(all_rows(snapshot, show_all, keep), filter_text)
+
+
+def all_rows(snapshot: Snapshot, show_all: bool, keep: Collection[str] = ()) -> list[Row]:
+    """Return the rows of a mode before any filter (see build_rows)."""
     model_count = len(snapshot.models) or snapshot.header.model_count
-    terms = filter_text.lower().split()
+    models = snapshot.models
     rows: list[tuple[tuple, Row]] = []
     for dest, view in snapshot.files.items():
         if not show_all and view.status in PRESENT and dest not in keep:
             continue
         for config, model_id in configs_for(view, model_count, show_all):
-            if terms and not matches(terms, view, config, model_id, snapshot.models):
-                continue
+            name = models.get(model_id, "") if model_id else ""
+            search = f"{config}\n{name}\n{dest}".lower()
             group = 1 if model_id else _GROUP[config]
-            rows.append(((group, config, dest), Row(config, dest, model_id)))
+            rows.append(((group, config, dest), Row(config, dest, model_id, search)))
     rows.sort(key=lambda pair: pair[0])
     return [row for _, row in rows]
 
 
-def matches(
-    terms: list[str],
-    view: FileView,
-    config: str,
-    model_id: str | None,
-    models: Mapping[str, str],
-) -> bool:
-    """Tell whether every filter term occurs in one of the row's searchable texts."""
-    name = models.get(model_id, "") if model_id else ""
-    haystack = f"{config}\n{name}\n{view.dest}".lower()
-    return all(term in haystack for term in terms)
+def filter_rows(rows: Sequence[Row], filter_text: str) -> list[Row]:
+    """Keep rows matching every word of filter_text, case-insensitively.
+
+    A word matches the model id, the model's name, the config label, the file name or its
+    folder.
+    """
+    terms = filter_text.lower().split()
+    if not terms:
+        return list(rows)
+    return [row for row in rows if all(term in row.search for term in terms)]
 
 
 def rows_stale(old: Snapshot | None, new: Snapshot) -> bool:

@@ -102,27 +102,6 @@ def put(window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…")
         window.addstr(y, x, text, attr)
 
 
-def read_key(window, timeout_ms: int) -> str | None:
-    """Wait up to timeout_ms for a key and return its name; None when none came."""
-    window.timeout(timeout_ms)
-    try:
-        key = window.get_wch()
-    except curses.error:
-        return None
-    if isinstance(key, int):
-        return curses.keyname(key).decode("ascii", "replace")
-    return key
-
-
-def read_mouse() -> tuple[int, int, int] | None:
-    """Return (x, y, bstate) of the pending mouse event, or None if curses lost it."""
-    try:
-        _, x, y, _, bstate = curses.getmouse()
-    except curses.error:
-        return None
-    return x, y, bstate
-
-
 class Screen:
     """A curses window plus its theme; draws frames made by render.render."""
 
@@ -135,6 +114,25 @@ class Screen:
         """Return (width, height)."""
         height, width = self.window.getmaxyx()
         return width, height
+
+    def read_key(self, timeout_ms: int) -> str | None:
+        """Wait up to timeout_ms for a key and return its name; None when none came."""
+        self.window.timeout(timeout_ms)
+        try:
+            key = self.window.get_wch()
+        except curses.error:
+            return None
+        if isinstance(key, int):
+            return curses.keyname(key).decode("ascii", "replace")
+        return key
+
+    def read_mouse(self) -> tuple[int, int, int] | None:
+        """Return (x, y, bstate) of the pending mouse event, or None if curses lost it."""
+        try:
+            _, x, y, _, bstate = curses.getmouse()
+        except curses.error:
+            return None
+        return x, y, bstate
 
     def draw(self, lines: Sequence[Line], palette: str) -> None:
         if palette != self.theme.palette:
