@@ -9,25 +9,11 @@ import threading
 
 import pytest
 
+from tests.test_remote_support import FakeClock
 from wandown.localhub import Fault, LocalHub
 from wandown.remote import FileRef, HubError, HubSettings, MetadataClient, messages
 
 TOKEN = "hf_test_token_0123456789"
-
-
-class FakeClock:
-    """Monotonic and wall clocks whose sleep() only advances them."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def write(root, repo, path, data: bytes):

@@ -18,23 +18,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import urllib3
 
+from tests.test_remote_support import FakeClock
 from wandown.remote import FileRef, HubSettings, MetadataClient
 from wandown.remote.http import HubHttp, RetryPolicy
 
 DROP = "drop"
-
-
-class FakeClock:
-    def __init__(self, start: float = 5_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class ForeignHub:

@@ -364,6 +364,10 @@ class MetadataClient:
             commit=response.headers.get("x-repo-commit"),
         )
 
+    def close(self) -> None:
+        """Close the pooled connections (the client stays usable; new ones open on demand)."""
+        self.http.close()
+
     # -- the cache ------------------------------------------------------------------------
 
     def reset_cache(self) -> None:

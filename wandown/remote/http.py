@@ -108,6 +108,12 @@ class HubHttp:
                 self._pool = urllib3.PoolManager(maxsize=self._pool_size, block=False)
             return self._pool
 
+    def close(self) -> None:
+        """Close every pooled connection."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.clear()
+
     def auth_headers(self, url: str) -> dict[str, str]:
         """Return the Authorization header for url when it is on the endpoint's origin, else {}."""
         if self.settings.token and origin(url) == self._endpoint_origin:
