@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tui_fakes import FakeController, frame_text, synthetic_store, view
 
+from tests.tui_fakes import FakeController, frame_text, synthetic_store, view
 from wandown import state
 from wandown.state import Header, StatusStore
 from wandown.tui import keys, loop, theme
@@ -417,3 +417,57 @@ def test_no_color_starts_monochrome_and_unknown_palettes_are_refused():
     with pytest.raises(ValueError, match="choose one of"):
         theme.initial_palette("neon", {})
     assert loop.run(FakeController(small_store()), palette="neon") == 2
+
+
+class FakeCursesColours:
+    """Stand-ins for curses' colour calls, to see which pairs the theme asks for."""
+
+    def __init__(self, monkeypatch, has_colors: bool, colours: int = 8, pairs: int = 64):
+        import curses
+
+        self.pairs: dict[int, tuple[int, int]] = {}
+        monkeypatch.setattr(curses, "has_colors", lambda: has_colors)
+        monkeypatch.setattr(curses, "start_color", lambda: None)
+        monkeypatch.setattr(curses, "use_default_colors", lambda: None)
+        monkeypatch.setattr(curses, "COLORS", colours, raising=False)
+        monkeypatch.setattr(curses, "COLOR_PAIRS", pairs, raising=False)
+        monkeypatch.setattr(curses, "init_pair", self.init_pair)
+        monkeypatch.setattr(curses, "color_pair", lambda number: number << 8)
+
+    def init_pair(self, number, fg, bg):
+        self.pairs[number] = (fg, bg)
+
+
+def test_curses_theme_makes_one_pair_per_colour_combination(monkeypatch):
+    import curses
+
+    fake = FakeCursesColours(monkeypatch, has_colors=True)
+    colours = theme.CursesTheme("default")
+    attrs = {role: colours.attr(role) for role in theme.ROLES}
+    combos = {(s.fg, s.bg) for s in map(lambda r: theme.style("default", r), theme.ROLES)}
+    assert len(fake.pairs) == len(combos)
+    assert len(set(fake.pairs.values())) == len(fake.pairs)
+    assert all(0 <= fg < 8 or fg == -1 for fg, _ in fake.pairs.values())
+    assert attrs["status.failed"] & curses.A_BOLD
+    colours.palette = "monochrome"
+    assert colours.attr("header") == curses.A_REVERSE
+    colours.palette = "high-contrast"
+    assert colours.attr("header") & ~(curses.A_BOLD) != 0
+
+
+def test_curses_theme_without_colours_draws_monochrome(monkeypatch):
+    import curses
+
+    fake = FakeCursesColours(monkeypatch, has_colors=False)
+    colours = theme.CursesTheme("default")
+    assert colours.attr("row.cursor") == curses.A_REVERSE
+    assert colours.attr("status.missing") == 0
+    assert fake.pairs == {}
+
+
+def test_curses_theme_stops_making_pairs_when_the_terminal_runs_out(monkeypatch):
+    fake = FakeCursesColours(monkeypatch, has_colors=True, pairs=4)
+    colours = theme.CursesTheme("default")
+    for role in theme.ROLES:
+        colours.attr(role)
+    assert sorted(fake.pairs) == [1, 2, 3]

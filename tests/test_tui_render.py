@@ -6,8 +6,8 @@ import curses
 import itertools
 
 import pytest
-from tui_fakes import FakeController, frame_roles, frame_text, synthetic_store, view
 
+from tests.tui_fakes import FakeController, frame_roles, frame_text, synthetic_store, view
 from wandown import state
 from wandown.state import Header, StatusStore
 from wandown.tui import render as render_module

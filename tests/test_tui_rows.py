@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tui_fakes import view
 
+from tests.tui_fakes import view
 from wandown import state
 from wandown.state import Header, StatusStore
 from wandown.tui.rows import (

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tui_fakes import synthetic_store
 
+from tests.tui_fakes import synthetic_store
 from wandown.tui.rows import build_rows
 
 pytestmark = [
@@ -28,15 +28,15 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
 
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
+
+REPO = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
 SCRIPT = """
 import os, sys
 from pathlib import Path
-sys.path[:0] = [{tests!r}, {repo!r}]
-from tui_fakes import FakeController, synthetic_store
+sys.path[:0] = [{repo!r}]
+from tests.tui_fakes import FakeController, synthetic_store
 from wandown.tui import run
 
 out = Path(sys.argv[1])
@@ -70,7 +70,7 @@ class Tmux:
         self.socket = f"wandown-test-{os.getpid()}-{next(_counter)}"
         self.out = tmp_path
         script = tmp_path / "tui_script.py"
-        script.write_text(SCRIPT.format(tests=str(TESTS), repo=str(REPO)))
+        script.write_text(SCRIPT.format(repo=str(REPO)))
         runner = tmp_path / "runner.sh"
         runner.write_text(
             RUNNER.format(
@@ -272,6 +272,21 @@ def test_a_crash_is_logged_not_drawn_and_the_terminal_is_restored(tmp_path: Path
         assert "Traceback" not in screen
         assert "Traceback" in log.read_text() and "boom in reload" in log.read_text()
         assert (tmp_path / "shutdown").exists()
+    finally:
+        session.kill()
+
+
+@pytest.mark.parametrize("term", ["vt100", "xterm", "screen-256color"])
+def test_draws_with_no_colours_eight_and_many(tmp_path: Path, term: str):
+    session = Tmux(tmp_path, env={"TERM": term})
+    try:
+        session.start(width=90, height=20)
+        session.wait_for(first_frame_drawn)
+        session.keys("p")
+        session.wait_for("Palette: high-contrast")
+        session.keys("Escape")
+        session.wait_for("wandown-exit=0")
+        session.wait_for("tty-restored")
     finally:
         session.kill()
 

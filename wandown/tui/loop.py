@@ -50,8 +50,12 @@ def run(controller: Controller, palette: str | None = None, ascii_only: bool | N
         if log:
             message += f"; details in {log}"
     finally:
-        with contextlib.suppress(Exception):
+        try:
             controller.shutdown()
+        except Exception as error:
+            log = log_crash()
+            status = status or 1
+            message = message or f"stopping the downloads failed ({error}); see {log}"
     if message:
         # After SIGHUP the terminal may be gone; there is nobody to tell.
         with contextlib.suppress(OSError, ValueError):

@@ -18,7 +18,8 @@ from wandown.tui.text import clip, display_width
 from wandown.tui.theme import CursesTheme
 
 # ncurses waits this long (ms) after ESC for the rest of an escape sequence; the default
-# 1000 ms makes Escape feel broken. 25 ms is plenty on a local or ssh terminal.
+# 1000 ms makes Escape feel broken. 25 ms is plenty on a local or ssh terminal. A user's own
+# ESCDELAY is kept.
 ESCDELAY_MS = 25
 
 
@@ -51,6 +52,8 @@ def terminal_signals() -> Iterator[None]:
 def terminal() -> Iterator[curses.window]:
     """Start curses and always give the terminal back, even on exceptions and signals."""
     os.environ.setdefault("ESCDELAY", str(ESCDELAY_MS))
+    escdelay = os.environ["ESCDELAY"]
+    escdelay_ms = int(escdelay) if escdelay.isdigit() else ESCDELAY_MS
     # ncurses takes exported LINES/COLUMNS over the real size (use_env(3X)), at start and on
     # every resize, so it would draw at a stale size; pytest and some shell setups export them.
     saved = {name: os.environ.pop(name) for name in ("LINES", "COLUMNS") if name in os.environ}
@@ -64,7 +67,7 @@ def terminal() -> Iterator[curses.window]:
         curses.cbreak()
         stdscr.keypad(True)
         with contextlib.suppress(curses.error, AttributeError):
-            curses.set_escdelay(ESCDELAY_MS)
+            curses.set_escdelay(escdelay_ms)
         with contextlib.suppress(curses.error):
             curses.curs_set(0)
         # Report presses at once (no click-timing delay) and wheel turns as buttons 4 and 5.
