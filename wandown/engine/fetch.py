@@ -89,6 +89,7 @@ def retry_wait(headers: Mapping[str, str], now: float | None = None) -> float | 
     return None
 
 
+GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
@@ -215,8 +216,9 @@ class Resolver:
                 raise status_problem(response, url, "looking up the file")
             if size is None and headers.get("Content-Length"):
                 size = int(headers["Content-Length"])
-            if sha256 is None and url == self.url:
-                blob_sha1 = clean_etag(headers.get("ETag"))
+            etag = clean_etag(headers.get("ETag"))
+            if sha256 is None and url == self.url and etag and GIT_SHA1.fullmatch(etag):
+                blob_sha1 = etag  # the Hub's ETag for a small file is its git blob id
             return self._remember(Link(url, size, sha256, blob_sha1, commit))
         raise DownloadError(f"too many redirects for {self.url}")
 
