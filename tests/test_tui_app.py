@@ -262,7 +262,7 @@ def test_plus_and_minus_change_the_limit_live():
 def test_limit_steps():
     assert next_limit(None, faster=True) is None
     assert next_limit(None, faster=False) == 50_000
-    assert next_limit(None, faster=False, speed=40_000_000) == 32_000
+    assert next_limit(None, faster=False, speed=40_960_000) == 32_000
     assert next_limit(90_000, faster=True) == 120_000
     assert next_limit(90_000, faster=False) == 72_000
     assert next_limit(100, faster=False) == 100
@@ -471,3 +471,14 @@ def test_curses_theme_stops_making_pairs_when_the_terminal_runs_out(monkeypatch)
     for role in theme.ROLES:
         colours.attr(role)
     assert sorted(fake.pairs) == [1, 2, 3]
+
+
+def test_selection_starts_from_the_first_loaded_catalog():
+    store = StatusStore({}, Header(), {})
+    app = App(FakeController(store))
+    assert app.view.selected == set() and app.rows == []
+    loaded = small_store().snapshot()
+    store.replace_all(loaded.files, loaded.header, loaded.models)
+    app.refresh()
+    assert "ckpts/t2v.safetensors" in app.view.selected
+    assert len(app.rows) == 6

@@ -59,8 +59,9 @@ def test_80_columns_keep_every_column_and_a_readable_file_name():
     assert columns["file"].width >= 30
     assert sum(c.width for c in columns.values()) + len(columns) - 1 == 80
     text = frame_text(app_at(80, 24).frame(), 80)
-    assert "Config" in text[1] and "Size (GB)" in text[1] and "Destina…" in text[1]
-    assert "wan2.2_model_00_" in text[3] and "mbf16_int8" in text[3]
+    assert "Config" in text[1] and "Size (GB)" in text[1] and "Destinati…" in text[1]
+    assert "all models" in text[2]
+    assert "wan2.2_model_00" in text[3] and "mbf16_int8" in text[3]
 
 
 @pytest.mark.parametrize("width", range(MIN_WIDTH, 201, 7))
@@ -290,3 +291,14 @@ def test_put_clips_by_display_width_and_survives_the_corner():
     assert window.writes[2] == (2, 6, "日… ", 0)
     assert window.writes[3] == (4, 0, "x" * 10, 0)
     assert len(window.writes) == 4
+
+
+def test_layout_gives_the_room_to_the_columns_with_text():
+    columns = {c.name: c for c in layout_columns(120, {"config": 10, "file": 24, "dest": 30})}
+    assert columns["file"].width == 24
+    assert columns["config"].width == 10
+    assert columns["dest"].width >= 30
+    real = App(FakeController(synthetic_store(300)))
+    real.resize(200, 10)
+    text = frame_text(real.frame(), 200)
+    assert "ckpts/umt5-xxl/" in text[2]  # nothing cut when there is room

@@ -18,15 +18,16 @@ from wandown.tui.render import (
     TABLE_TOP,
     Line,
     Totals,
+    content_widths,
     format_limit,
     help_room,
     render,
+    size_of_selection,
     table_height,
     totals,
 )
 from wandown.tui.rows import Row, all_rows, clamp_view, filter_rows, rows_stale
 from wandown.tui.view import ViewState
-from wandown.units import human_bytes
 
 
 class Controller(Protocol):
@@ -47,6 +48,7 @@ class Controller(Protocol):
     def shutdown(self) -> None: ...
 
 
+KB = 1024  # the engine's and the config file's KB (bandwidth_limit_kb)
 LIMIT_STEP = 1.25
 LIMIT_MIN_KB = 100.0
 LIMIT_MAX_KB = 2_000_000.0  # above 2 GB/s '+' lifts the limit
@@ -62,7 +64,7 @@ def next_limit(limit_kb: float | None, faster: bool, speed: float = 0.0) -> floa
     if limit_kb is None:
         if faster:
             return None
-        base = speed / 1000 if speed > 0 else LIMIT_START_KB * LIMIT_STEP
+        base = speed / KB if speed > 0 else LIMIT_START_KB * LIMIT_STEP
         return max(LIMIT_MIN_KB, _round_down(base / LIMIT_STEP))
     if faster:
         raised = _round_up(limit_kb * LIMIT_STEP)
@@ -93,6 +95,8 @@ class App:
         self.height = 24
         self.mouse_y: int | None = None
         self._totals: tuple[tuple, Totals] | None = None
+        self._preselected = False
+        self._content: dict[str, int] | None = None
         self.refresh()
 
     # ---- state from the store
@@ -104,14 +108,15 @@ class App:
             return False
         new = store.snapshot()
         old, self.snapshot = self.snapshot, new
-        if old is None:
+        if not self._preselected and new.files:
             # Start as --list shows it: every needed file that is missing is selected.
+            self._preselected = True
             self.view.selected = {
                 dest
                 for dest, file in new.files.items()
                 if file.needed_by and file.status == state.MISSING
             }
-        else:
+        if old is not None:
             self.view.selected &= new.files.keys()
             if new.notices[-1:] != old.notices[-1:]:
                 self.view.say(new.notices[-1])
@@ -128,6 +133,7 @@ class App:
         assert self.snapshot is not None
         if not filter_only:
             self._all_rows = all_rows(self.snapshot, self.view.show_all, self.view.started)
+            self._content = content_widths(self._all_rows, self.snapshot)
         self.rows = filter_rows(self._all_rows, self.view.filter_text)
         if current is not None:
             for index, row in enumerate(self.rows):
@@ -169,6 +175,7 @@ class App:
             self.height,
             keys.help_lines(),
             self._totals[1],
+            self._content,
         )
 
     def _clamp(self) -> None:
@@ -297,7 +304,9 @@ class App:
         self.controller.start(dests)
         self.view.started |= ready
         self.view.selected -= ready
-        size = human_bytes(sum(files[d].size or 0 for d in dests))
+        sizes = [files[d].size for d in dests]
+        known = sum(size for size in sizes if size is not None)
+        size = size_of_selection(known, None in sizes)
         self.view.say(f"Starting {len(dests)} files ({size})")
 
     def cancel(self) -> None:

@@ -6,7 +6,7 @@ visible slice of rows is formatted: the cost of a frame does not grow with the c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from wandown import state
@@ -62,8 +62,8 @@ _MINIMUMS = (
 # Extra room is handed out in these steps, each growing one column up to a width.
 _GROWTH = (
     ("status", 13),
-    ("file", 34),
-    ("config", 14),
+    ("file", 30),
+    ("config", 12),
     ("dest", 12),
     ("status", 14),
     ("file", 60),
@@ -83,8 +83,29 @@ def too_small(width: int, height: int) -> bool:
     return width < MIN_WIDTH or height < MIN_HEIGHT
 
 
-def layout_columns(width: int) -> list[Column]:
-    """Return the table's columns for a terminal width, dropping and shrinking as needed."""
+def content_widths(rows: Sequence[Row], snapshot: Snapshot) -> dict[str, int]:
+    """Return the widest Config, Model File and Destination cell over all rows.
+
+    Walks every row, so it belongs with building the rows, not with drawing a frame.
+    """
+    widest = {"config": len(HEADINGS["config"]), "file": 0, "dest": len(HEADINGS["dest"])}
+    files = snapshot.files
+    for row in rows:
+        file = files.get(row.dest)
+        if file is None:
+            continue
+        widest["config"] = max(widest["config"], display_width(row.config))
+        widest["file"] = max(widest["file"], display_width(file.file_name))
+        widest["dest"] = max(widest["dest"], display_width(file.folder) + 1)
+    return widest
+
+
+def layout_columns(width: int, content: Mapping[str, int] | None = None) -> list[Column]:
+    """Return the table's columns for a terminal width, dropping and shrinking as needed.
+
+    ``content`` (see content_widths) keeps columns from growing past their widest cell, so
+    the room goes where the text is; extra room then lets each column show all of its text.
+    """
     kept = [(name, minimum, drop) for name, minimum, drop in _MINIMUMS]
 
     def needed() -> int:
@@ -96,7 +117,11 @@ def layout_columns(width: int) -> list[Column]:
         kept = [entry for entry in kept if entry[2] != order]
     widths = {name: minimum for name, minimum, _ in kept}
     spare = max(0, width - needed())
-    for name, target in _GROWTH:
+    steps = list(_GROWTH)
+    if content:
+        steps = [(name, min(target, content.get(name, target))) for name, target in steps]
+        steps += [(name, content[name]) for name in ("file", "dest", "config") if name in content]
+    for name, target in steps:
         if name in widths and spare > 0:
             grow = min(spare, max(0, target - widths[name]))
             widths[name] += grow
@@ -233,9 +258,16 @@ def totals(snapshot: Snapshot, selected: Collection[str]) -> Totals:
     return Totals(len(chosen), sum(sizes), len(sizes) < len(chosen), speed, eta)
 
 
+def size_of_selection(known_bytes: int, some_unknown: bool) -> str:
+    """Describe a total size when some sizes may be unknown: '3.2 GB', '3.2 GB+', 'size unknown'."""
+    if some_unknown and not known_bytes:
+        return "size unknown"
+    return human_bytes(known_bytes) + ("+" if some_unknown else "")
+
+
 def footer_text(view: ViewState, sums: Totals, width: int) -> str:
     glyphs = view.glyphs
-    size = human_bytes(sums.selected_bytes) + ("+" if sums.unknown_sizes else "")
+    size = size_of_selection(sums.selected_bytes, sums.unknown_sizes)
     sep = f" {glyphs.separator} "
     left = sep.join(
         [
@@ -296,11 +328,13 @@ def render(
     height: int,
     help_lines: Sequence[tuple[str, str]] = (),
     sums: Totals | None = None,
+    content: Mapping[str, int] | None = None,
 ) -> list[Line]:
     """Return the whole screen: one list of segments per line, ``height`` lines.
 
     ``view.cursor`` and ``view.top`` must already be clamped (see rows.clamp_view). ``sums``
-    may be passed in from a cache; it is computed here otherwise.
+    may be passed in from a cache; it is computed here otherwise. ``content`` is the cached
+    content_widths of the rows.
     """
     lines: list[Line] = [[] for _ in range(max(0, height))]
     glyphs = view.glyphs
@@ -314,7 +348,7 @@ def render(
         return [Segment(0, fit(text, width, ellipsis=glyphs.ellipsis), role)]
 
     lines[0] = full(header_text(snapshot, glyphs), "header")
-    columns = layout_columns(width)
+    columns = layout_columns(width, content)
     headings = []
     for column in columns:
         title = glyphs.check_heading if column.name == "check" else HEADINGS[column.name]
