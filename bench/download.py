@@ -94,8 +94,9 @@ def find(tool: str) -> str | None:
 class Nginx:
     """nginx on 127.0.0.1 with a temp config serving one folder, optionally capping connections."""
 
-    def __init__(self, root: Path, work: Path, cap: str | None) -> None:
+    def __init__(self, root: Path, work: Path, cap: str | None, sha256: str, size: int) -> None:
         self.port = free_port()
+        self.cdn_port = free_port()
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
         limit = f"limit_rate {cap};" if cap else ""
@@ -119,8 +120,18 @@ http {{
     {temp_paths}
     server {{
         listen 127.0.0.1:{self.port};
+        listen 127.0.0.1:{self.cdn_port};
         root {root};
         location / {{ {limit} }}
+        # The Hub's answer for an LFS file: a redirect to "the CDN" (here the second port, so
+        # clients see another origin) carrying the file's commit, sha256 and size.
+        location = /{REPO}/resolve/main/{NAME} {{
+            add_header X-Repo-Commit {"c0ffee" * 6 + "c0ff"};
+            add_header X-Linked-Etag '"{sha256}"';
+            add_header X-Linked-Size {size};
+            add_header ETag '"{sha256}"';
+            return 302 http://127.0.0.1:{self.cdn_port}/{NAME};
+        }}
     }}
 }}
 """
@@ -142,6 +153,10 @@ http {{
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGQUIT)
@@ -261,6 +276,17 @@ def run_round(title, nginx, hub, sha256, size, dest_root, args) -> list[Run]:
                          str(args.connections)],
         ),
     ]
+    clients += [
+        (
+            "hf_hub_download (nginx as Hub)",
+            lambda out: [*me, "_hf", nginx.hub_url, str(out.parent / "cache"), str(out.parent)],
+        ),
+        (
+            f"wandown -c{args.connections} (nginx as Hub)",
+            lambda out: [*me, "_wandown", f"{nginx.hub_url}/{REPO}/resolve/main/{NAME}", str(out),
+                         str(size), sha256, str(args.connections)],
+        ),
+    ]
     if hub is not None:  # the unlimited round
         clients.append(
             (
@@ -341,7 +367,7 @@ def main() -> int:
         tables = []
         try:
             for title, cap in (("unlimited", None), (f"nginx limit_rate {args.cap}", args.cap)):
-                nginx = Nginx(serve, work / f"nginx-{cap or 'free'}", cap)
+                nginx = Nginx(serve, work / f"nginx-{cap or 'free'}", cap, sha256, size)
                 try:
                     runs = run_round(title, nginx, hub if cap is None else None, sha256, size,
                                      work, args)

@@ -293,3 +293,28 @@ def test_sha256_helper_matches_what_the_engine_verified(localhub, tmp_path):
     with small_engine(connections=1) as engine:
         engine.submit(job)
         assert engine.wait(timeout=30)[job.key].state == "complete"
+
+
+def test_an_empty_file_is_fetched_and_verified(localhub, tmp_path):
+    put_file(localhub, "empty.txt", b"")
+    with small_engine() as engine:
+        engine.submit(job_for(localhub, "empty.txt", tmp_path, b""))
+        result = engine.wait(timeout=30)["empty.txt"]
+    assert result.state == "complete", result.message
+    assert (tmp_path / "empty.txt").read_bytes() == b""
+
+
+def test_a_key_cannot_be_queued_twice_at_once(localhub, tmp_path):
+    data = payload(300 * KIB, seed=13)
+    put_file(localhub, "model.safetensors", data)
+    job = job_for(localhub, "model.safetensors", tmp_path, data)
+    with small_engine(limit_kb=100) as engine:
+        engine.submit(job)
+        with pytest.raises(ValueError, match="already queued"):
+            engine.submit(job)
+        engine.cancel(job.key)
+        assert engine.wait(timeout=5)[job.key].state == "cancelled"
+        engine.set_limit(0)
+        engine.submit(job)  # a finished key may be queued again: it resumes
+        assert engine.wait(timeout=30)[job.key].state == "complete"
+    assert job.dest.read_bytes() == data

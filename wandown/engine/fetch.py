@@ -217,7 +217,8 @@ class Resolver:
             if size is None and headers.get("Content-Length"):
                 size = int(headers["Content-Length"])
             etag = clean_etag(headers.get("ETag"))
-            if sha256 is None and url == self.url and etag and GIT_SHA1.fullmatch(etag):
+            same_origin = origin(url) == origin(self.url)
+            if sha256 is None and same_origin and etag and GIT_SHA1.fullmatch(etag):
                 blob_sha1 = etag  # the Hub's ETag for a small file is its git blob id
             return self._remember(Link(url, size, sha256, blob_sha1, commit))
         raise DownloadError(f"too many redirects for {self.url}")

@@ -461,6 +461,12 @@ class FileDownload:
             elif response.status == 200:
                 if not single:
                     raise RangeIgnored
+                length = response.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) != size:
+                    raise RemoteChanged(
+                        f"{self.job.dest.name}: the server now sends {length} bytes, expected "
+                        f"{size}; refresh the file list and try again"
+                    )
                 # One stream from byte 0: skip what the partial already has.
                 skip, stop = first, size
             elif response.status == 403 and origin(url) != origin(self.resolver.url):
