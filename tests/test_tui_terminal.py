@@ -250,6 +250,32 @@ def test_signal_restores_terminal_and_shuts_down(tmux: Tmux, tmp_path: Path, sig
     assert (tmp_path / "shutdown").exists()
 
 
+def test_a_dropped_terminal_still_shuts_down(tmux: Tmux, tmp_path: Path):
+    """Closing the terminal (as a dropped ssh does) hangs up the app; partials stay resumable."""
+    tmux.start()
+    tmux.wait_for(first_frame_drawn)
+    tmux.keys("d")
+    tmux.wait_for("MB/s")
+    pid = tmux.pid()
+    tmux.tmux("kill-session")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (tmp_path / "shutdown").exists():
+        time.sleep(0.05)
+    assert (tmp_path / "shutdown").exists()
+    while time.monotonic() < deadline and running(pid):
+        time.sleep(0.05)
+    assert not running(pid)
+
+
+def running(pid: int) -> bool:
+    """Tell whether a process is alive (a zombie waiting for its parent counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_ctrl_c_restores_terminal_and_shuts_down(tmux: Tmux, tmp_path: Path):
     tmux.start()
     tmux.wait_for(first_frame_drawn)

@@ -183,7 +183,7 @@ def format_row(
             if view.status in PROGRESS_STATUSES and fraction is not None:
                 segments.extend(progress_bar(column, fraction, glyphs))
                 continue
-            text = fit(view.folder + "/", column.width, ellipsis=ellipsis)
+            text = fit((view.folder or ".") + "/", column.width, ellipsis=ellipsis)
         segments.append(Segment(column.x, text, "row.cursor" if cursor else role))
     return segments
 
