@@ -11,12 +11,16 @@ import hashlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 from wandown.fsutil import atomic_write_json, cache_dir
 
 CHUNK_SIZE = 1024 * 1024
 CACHE_VERSION = 1
+# Saving rewrites the whole file; after many small files, once a second is plenty.
+SAVE_EVERY = 1.0
+BIG_FILE = 64 * 1024 * 1024
 
 
 KINDS = ("sha256", "blob_sha1")  # LFS files are named by sha256, small files by git blob sha1
@@ -63,6 +67,9 @@ class HashCache:
         self._lock = threading.Lock()
         self._file_locks: dict[str, threading.Lock] = {}
         self._save_lock = threading.Lock()
+        self._last_save = 0.0
+        self._dirty = False
+        self._timer: threading.Timer | None = None
         self.hashed = 0
         self.path: Path | None = None
         self._load()
@@ -110,14 +117,37 @@ class HashCache:
                 if (entry.get("size"), entry.get("mtime_ns")) != (size, mtime_ns):
                     entry = {"size": size, "mtime_ns": mtime_ns}
                 self._entries[key] = {**entry, kind: value}
-            self._save()
+                self._dirty = True
+            self._save_soon(now=size >= BIG_FILE)
             return value
 
+    def _save_soon(self, now: bool) -> None:
+        """Save at once after a big file, else at most once a second (a timer catches the rest)."""
+        with self._lock:
+            due = now or time.monotonic() - self._last_save >= SAVE_EVERY
+            if not due and self._timer is None:
+                self._timer = threading.Timer(SAVE_EVERY, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if due:
+            self._save()
+
+    def flush(self) -> None:
+        """Write what is not saved yet (the server calls this when it stops)."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+            dirty = self._dirty
+        if timer is not None:
+            timer.cancel()
+        if dirty:
+            self._save()
+
     def _save(self) -> None:
-        # Writes are rare (one per newly hashed file), so rewriting the whole file stays cheap;
-        # the save lock keeps an older snapshot from landing after a newer one.
+        # The save lock keeps an older snapshot from landing after a newer one.
         with self._save_lock:
+            self._last_save = time.monotonic()
             with self._lock:
+                self._dirty = False
                 value = {"version": CACHE_VERSION, "files": dict(self._entries)}
             self._write(value)
 

@@ -111,8 +111,9 @@ class LocalHub:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every connection, idle or not."""
+        """Stop serving and close every connection, idle or not; save new hashes."""
         self.stopping.set()
+        self.hashes.flush()
         # Both servers wind down at once: each shutdown() waits out one poll interval.
         stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
         for stopper in stoppers:
