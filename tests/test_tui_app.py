@@ -482,3 +482,20 @@ def test_selection_starts_from_the_first_loaded_catalog():
     app.refresh()
     assert "ckpts/t2v.safetensors" in app.view.selected
     assert len(app.rows) == 6
+
+
+def test_sigterm_becomes_an_exception_once_and_handlers_come_back():
+    import os
+    import signal
+
+    from wandown.tui.screen import Terminated, terminal_signals
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    with pytest.raises(Terminated) as stop, terminal_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
+        finally:
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored while the first one unwinds
+    assert stop.value.signum == signal.SIGTERM
+    assert "SIGTERM" in str(stop.value)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before

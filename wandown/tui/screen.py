@@ -32,6 +32,10 @@ class Terminated(Exception):
 
 
 def _raise_terminated(signum: int, _frame) -> None:
+    # A dropped ssh session can send SIGHUP then SIGTERM; a second exception raised inside the
+    # restoring ``finally`` would skip endwin(), so later ones wait until it is done.
+    for other in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(other, signal.SIG_IGN)
     raise Terminated(signum)
 
 
