@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Run wandown from a checkout: python wandown.py [options]."""
+
 import sys
 
 from wandown.cli import main

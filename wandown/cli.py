@@ -97,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
         "files with links to them",
     )
     modes.add_argument("--yes", action="store_true", help="with --dedupe: do not ask")
+    demo = parser.add_argument_group("trying it out")
+    demo.add_argument(
+        "--demo",
+        action="store_true",
+        help="run on a throw-away sandbox: a small Wan2GP, a local Hub on loopback "
+        "and a model hub (combine with --list or --download)",
+    )
+    demo.add_argument(
+        "--keep-demo",
+        action="store_true",
+        help="with --demo: keep the sandbox folder and say where it is",
+    )
     return parser
 
 
@@ -138,6 +150,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--dry-run goes with --download")
     if args.yes and not args.dedupe:
         raise UsageError("--yes goes with --dedupe")
+    if args.keep_demo and not args.demo:
+        raise UsageError("--keep-demo goes with --demo")
     chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m)]
     if len(chosen) > 1:
         raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
@@ -161,6 +175,18 @@ def _signals_interrupt() -> Iterator[None]:
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _check_args(args)
+    if not args.demo:
+        return run_configured(args)
+    from wandown.demo import demo_sandbox
+
+    with demo_sandbox(keep=args.keep_demo, notice=notice) as sandbox:
+        args.config_file = str(sandbox.config_file)
+        os.environ["HF_ENDPOINT"] = sandbox.endpoint
+        return run_configured(args)
+
+
+def run_configured(args: argparse.Namespace) -> int:
+    """Run the chosen mode with the settings of args.config_file and the flags."""
     config = load_config(Path(args.config_file), _overrides(args))
     for message in config.notices:
         notice(message)
