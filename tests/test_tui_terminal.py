@@ -56,7 +56,7 @@ sys.exit(run(controller))
 # a command (unlike '') is reset in the child, so Python still gets SIGINT.
 RUNNER = """trap 'true' INT
 a=$(stty -g)
-{python} {script} {out}
+{command}
 echo wandown-exit=$?
 if [ "$a" = "$(stty -g)" ]; then echo tty-restored; else echo tty-changed; fi
 sleep 60
@@ -66,19 +66,20 @@ sleep 60
 class Tmux:
     """One private tmux server with one session running the interface."""
 
-    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ):
         self.socket = f"wandown-test-{os.getpid()}-{next(_counter)}"
         self.out = tmp_path
-        script = tmp_path / "tui_script.py"
-        script.write_text(SCRIPT.format(repo=str(REPO)))
+        if command is None:
+            script = tmp_path / "tui_script.py"
+            script.write_text(SCRIPT.format(repo=str(REPO)))
+            command = [sys.executable, str(script), str(tmp_path)]
         runner = tmp_path / "runner.sh"
-        runner.write_text(
-            RUNNER.format(
-                python=shlex.quote(sys.executable),
-                script=shlex.quote(str(script)),
-                out=shlex.quote(str(tmp_path)),
-            )
-        )
+        runner.write_text(RUNNER.format(command=" ".join(map(shlex.quote, command))))
         settings = {"LC_ALL": "C.UTF-8", "WANDOWN_CACHE_DIR": str(tmp_path / "cache")}
         settings.update(env or {})
         self.env = ["-e" + f"{key}={value}" for key, value in settings.items()]
@@ -311,6 +312,38 @@ def test_draws_with_no_colours_eight_and_many(tmp_path: Path, term: str):
         session.wait_for(first_frame_drawn)
         session.keys("p")
         session.wait_for("Palette: high-contrast")
+        session.keys("Escape")
+        session.wait_for("wandown-exit=0")
+        session.wait_for("tty-restored")
+    finally:
+        session.kill()
+
+
+def test_the_real_program_opens_the_table_offline(tmp_path: Path):
+    """wandown with no mode flag, over the real Wan2GP definitions, offline and without a hub."""
+    from tests.wan2gp_fixtures import real_install
+
+    install = real_install(tmp_path, "eb92f0c")
+    command = [
+        sys.executable,
+        "-m",
+        "wandown",
+        "--offline",
+        "--hub-dir",
+        "",
+        "--wan2gp-dir",
+        str(install / "ckpts"),
+        "--config-file",
+        str(tmp_path / "config.json"),
+    ]
+    env = {"PYTHONPATH": str(REPO), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    session = Tmux(tmp_path, env=env, command=command)
+    try:
+        session.start()
+        screen = session.wait_for(first_frame_drawn, timeout=8)
+        assert "offline" in screen and "all models" in screen
+        session.keys("s")
+        session.wait_for("Show All")
         session.keys("Escape")
         session.wait_for("wandown-exit=0")
         session.wait_for("tty-restored")
