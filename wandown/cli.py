@@ -323,7 +323,9 @@ def run_dedupe(args: argparse.Namespace, session) -> int:
     for path, hub_file in report.replaced:
         print(f"linked {path} -> {hub_file}")
     reclaimed = human_bytes(report.bytes_reclaimed)
-    print(f"{len(report.replaced)} files replaced by links; {reclaimed} reclaimed")
+    count = len(report.replaced)
+    what = "1 file replaced by a link" if count == 1 else f"{count} files replaced by links"
+    print(f"{what}; {reclaimed} reclaimed")
     return 0
 
 
