@@ -189,16 +189,22 @@ def test_the_shared_limit_bounds_the_bytes_over_time(localhub, tmp_path):
         engine.submit(job_for(localhub, "a.safetensors", tmp_path, data))
         engine.submit(job_for(localhub, "b.safetensors", tmp_path, data))
         seen = []
+        started_before_any_finished = set()
+        done_by_key: dict[str, int] = {}
         while len(seen) < 2:
             event = engine.events.get(timeout=30)
-            done_total = event.done
+            done_by_key[event.key] = event.done
+            done_total = sum(done_by_key.values())
             if event.final:
                 seen.append(event)
+            elif event.state == "downloading" and not seen:
+                started_before_any_finished.add(event.key)
             # Two files share one bucket: their sum never runs ahead of rate * time + burst.
             elapsed = time.monotonic() - start
             assert done_total <= rate * elapsed + rate / 5 + 2 * 16 * KIB
     elapsed = time.monotonic() - start
     assert all(e.state == "complete" for e in seen)
+    assert started_before_any_finished == {"a.safetensors", "b.safetensors"}  # jobs=2 at once
     assert elapsed >= (2 * len(data) - rate / 5) / rate * 0.97
 
 

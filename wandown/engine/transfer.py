@@ -507,7 +507,7 @@ class FileDownload:
             self._responses.discard(response)
         # A body read to its end lets the connection go back to the pool; any other is closed,
         # or the next request on it would read the rest of this one.
-        if not response.closed and response.length_remaining not in (0, None):
+        if not response.closed and response.length_remaining != 0:
             response.close()
         response.release_conn()
 
