@@ -109,23 +109,29 @@ CHILD = """
 import sys
 from pathlib import Path
 from wandown.engine import DownloadJob, Engine
-url, dest, size, sha = sys.argv[1:5]
+url, dest, size, sha, limit = sys.argv[1:6]
 engine = Engine(connections=4, chunk_size=64 * 1024, min_chunk=16 * 1024, small_file=128 * 1024,
-                read_size=16 * 1024, limit_kb=1000, state_every=0.05, timeout=2.0)
+                read_size=16 * 1024, limit_kb=int(limit), state_every=0.05, timeout=2.0)
 engine.submit(DownloadJob("m", url, Path(dest), int(size), sha))
 print(engine.wait(), flush=True)
 """
+
+
+def start_child(job: DownloadJob, limit_kb: int) -> subprocess.Popen:
+    """Run another wandown process downloading job at limit_kb."""
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, job.url, str(job.dest), str(job.size), job.sha256,
+         str(limit_kb)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def test_a_killed_download_resumes_and_refetches_only_what_was_in_flight(localhub, tmp_path):
     data = payload(4 * MIB, seed=4)
     put_file(localhub, "model.safetensors", data)
     job = job_for(localhub, "model.safetensors", tmp_path, data)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, job.url, str(job.dest), str(job.size), job.sha256],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-    )
+    child = start_child(job, limit_kb=1000)
     try:
         wait_until(lambda: state_done(job.dest) >= 1 * MIB or child.poll() is not None)
     finally:
@@ -324,3 +330,25 @@ def test_a_key_cannot_be_queued_twice_at_once(localhub, tmp_path):
         engine.submit(job)  # a finished key may be queued again: it resumes
         assert engine.wait(timeout=30)[job.key].state == "complete"
     assert job.dest.read_bytes() == data
+
+
+def test_a_file_another_process_is_fetching_waits_as_busy(localhub, tmp_path):
+    data = payload(1 * MIB, seed=14)
+    put_file(localhub, "model.safetensors", data)
+    job = job_for(localhub, "model.safetensors", tmp_path / "models", data)
+    child = start_child(job, limit_kb=1000)
+    try:
+        wait_until(lambda: state_done(job.dest) > 0)
+        with small_engine() as engine:
+            engine.submit(job)
+            result = engine.wait(timeout=30)[job.key]
+            states = [e.state for e in drain(engine.events)]
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert "busy" in states
+    assert result.state == "complete"
+    assert "another wandown process" in result.message
+    assert job.dest.read_bytes() == data
+    assert os.listdir(tmp_path / "models") == ["model.safetensors"]
