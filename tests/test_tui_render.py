@@ -302,3 +302,25 @@ def test_layout_gives_the_room_to_the_columns_with_text():
     real.resize(200, 10)
     text = frame_text(real.frame(), 200)
     assert "ckpts/umt5-xxl/" in text[2]  # nothing cut when there is room
+
+
+@pytest.mark.parametrize("width", [32, 41, 57, 80, 133])
+@pytest.mark.parametrize("height", [6, 7, 10, 24])
+@pytest.mark.parametrize("mode", ["help", "filter", "confirm", "empty", "ascii"])
+def test_every_mode_fits_every_size(width, height, mode):
+    app = app_at(width, height, ascii_only=mode == "ascii")
+    if mode == "help":
+        app.handle("?")
+    elif mode == "filter":
+        app.handle("/")
+        app.handle("日")
+    elif mode == "confirm":
+        app.view.confirm_quit = True
+    elif mode == "empty":
+        app.view.filter_text = "no such thing"
+        app.rebuild_rows()
+    lines = app.frame()
+    assert len(lines) == height
+    for line in lines:
+        for segment in line:
+            assert segment.x >= 0 and segment.x + display_width(segment.text) <= width, segment
