@@ -128,6 +128,11 @@ class Tmux:
         release = [0x1B, ord("["), ord("M"), 32 + 3, 33 + x, 33 + y]
         self.tmux("send-keys", "-H", *(f"{byte:02x}" for byte in press + release))
 
+    def wheel(self, down: bool, x: int = 30, y: int = 10) -> None:
+        """Send one wheel turn as an X10 mouse report (buttons 64 and 65, xterm ctlseqs)."""
+        report = [0x1B, ord("["), ord("M"), 32 + (65 if down else 64), 33 + x, 33 + y]
+        self.tmux("send-keys", "-H", *(f"{byte:02x}" for byte in report))
+
     def pid(self) -> int:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -185,6 +190,11 @@ def test_keys_mouse_filter_help_resize_and_quit(tmux: Tmux, tmp_path: Path):
     tmux.click(30, 2 + 5)
     screen = tmux.wait_for(lambda s: rows[5].dest in status_line(s))
     assert row_line(screen, fifth).startswith("[✓]")
+    assert row_line(screen, second).startswith("[ ]")
+    tmux.wheel(down=True)  # a wheel turn moves three rows and selects nothing either
+    tmux.wait_for(lambda s: rows[8].dest in status_line(s))
+    tmux.wheel(down=False)
+    screen = tmux.wait_for(lambda s: rows[5].dest in status_line(s))
     assert row_line(screen, second).startswith("[ ]")
 
     tmux.literal("/model_03")
