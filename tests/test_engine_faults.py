@@ -119,7 +119,7 @@ def test_a_file_that_never_verifies_fails_naming_both_hashes(localhub, tmp_path)
     assert hashlib.sha256(data).hexdigest() in result.message
     assert hashlib.sha256(bad).hexdigest() in result.message
     assert_nothing_at_dest(tmp_path)
-    assert not PartialPaths.for_dest(tmp_path / "models" / NAME).part.exists()
+    assert os.listdir(tmp_path / "models") == []  # the bad partial and its lock are gone
 
 
 def test_a_small_file_with_a_bad_body_fails_naming_git_hashes(localhub, tmp_path):
@@ -150,12 +150,13 @@ def test_416_is_a_clear_failure(localhub, tmp_path):
 
 def test_a_missing_file_is_a_clear_failure(localhub, tmp_path):
     put_file(localhub, "other.json", b"{}")
-    job = job_for(localhub, "missing.safetensors", tmp_path)
+    job = job_for(localhub, "missing.safetensors", tmp_path / "models")
     with small_engine() as engine:
         engine.submit(job)
         result = engine.wait(timeout=30)[job.key]
     assert result.state == "failed"
     assert "404" in result.message
+    assert os.listdir(tmp_path / "models") == []  # no hidden folder left for nothing
 
 
 def test_a_full_disk_fails_clearly_and_keeps_the_partial(localhub, tmp_path, monkeypatch):

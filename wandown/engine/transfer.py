@@ -161,12 +161,13 @@ class FileDownload:
                 return self.reporter.publish(
                     ev.COMPLETE, message="fetched by another wandown process"
                 )
-            completed = False
             try:
-                completed = self._download()
+                self._download()
             finally:
-                lock.release(remove=completed)
-                if completed:
+                # Leave the hidden folder behind only while it holds something to resume.
+                leftover = self.paths.part.exists() or self.paths.state.exists()
+                lock.release(remove=not leftover)
+                if not leftover:
                     self.paths.tidy()
             return self.reporter.publish(ev.COMPLETE, self.reporter.done)
         except Cancelled:
@@ -208,7 +209,7 @@ class FileDownload:
             return False
         return True
 
-    def _download(self) -> bool:
+    def _download(self) -> None:
         link = self._retrying(self.resolver.resolve)
         expected = expected_file(self.job, link)
         self.reporter.total = expected.size
@@ -229,7 +230,7 @@ class FileDownload:
             digest = self._fetch(identity, expected)
             if expected.kind is None or digest == expected.digest:
                 self._place()
-                return True
+                return
             self.paths.discard()
             identity.done = RangeSet()
             problem = (
@@ -239,7 +240,6 @@ class FileDownload:
             if attempt == 2:
                 raise DownloadError(f"{problem} (twice); the bad download was removed")
             self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
-        return False  # not reached
 
     def _place(self) -> None:
         try:
