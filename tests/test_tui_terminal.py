@@ -143,7 +143,11 @@ class Tmux:
         raise AssertionError("the script never wrote its pid")
 
     def kill(self) -> None:
+        """Stop this test's tmux server and remove its socket file."""
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+        # tmux(1): -L names a socket in $TMUX_TMPDIR/tmux-UID, which kill-server leaves behind.
+        folder = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (folder / self.socket).unlink(missing_ok=True)
 
 
 @pytest.fixture
