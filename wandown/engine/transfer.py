@@ -158,8 +158,10 @@ class FileDownload:
             self._prepare_folder()
             lock = FileLock(self.paths.lock)
             if not self._take_lock(lock):
+                size = self.job.dest.stat().st_size
+                self.reporter.total = size
                 return self.reporter.publish(
-                    ev.COMPLETE, message="fetched by another wandown process"
+                    ev.COMPLETE, size, message="fetched by another wandown process"
                 )
             try:
                 self._download()
