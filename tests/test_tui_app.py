@@ -499,3 +499,13 @@ def test_sigterm_becomes_an_exception_once_and_handlers_come_back():
     assert stop.value.signum == signal.SIGTERM
     assert "SIGTERM" in str(stop.value)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
+
+
+def test_an_unknown_terminal_gets_a_clear_message_and_a_clean_shutdown(monkeypatch, capsys):
+    monkeypatch.setenv("TERM", "no-such-terminal-type")
+    controller = FakeController(small_store())
+    assert loop.run(controller) == 2
+    error = capsys.readouterr().err
+    assert "cannot start the interactive table" in error and "no-such-terminal-type" in error
+    assert "--list" in error and "Traceback" not in error
+    assert controller.calls[-1] == ("shutdown",)

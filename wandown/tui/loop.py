@@ -14,7 +14,7 @@ from wandown.fsutil import cache_dir
 from wandown.tui import theme
 from wandown.tui.app import App, Controller
 from wandown.tui.keys import mouse_key
-from wandown.tui.screen import Screen, Terminated, terminal, terminal_signals
+from wandown.tui.screen import Screen, TerminalError, Terminated, terminal, terminal_signals
 
 BUSY_TICK_MS = 150  # while work runs: progress redraws about seven times a second
 IDLE_TICK_MS = 1500  # when idle: wake rarely, only to notice a reload finishing
@@ -39,6 +39,8 @@ def run(controller: Controller, palette: str | None = None, ascii_only: bool | N
         app = App(controller, palette=palette, ascii_only=ascii_only)
         with terminal_signals(), terminal() as window:
             main_loop(Screen(window, palette, ascii_only), app)
+    except TerminalError as error:
+        status, message = error.exit_code, str(error)
     except KeyboardInterrupt:
         status, message = 130, "interrupted; partial downloads are kept for next time"
     except Terminated as stop:

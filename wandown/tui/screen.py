@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Iterator, Sequence
 
+from wandown.errors import WandownError
 from wandown.tui.render import Line
 from wandown.tui.text import clip, display_width
 from wandown.tui.theme import CursesTheme
@@ -21,6 +22,12 @@ from wandown.tui.theme import CursesTheme
 # 1000 ms makes Escape feel broken. 25 ms is plenty on a local or ssh terminal. A user's own
 # ESCDELAY is kept.
 ESCDELAY_MS = 25
+
+
+class TerminalError(WandownError):
+    """The terminal cannot run a full-screen interface (unknown TERM, no terminal at all)."""
+
+    exit_code = 2
 
 
 class Terminated(Exception):
@@ -63,6 +70,13 @@ def terminal() -> Iterator[curses.window]:
     saved = {name: os.environ.pop(name) for name in ("LINES", "COLUMNS") if name in os.environ}
     try:
         stdscr = curses.initscr()
+    except curses.error as error:
+        os.environ.update(saved)
+        term = os.environ.get("TERM", "")
+        raise TerminalError(
+            f"cannot start the interactive table on this terminal (TERM={term!r}: {error}); "
+            "use --list or --download instead"
+        ) from error
     except BaseException:
         os.environ.update(saved)
         raise
