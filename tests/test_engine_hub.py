@@ -326,7 +326,9 @@ def test_a_key_cannot_be_queued_twice_at_once(localhub, tmp_path):
             engine.submit(job)
         engine.cancel(job.key)
         assert engine.wait(timeout=5)[job.key].state == "cancelled"
+        assert engine.limit_kb == 100
         engine.set_limit(0)
+        assert engine.limit_kb is None
         engine.submit(job)  # a finished key may be queued again: it resumes
         assert engine.wait(timeout=30)[job.key].state == "complete"
     assert job.dest.read_bytes() == data

@@ -12,7 +12,7 @@ from . import events as ev
 from .events import Event, Reporter
 from .fetch import Resolver
 from .ranges import MIB
-from .ratelimit import RateLimiter, kb_to_rate
+from .ratelimit import KIB, RateLimiter, kb_to_rate
 from .transfer import DownloadJob, FileDownload, Settings
 
 
@@ -111,6 +111,12 @@ class Engine:
             flag = self._cancels.get(key)
         if flag is not None:
             flag.set()
+
+    @property
+    def limit_kb(self) -> float | None:
+        """Return the shared limit in KB/s (1 KB = 1024 bytes), None when unlimited."""
+        rate = self.limiter.rate
+        return rate / KIB if rate else None
 
     def set_limit(self, limit_kb: float | None) -> None:
         """Change the shared limit (KB/s, 1 KB = 1024 bytes; None or 0 = unlimited) at once."""
