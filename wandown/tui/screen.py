@@ -11,6 +11,7 @@ import contextlib
 import curses
 import os
 import signal
+import threading
 from collections.abc import Iterator, Sequence
 
 from wandown.errors import WandownError
@@ -48,7 +49,13 @@ def _raise_terminated(signum: int, _frame) -> None:
 
 @contextlib.contextmanager
 def terminal_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into Terminated for the duration, then restore the handlers."""
+    """Turn SIGTERM and SIGHUP into Terminated for the duration, then restore the handlers.
+
+    Only the main thread may set handlers; elsewhere the caller's own handling stays.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGHUP):
         previous[signum] = signal.signal(signum, _raise_terminated)
