@@ -369,10 +369,13 @@ def test_the_real_program_opens_the_table_offline(tmp_path: Path):
 
 
 def test_the_real_program_downloads_from_the_table(tmp_path: Path, localhub):
-    """The whole program: preselected missing files, d, progress to Complete, Escape."""
-    from tests.world import BIG, build_world
+    """The whole program against localhub and a hub: select, click, filter, d, Linked, Complete."""
+    from tests.world import BIG, LORA, OTHER_VARIANT, SMALL, build_world
 
     world = build_world(tmp_path, localhub)
+    in_hub = world.hub_dir / "styles" / "renamed_lora.bin"
+    in_hub.parent.mkdir()
+    in_hub.write_bytes(world.served_file(LORA).read_bytes())
     env = {
         "PYTHONPATH": str(REPO),
         "HF_ENDPOINT": world.endpoint,
@@ -387,11 +390,43 @@ def test_the_real_program_downloads_from_the_table(tmp_path: Path, localhub):
         assert "testvideo" in screen and "(1 models)" in screen
         big_row = row_line(screen, BIG.removesuffix(".safetensors"))
         assert big_row.startswith("[✓]") and "Missing" in big_row
+
+        # Enter unticks the small file's row; a click on the big file's row moves, never selects.
+        lines = screen.split("\n")
+        small_y = next(
+            i for i, line in enumerate(lines) if SMALL in line and line.rstrip().endswith(" ckpts/")
+        )
+        big_y = next(i for i, line in enumerate(lines) if BIG in line)
+        session.click(30, small_y)
+        session.wait_for(lambda s: f"ckpts/{SMALL}" in status_line(s))
+        session.keys("Enter")
+        screen = session.wait_for(lambda s: s.split("\n")[small_y].startswith("[ ]"))
+        session.click(30, big_y)
+        screen = session.wait_for(lambda s: f"ckpts/{BIG}" in status_line(s))
+        assert row_line(screen, BIG).startswith("[✓]")
+
+        session.literal("/style")
+        session.keys("Enter")
+        screen = session.wait_for(lambda s: "/style" in s and BIG not in s)
+        session.keys("Escape")
+        session.wait_for(lambda s: BIG in s)
+
         session.keys("d")
-        screen = session.wait_for(lambda s: "Complete" in row_line(s, BIG), timeout=8)
+        screen = session.wait_for(
+            lambda s: "Complete" in row_line(s, BIG) and "Linked" in row_line(s, LORA), timeout=10
+        )
         assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
+        assert os.readlink(world.path(f"loras/{LORA}")) == str(in_hub)
+        assert not world.path(f"ckpts/{SMALL}").exists()  # unticked, so not fetched
+
+        session.keys("p")
+        session.wait_for("Palette: high-contrast")
+        session.tmux("resize-window", "-x", "80", "-y", "24")
+        session.wait_for(lambda s: "Size (GB)" in s and len(s.rstrip("\n").split("\n")) <= 24)
         session.keys("s")
-        screen = session.wait_for("(variant)")
+        session.wait_for("View: Show All")
+        session.tmux("resize-window", "-x", "120", "-y", "40")
+        session.wait_for(lambda s: OTHER_VARIANT in s and "(variant)" in row_line(s, OTHER_VARIANT))
         session.keys("Escape")
         session.wait_for("wandown-exit=0")
         session.wait_for("tty-restored")
