@@ -179,3 +179,14 @@ def test_full_catalog_list_from_the_command_line(tmp_path):
     records = json.loads(result.stdout)
     assert len(records) > 600
     assert len({r["dest"] for r in records}) == len(records)
+
+
+def test_demo_refuses_flags_that_would_touch_real_folders(tmp_path):
+    for flags in (["--wan2gp-dir", "x"], ["--hub-dir", "y"], ["--dedupe", "--yes"]):
+        result = run(
+            ["--demo", "--list", *flags] if "--dedupe" not in flags else ["--demo", *flags],
+            tmp_path,
+        )
+        assert result.returncode == 2
+        assert "--demo runs on its own sandbox" in result.stderr
+    assert not (tmp_path / "config.json").exists()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
-import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from wandown import __version__
 from wandown.config import load_config
 from wandown.errors import ConfigError, UsageError, WandownError
 from wandown.fsutil import cache_dir
+from wandown.interrupts import interrupt_on_signals
 from wandown.units import human_bytes
 
 MODES = ("list", "download", "dedupe", "export_metadata", "import_metadata")
@@ -152,24 +150,26 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--yes goes with --dedupe")
     if args.keep_demo and not args.demo:
         raise UsageError("--keep-demo goes with --demo")
+    if args.demo:
+        clashing = [
+            flag
+            for flag, value in (
+                ("--wan2gp-dir", args.wan2gp_dir),
+                ("--hub-dir", args.hub_dir),
+                ("--config-file", args.config_file != "config.json"),
+                ("--dedupe", args.dedupe),
+                ("--import-metadata", args.import_metadata),
+                ("--export-metadata", args.export_metadata),
+            )
+            if value
+        ]
+        if clashing:
+            raise UsageError(
+                f"--demo runs on its own sandbox; it does not go with {', '.join(clashing)}"
+            )
     chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m)]
     if len(chosen) > 1:
         raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
-
-
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP (a closed ssh session) into KeyboardInterrupt for a clean stop."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run(argv: list[str] | None) -> int:
@@ -205,7 +205,7 @@ def run_configured(args: argparse.Namespace) -> int:
     )
     session = Session(config, settings, options, notice)
     try:
-        with _signals_interrupt():
+        with interrupt_on_signals():
             return _run_mode(args, session)
     except KeyboardInterrupt:
         notice("interrupted; partial downloads are kept, run again to resume")

@@ -348,13 +348,13 @@ def demo_sandbox(keep: bool, notice: Callable[[str], None]) -> Iterator[Sandbox]
     Hub token is hidden; all are restored on exit, also after an error or Ctrl-C.
     """
     # Imported here: the command line is the demo's only caller and imports it on demand.
-    from wandown.cli import _signals_interrupt
+    from wandown.interrupts import interrupt_on_signals
 
     base = Path(tempfile.gettempdir())
     _check_space(base)
     # SIGTERM or SIGHUP while the sandbox is built must still remove it; the CLI's run mode
     # installs the same handlers again for its own part.
-    with _signals_interrupt():
+    with interrupt_on_signals():
         folder = Path(tempfile.mkdtemp(prefix="wandown-demo-", dir=base))
         try:
             layout = Sandbox(folder, endpoint="")

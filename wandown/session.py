@@ -191,10 +191,16 @@ class Session:
         if self.config.hub_directory is None:
             return None
         try:
-            return scan_hub(self.config.hub_directory, notices=self.notice)
+            index = scan_hub(self.config.hub_directory, notices=self.notice)
         except HubError as exc:
             self.notice(f"{exc}; hub features are off")
             return None
+        if not index.blake3_available:
+            self.notice(
+                "the blake3 package is missing: hub files are matched by sha256 only, InvokeAI "
+                "records cannot confirm them and --dedupe is slower (./installd.sh installs it)"
+            )
+        return index
 
     def _views(self, catalog: Catalog) -> dict[str, state.FileView]:
         return {
@@ -396,7 +402,10 @@ class Session:
                 wanted.setdefault(item, []).append(dest)
         matches: dict[str, Path] = {}
         if wanted:
-            sizes = {dest: item.size for item, ds in wanted.items() for dest in ds}
+            proven = self.linkable()
+            sizes = {
+                dest: item.size for item, ds in wanted.items() for dest in ds if dest not in proven
+            }
 
             def progress(path: Path, done: int, total: int) -> None:
                 for dest, size in sizes.items():
