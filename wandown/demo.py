@@ -348,7 +348,7 @@ def demo_sandbox(keep: bool, notice: Callable[[str], None]) -> Iterator[Sandbox]
     Hub token is hidden; all are restored on exit, also after an error or Ctrl-C.
     """
     # Imported here: the command line is the demo's only caller and imports it on demand.
-    from wandown.interrupts import interrupt_on_signals
+    from wandown.interrupts import interrupt_on_signals, signals_deferred
 
     base = Path(tempfile.gettempdir())
     _check_space(base)
@@ -377,4 +377,5 @@ def demo_sandbox(keep: bool, notice: Callable[[str], None]) -> Iterator[Sandbox]
             if keep:
                 notice(f"demo sandbox kept in {folder}")
             else:
-                shutil.rmtree(folder, ignore_errors=True)
+                with signals_deferred():  # a second Ctrl-C or a hang-up must not leave half
+                    shutil.rmtree(folder, ignore_errors=True)

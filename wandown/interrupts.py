@@ -20,3 +20,25 @@ def interrupt_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold off SIGINT, SIGTERM and SIGHUP until the block ends, so a cleanup is never cut short.
+
+    A signal that arrives meanwhile raises KeyboardInterrupt once the block is done.
+    """
+    arrived: list[int] = []
+
+    def remember(signum: int, frame: object) -> None:
+        arrived.append(signum)
+
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, remember) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if arrived:
+        raise KeyboardInterrupt
