@@ -69,10 +69,16 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Return count distinct free loopback ports (all held open while choosing)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def ensure_tools() -> None:
@@ -95,8 +101,7 @@ class Nginx:
     """nginx on 127.0.0.1 with a temp config serving one folder, optionally capping connections."""
 
     def __init__(self, root: Path, work: Path, cap: str | None, sha256: str, size: int) -> None:
-        self.port = free_port()
-        self.cdn_port = free_port()
+        self.port, self.cdn_port = free_ports(2)
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
         limit = f"limit_rate {cap};" if cap else ""

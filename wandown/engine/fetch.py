@@ -199,8 +199,9 @@ class Resolver:
                 raise Transient(f"cannot reach {origin(url)[1]}: {reason(error)}") from error
             headers = response.headers
             commit = commit or headers.get("X-Repo-Commit")
-            if headers.get("X-Linked-Size"):
-                size = int(headers["X-Linked-Size"])
+            linked_size = _size(headers.get("X-Linked-Size"))
+            if linked_size is not None:
+                size = linked_size
             sha256 = sha256 or clean_etag(headers.get("X-Linked-Etag"))
             if response.status in (301, 302, 303, 307, 308):
                 location = headers.get("Location")
@@ -214,8 +215,8 @@ class Resolver:
                 continue
             if response.status != 200:
                 raise status_problem(response, url, "looking up the file")
-            if size is None and headers.get("Content-Length"):
-                size = int(headers["Content-Length"])
+            if size is None:
+                size = _size(headers.get("Content-Length"))
             etag = clean_etag(headers.get("ETag"))
             same_origin = origin(url) == origin(self.url)
             if sha256 is None and same_origin and etag and GIT_SHA1.fullmatch(etag):
@@ -235,6 +236,12 @@ class Resolver:
         if current is not None and current != stale_url:
             return current
         return self.resolve().data_url
+
+
+def _size(value: str | None) -> int | None:
+    """Return a size header as an int, or None when absent or not a number."""
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def reason(error: BaseException) -> str:
