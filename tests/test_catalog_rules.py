@@ -293,3 +293,34 @@ def test_status_from_every_checkpoint_root(tmp_path):
 def test_missing_install_is_a_clear_error(tmp_path):
     with pytest.raises(CatalogError, match="defaults"):
         load_catalog(tmp_path / "nowhere")
+
+
+def test_module_sources_a_url_string_and_a_half_dict_module(tmp_path):
+    catalog = catalog_of(
+        tmp_path,
+        {
+            "local": {
+                "architecture": "arch",
+                "URLs": MAIN,
+                "modules": [{"URLs": [url(R, "p1.sft")], "URLs2": [url(R, "p2.sft")]}],
+                "module_source2": "/models/p2.sft",
+            },
+            "half": {"architecture": "arch", "modules": [{"URLs": [url(R, "h1.sft")]}]},
+            "string": {"architecture": "arch", "URLs": url(R, "single.sft")},
+        },
+    )
+    assert "ckpts/p1.sft" in needed(catalog, "local")
+    assert "ckpts/p2.sft" not in needed(catalog, "local")
+    assert "local" in catalog.record("ckpts/p2.sft").listed_by
+    assert any("both URLs and URLs2" in p for p in catalog.models["half"].problems)
+    # Wan2GP reads a string in URLs as a model id, never as a URL
+    assert any("dangling" in p for p in catalog.models["string"].problems)
+    assert catalog.record("ckpts/single.sft") is None
+
+
+def test_text_encoder_suffix_stays_inside_its_folder(tmp_path):
+    catalog = catalog_of(
+        tmp_path,
+        {"base": {"architecture": "arch", "text_encoder_URLs": [url(R, "enc_int8.sft|sub")]}},
+    )
+    assert "ckpts/te/sub/enc_int8.sft" in needed(catalog, "base")

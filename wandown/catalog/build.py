@@ -119,13 +119,11 @@ class _Builder:
             chain = chain or (model_id,)
             if value in chain:
                 raise Problem(f"{key}: reference cycle {' -> '.join((*chain, value))}")
-            if len(chain) > MAX_CHAIN:
+            if len(chain) > MAX_CHAIN + 1:
                 raise Problem(
                     f"{key}: reference chain deeper than {MAX_CHAIN}: {' -> '.join(chain)}"
                 )
             return self.resolve(value, key, (*chain, value))
-        if key in ("URLs", "URLs2") and ("/" in value or "\\" in value):
-            return value
         path = " -> ".join((*chain, value)) if chain else f"{model_id} -> {value}"
         raise Problem(f"{key}: dangling reference to unknown model '{value}' ({path})")
 
@@ -141,12 +139,21 @@ class _Builder:
 
     # -- modules (rule 4) -----------------------------------------------------------------
 
-    def module_lists(self, item: Any, chain: tuple[str, ...] = ()) -> list[list[str]]:
-        """Return the variant lists one ``modules`` item stands for."""
+    def module_lists(self, item: Any, chain: tuple[str, ...] = ()) -> list[tuple[int, list[str]]]:
+        """Return (phase, variants) for the lists one ``modules`` item stands for.
+
+        Phase 2 is the ``URLs2`` half of a dict module, loaded with a two-phase model's second
+        transformer; everything else is phase 1.
+        """
         if isinstance(item, list):
-            return [self._url_list(item, "modules")]
+            return [(1, self._url_list(item, "modules"))]
         if isinstance(item, dict):
-            return [self._url_list(item[k], "modules") for k in ("URLs", "URLs2") if k in item]
+            if "URLs" not in item or "URLs2" not in item:
+                raise Problem("modules: a module given as a dict needs both URLs and URLs2")
+            return [
+                (1, self._url_list(item["URLs"], "modules")),
+                (2, self._url_list(item["URLs2"], "modules")),
+            ]
         if not isinstance(item, str):
             raise Problem(f"modules: unexpected item {item!r}")
         module_id, _, sub_key = item.partition("#")
@@ -208,9 +215,7 @@ class _Builder:
             return safe_dest(lora_dir, name)
         if lora:
             return safe_dest(lora_dir, suffix or "", name)
-        if suffix:
-            return safe_dest(self.ckpts, suffix, name)
-        return safe_dest(self.ckpts, folder or "", name)
+        return safe_dest(self.ckpts, folder or "", suffix or "", name)
 
     def lora_dir(self, model_id: str) -> str:
         defaults = self._code_for.get(model_id)
@@ -355,9 +360,16 @@ class _Builder:
             except Problem as exc:
                 self.report(model_id, str(exc))
                 continue
-            for variants in lists:
+            model = self._effective[model_id]
+            for phase, variants in lists:
+                # module_source(2): the module comes from a local file, as source does for URLs
+                local = "module_source" if phase == 1 else "module_source2"
                 self.add_variants(
-                    model_id, variants, "module", self.settings.transformer_quantization
+                    model_id,
+                    variants,
+                    "module",
+                    self.settings.transformer_quantization,
+                    needed=local not in model,
                 )
 
     def add_on_demand(self, model_id: str) -> None:
