@@ -276,6 +276,7 @@ def run_list(args: argparse.Namespace, session) -> int:
 
 def run_download(args: argparse.Namespace, session) -> int:
     from wandown.plain import PlainReporter, all_present, summary_lines
+    from wandown.state import PRESENT
 
     dests = session.select(args.download)
     if args.dry_run:
@@ -283,6 +284,10 @@ def run_download(args: argparse.Namespace, session) -> int:
             print(line)
         return 0
     watched = set(dests)
+    before = session.store.snapshot()
+    todo = [d for d in dests if before.files[d].status not in PRESENT]
+    size = sum(before.files[d].size or 0 for d in todo)
+    print(f"{len(todo)} of {len(dests)} files to link or download ({human_bytes(size)})")
     session.start(dests)
     reporter = PlainReporter()
     version = -1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wandown.state import ACTIVE, DOWNLOADING, FAILED, PRESENT, FileView, Snapshot
+from wandown.state import ACTIVE, DOWNLOADING, FAILED, PENDING, PRESENT, FileView, Snapshot
 from wandown.units import human_bytes, human_duration, human_speed
 
 PROGRESS_EVERY = 5.0
@@ -53,7 +53,8 @@ class PlainReporter:
             if self._status.get(dest) != view.status:
                 self._status[dest] = view.status
                 self._last_progress[dest] = now
-                out.append(change_line(view))
+                if view.status != PENDING:  # a line per queued file would bury the log
+                    out.append(change_line(view))
             elif view.status == DOWNLOADING and now - self._last_progress[dest] >= self.every:
                 self._last_progress[dest] = now
                 out.append(progress_line(view))
