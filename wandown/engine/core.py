@@ -74,7 +74,14 @@ class Engine:
             num_pools=16, maxsize=jobs * connections + jobs, block=False
         )
         self.limiter = RateLimiter(kb_to_rate(limit_kb))
-        self._queue: queue.Queue[DownloadJob | None] = queue.Queue()
+        # Small files are bound by round trips, not bandwidth: they get a lane of their own so a
+        # model's tokenizer files do not queue behind two multi-GB downloads.
+        self._lanes: dict[str, queue.Queue[DownloadJob | None]] = {
+            "large": queue.Queue(),
+            "small": queue.Queue(),
+        }
+        self._lane_width = {"large": jobs, "small": max(2, min(connections, 4))}
+        self._lane_threads: dict[str, int] = {"large": 0, "small": 0}
         self._stop = threading.Event()
         self._lock = threading.Condition()
         self._cancels: dict[str, threading.Event] = {}
@@ -96,14 +103,20 @@ class Engine:
             reporter = Reporter(job.key, self.events)
             reporter.total = job.size
             self._reporters[job.key] = reporter
-            if len(self._threads) < self.jobs:
+            small = job.size is not None and job.size <= self.settings.small_file
+            lane = "small" if small else "large"
+            if self._lane_threads[lane] < self._lane_width[lane]:
+                self._lane_threads[lane] += 1
                 thread = threading.Thread(
-                    target=self._dispatch, name=f"wandown-file-{len(self._threads)}", daemon=True
+                    target=self._dispatch,
+                    args=(self._lanes[lane],),
+                    name=f"wandown-{lane}-{self._lane_threads[lane]}",
+                    daemon=True,
                 )
                 self._threads.append(thread)
                 thread.start()
         reporter.publish(ev.PENDING)
-        self._queue.put(job)
+        self._lanes[lane].put(job)
 
     def cancel(self, key: str) -> None:
         """Stop one file, keeping its partial for a later resume."""
@@ -129,8 +142,9 @@ class Engine:
             flags = list(self._cancels.values())
         for flag in flags:
             flag.set()
-        for _ in self._threads:
-            self._queue.put(None)
+        for lane, count in self._lane_threads.items():
+            for _ in range(count):
+                self._lanes[lane].put(None)
 
     def wait(self, timeout: float | None = None) -> dict[str, Event]:
         """Block until every submitted job has a final event (or timeout); return them by key."""
@@ -154,9 +168,9 @@ class Engine:
 
     # -- the worker side ---------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, lane: queue.Queue[DownloadJob | None]) -> None:
         while True:
-            job = self._queue.get()
+            job = lane.get()
             if job is None:
                 return
             with self._lock:
