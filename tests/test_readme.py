@@ -1,0 +1,177 @@
+"""Every command in the README, run the way a reader would run it, against the demo sandbox."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wandown.demo import demo_sandbox
+
+PROJECT = Path(__file__).resolve().parent.parent
+README = (PROJECT / "README.md").read_text(encoding="utf-8")
+PYTHON = ".venv/bin/python"
+
+
+def readme_commands() -> list[str]:
+    """Return the lines of every ```bash block, in order."""
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def is_interactive(command: str) -> bool:
+    """A wandown command with no mode flag opens the interface."""
+    modes = ("--list", "--download", "--dedupe", "--export-metadata", "--import-metadata")
+    return "wandown.py" in command and not any(mode in command for mode in modes)
+
+
+COMMANDS = readme_commands()
+QUICK_START = COMMANDS[:2]
+BATCH = [
+    c
+    for c in COMMANDS[2:]
+    if not is_interactive(c) and "wandown.localhub" not in c and "bench/" not in c
+]
+
+
+def test_the_readme_starts_with_the_two_quick_start_commands():
+    expected = [
+        f"./installd.sh && {PYTHON} wandown.py --demo",
+        f"./installd.sh --dev && {PYTHON} -m pytest -q",
+    ]
+    assert expected == QUICK_START
+    ci = (PROJECT / ".ci" / "run").read_text()
+    assert QUICK_START[1] in ci  # CI runs exactly the README's test command
+
+
+def test_every_readme_command_is_covered_here():
+    covered = set(QUICK_START) | set(BATCH)
+    covered |= {c for c in COMMANDS if is_interactive(c) or "localhub" in c or "bench/" in c}
+    assert covered == set(COMMANDS)
+    assert len(BATCH) >= 8
+
+
+def local(command: str) -> str:
+    """Point the README's .venv/bin/python and wandown.py at this checkout and this Python."""
+    python = shlex.quote(sys.executable)
+    script = shlex.quote(str(PROJECT / "wandown.py"))
+    return re.sub(
+        r"\.venv/bin/python( wandown\.py)?",
+        lambda match: f"{python} {script}" if match.group(1) else python,
+        command,
+    )
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with demo_sandbox(keep=False, notice=lambda message: None) as box:
+        yield box
+
+
+def test_batch_commands_run_against_the_demo(sandbox, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "config.json").symlink_to(sandbox.config_file)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT),
+        "HF_ENDPOINT": sandbox.endpoint,
+        "WANDOWN_CACHE_DIR": str(sandbox.cache_dir),
+    }
+    for command in BATCH:
+        result = subprocess.run(
+            ["bash", "-c", local(command)],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output, (command, output)
+        allowed = (0, 1) if "--offline --download" in command else (0,)
+        assert result.returncode in allowed, (command, output)
+        assert "Cannot reach" not in output, (command, output)
+    assert (workdir / "files.json").read_text().startswith("[")
+    assert "done:" in (workdir / "wandown.log").read_text()
+    assert (workdir / "wandown-metadata.json").is_file()
+    root = sandbox.wan2gp_root
+    assert any(p.is_symlink() for p in (root / "ckpts").iterdir())
+
+
+def test_the_localhub_command_serves(sandbox):
+    [command] = [c for c in COMMANDS if "wandown.localhub" in c]
+    args = shlex.split(local(command))
+    args[args.index("~/.cache/huggingface/hub")] = str(sandbox.served_dir)
+    args[args.index("--host") + 1] = "127.0.0.1"  # tests never listen beyond loopback
+    args[args.index("--port") + 1] = "0"
+    server = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )
+    try:
+        first = server.stdout.readline()
+        assert first.startswith("listening on http://127.0.0.1:")
+    finally:
+        server.terminate()
+        _out, err = server.communicate(timeout=10)
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+    reason="the download benchmark needs nginx",
+)
+def test_the_benchmark_commands_run(tmp_path):
+    for command in [c for c in COMMANDS if "bench/" in c]:
+        result = subprocess.run(
+            ["bash", "-c", local(command)],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PYTHONPATH": str(PROJECT), "TMPDIR": str(tmp_path)},
+        )
+        assert result.returncode == 0, (command, result.stdout + result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_quick_start_demo_reaches_complete_and_linked_in_tmux(tmp_path):
+    from tests.test_tui_terminal import Tmux, first_frame_drawn
+
+    command = QUICK_START[0].split("&&", 1)[1].strip()
+    argv = [*shlex.split(local(command)), "--no-limit"]
+    env = {"PYTHONPATH": str(PROJECT), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    session = Tmux(tmp_path, env=env, command=argv)
+    try:
+        session.start(width=120, height=60)
+        session.wait_for(first_frame_drawn, timeout=15)
+        session.keys("d")
+        screen = session.wait_for(
+            lambda s: (
+                "Linked" in s
+                and "Complete" in s
+                and "Pending" not in s
+                and "Downloading" not in s
+                and "%" not in s
+            ),
+            timeout=60,
+        )
+        assert "Failed" not in screen
+        session.keys("Escape")
+        session.wait_for("wandown-exit=0", timeout=15)
+        session.wait_for("tty-restored")
+    finally:
+        session.kill()
+    assert list((tmp_path / "tmp").iterdir()) == []  # the sandbox is gone
