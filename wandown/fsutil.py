@@ -43,13 +43,14 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_symlink(target: Path, link: Path) -> None:
+def atomic_symlink(target: Path, link: Path, replace_file: bool = False) -> None:
     """Make link point at target, replacing an existing link without ever following it.
 
-    A real file at link is never replaced: FileExistsError is raised instead.
+    A real file at link is replaced only with replace_file (dedupe does that, after proving the
+    file identical to target); otherwise FileExistsError is raised.
     """
     link = Path(link)
-    if link.exists() and not link.is_symlink():
+    if not replace_file and link.exists() and not link.is_symlink():
         raise FileExistsError(f"{link} is a real file; not replacing it with a link")
     link.parent.mkdir(parents=True, exist_ok=True)
     tmp = link.with_name(f".{link.name}.{os.getpid()}.link")

@@ -302,9 +302,10 @@ class Session:
     def start(self, dests: Sequence[str]) -> None:
         """Link from the hub or download each destination; returns at once."""
         wanted = []
+        files = self.store.snapshot().files
         with self._active_lock:
             for dest in dests:
-                view = self.store.snapshot().files.get(dest)
+                view = files.get(dest)
                 if view is None or view.status in state.PRESENT or dest in self._active:
                     continue
                 self._active.add(dest)

@@ -6,9 +6,10 @@ facts that ship with the project's test material; each function below names the 
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -38,6 +39,7 @@ class Problem(Exception):
     """A definition that cannot be followed; reported for its model and skipped."""
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_hub_url(url: str) -> tuple[str, str, str] | None:
     """Return (repo, revision, path) of a Hub ``/<repo>/resolve/<rev>/<path>`` URL."""
     parts = urlsplit(url)
@@ -59,8 +61,8 @@ def is_remote(url: str) -> bool:
 def safe_dest(*parts: str) -> str:
     """Join destination parts; refuse anything that would leave the Wan2GP root."""
     joined = posixpath.join(*[p.replace("\\", "/") for p in parts if p])
-    pure = PurePosixPath(joined)
-    if pure.is_absolute() or ".." in pure.parts or not pure.name or ":" in pure.parts[0]:
+    segments = joined.split("/")
+    if joined.startswith("/") or ".." in segments or not segments[-1] or ":" in segments[0]:
         raise Problem(f"refused destination '{joined}': it would leave the Wan2GP folder")
     return posixpath.normpath(joined)
 

@@ -9,7 +9,6 @@ Nothing here ever writes into the hub.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import stat as stat_module
@@ -166,16 +165,5 @@ def _replace_with_link(path: str, before: os.stat_result, target: Path) -> bool:
         return False
     if not stat_module.S_ISREG(now.st_mode) or FileStat.of(now) != FileStat.of(before):
         return False
-    temporary = os.path.join(
-        os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.dedupe"
-    )
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temporary)
-    os.symlink(target, temporary)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    fsutil.atomic_symlink(target, Path(path), replace_file=True)
     return True
