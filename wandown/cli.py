@@ -243,6 +243,8 @@ def _run_mode(args: argparse.Namespace, session) -> int:
         return run_dedupe(args, session)
     from wandown import tui
 
+    # From here on stderr is under curses: notices (a reload's, the workers') go to the status line.
+    session.notice = session.store.add_notice
     return tui.run(session)
 
 
