@@ -191,7 +191,7 @@ class Session:
         if self.config.hub_directory is None:
             return None
         try:
-            index = scan_hub(self.config.hub_directory, notices=self.notice)
+            index = scan_hub(self.config.hub_directory, notices=lambda text: self.notice(text))
         except HubError as exc:
             self.notice(f"{exc}; hub features are off")
             return None
