@@ -227,7 +227,7 @@ def _run_mode(args: argparse.Namespace, session) -> int:
         )
     session.load(
         reset_cache=args.reset_cache,
-        progress=None if interactive or session.hub_settings.offline else _metadata_progress(),
+        progress=None if session.hub_settings.offline else _metadata_progress(),
         with_hub=not args.list and not args.export_metadata,
     )
     if args.export_metadata:
