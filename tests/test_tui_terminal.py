@@ -387,7 +387,7 @@ def test_the_real_program_downloads_from_the_table(tmp_path: Path, localhub):
     try:
         session.start()
         screen = session.wait_for(first_frame_drawn, timeout=8)
-        assert "testvideo" in screen and "(1 models)" in screen
+        assert "testvideo" in screen and "(1 model)" in screen
         big_row = row_line(screen, BIG.removesuffix(".safetensors"))
         assert big_row.startswith("[✓]") and "Missing" in big_row
 

@@ -227,7 +227,7 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
         hub = "no hub"
     # The hub's folder is the least useful part, so it goes last where a narrow screen cuts.
     parts = [
-        f"wandown{sep}{source} ({models} models)",
+        f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'})",
         "online" if header.online else "offline",
         f"limit {format_limit(header.limit_kb)}",
         hub,
