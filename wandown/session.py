@@ -67,13 +67,15 @@ def wanted_of(record: FileRecord, remote: RemoteFile | None) -> Wanted | None:
     )
 
 
-def file_view(record: FileRecord, remote: RemoteFile | None, problem: str | None) -> state.FileView:
+def file_view(
+    record: FileRecord, remote: RemoteFile | None, problem: str | None, offline: bool = False
+) -> state.FileView:
     status = _CATALOG_STATUS.get(record.status, state.MISSING)
     message = ""
     if status == state.MISSING and problem:
         message = problem
     elif status == state.MISSING and remote is None and record.repo is not None:
-        message = "no Hub metadata yet"
+        message = "offline, and no cached Hub metadata" if offline else "no Hub metadata yet"
     return state.FileView(
         dest=record.dest,
         file_name=record.file_name,
@@ -205,7 +207,10 @@ class Session:
     def _views(self, catalog: Catalog) -> dict[str, state.FileView]:
         return {
             record.dest: file_view(
-                record, self.remote.get(record.dest), self.problems.get(record.dest)
+                record,
+                self.remote.get(record.dest),
+                self.problems.get(record.dest),
+                self.hub_settings.offline,
             )
             for record in catalog.records
         }
