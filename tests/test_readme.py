@@ -132,7 +132,10 @@ def test_the_localhub_command_serves(sandbox):
     reason="the download benchmark needs nginx",
 )
 def test_the_benchmark_commands_run(tmp_path):
+    shared = PROJECT.parent / "shared" / "wan2gp"
     for command in [c for c in COMMANDS if "bench/" in c]:
+        if "metadata.py" in command and not shared.is_dir():
+            continue  # it reads the real catalog from ../shared
         result = subprocess.run(
             ["bash", "-c", local(command)],
             cwd=PROJECT,
