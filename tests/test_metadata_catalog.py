@@ -82,3 +82,28 @@ def test_whole_catalog_metadata_from_a_local_hub(tmp_path, localhub):
 
     offline, _ = run_list(root, tmp_path, localhub.url, "--offline")
     assert offline == records
+
+
+@pytest.mark.parametrize("api", ["paths-info", "tree"])
+def test_whole_catalog_metadata_from_a_hub_that_is_not_ours(tmp_path, api):
+    """The same catalog against an independent fake of the Hub's API (tests/test_remote_foreign)."""
+    from tests.test_remote_foreign import ForeignHub
+
+    root = real_install(tmp_path, "8681e9f")
+    repos: dict[str, dict[str, bytes]] = {}
+    for record in load_catalog(root).records:
+        repos.setdefault(record.repo, {})[record.path] = f"{record.repo}:{record.path}".encode()
+    options = (
+        {"tree": False, "lfs_key": "sha256"}
+        if api == "paths-info"
+        else {"paths_info": False, "page_size": 50}
+    )
+    with ForeignHub(repos, **options) as hub:
+        records, _ = run_list(root, tmp_path, hub.url)
+    for dest, record in records.items():
+        data = repos[record["repo"]][record["path"]]
+        assert record["size"] == len(data), dest
+        if record["path"].endswith(".safetensors"):
+            assert record["sha256"] == hashlib.sha256(data).hexdigest(), dest
+        else:
+            assert record["sha256"] is None and record["blob_sha1"] == blob_sha1(data), dest
