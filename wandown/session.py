@@ -349,6 +349,8 @@ class Session:
                 self.load(reset_cache=reset_cache)
             except WandownError as exc:
                 self.store.add_notice(str(exc))
+            except Exception as exc:  # a worker must never print onto the interface
+                self.store.add_notice(f"reload failed: {exc.__class__.__name__}: {exc}")
 
         threading.Thread(target=work, name="wandown-reload", daemon=True).start()
 
