@@ -190,3 +190,17 @@ def test_demo_refuses_flags_that_would_touch_real_folders(tmp_path):
         assert result.returncode == 2
         assert "--demo runs on its own sandbox" in result.stderr
     assert not (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("limit", ["nan", "inf", "-5"])
+def test_a_limit_that_is_not_a_number_of_kb_is_refused(workdir, limit):
+    result = run(["--list", "--limit", limit], workdir)
+    assert result.returncode == 2
+    assert "--limit must be a number of KB/s" in result.stderr
+
+
+def test_nan_in_the_config_is_refused(workdir):
+    (workdir / "config.json").write_text('{"bandwidth_limit_kb": NaN}')
+    result = run(["--list"], workdir)
+    assert result.returncode == 2
+    assert "'bandwidth_limit_kb' must be 0 or more" in result.stderr

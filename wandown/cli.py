@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -119,8 +120,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_limit:
         overrides["bandwidth_limit_kb"] = None
     elif args.limit is not None:
-        if args.limit < 0:
-            raise ConfigError("--limit must be 0 or more KB/s")
+        if not math.isfinite(args.limit) or args.limit < 0:
+            raise ConfigError("--limit must be a number of KB/s, 0 or more")
         overrides["bandwidth_limit_kb"] = args.limit
     for key in ("jobs", "connections"):
         value = getattr(args, key)
@@ -228,7 +229,7 @@ def _run_mode(args: argparse.Namespace, session) -> int:
     session.load(
         reset_cache=args.reset_cache,
         progress=None if session.hub_settings.offline else _metadata_progress(),
-        with_hub=not args.list and not args.export_metadata,
+        with_hub=bool(args.download or args.dedupe or interactive),
     )
     if args.export_metadata:
         count = session.client.export_metadata(Path(args.export_metadata))
@@ -319,10 +320,13 @@ def run_dedupe(args: argparse.Namespace, session) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise ConfigError("--dedupe changes files; confirm with --yes when not at a terminal")
-        answer = input(
-            f"Replace files under {folder} that are identical to files in {session.hub.hub_dir} "
-            "with links to them? [y/N] "
-        )
+        try:
+            answer = input(
+                f"Replace files under {folder} that are identical to files in "
+                f"{session.hub.hub_dir} with links to them? [y/N] "
+            )
+        except EOFError:
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             notice("nothing changed")
             return 1

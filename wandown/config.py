@@ -6,6 +6,7 @@ A broken file is reported and never overwritten; a missing one is created with t
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: '{key}' must be 1 or more, not {raw[key]}")
     limit = raw.get("bandwidth_limit_kb")
-    if limit is not None and limit < 0:
+    if limit is not None and (not math.isfinite(limit) or limit < 0):
         raise ConfigError(f"{path}: 'bandwidth_limit_kb' must be 0 or more, not {limit}")
     return notices
 

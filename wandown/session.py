@@ -114,6 +114,7 @@ class Session:
         self._stop = threading.Event()
         self._links: queue.Queue[list[str] | None] = queue.Queue()
         self._active: set[str] = set()
+        self._cancelled: set[str] = set()  # asked to stop before the engine had them
         self._active_lock = threading.Lock()
         self._linker_busy = threading.Event()
         self.engine = Engine(
@@ -314,6 +315,7 @@ class Session:
                 if view is None or view.status in state.PRESENT or dest in self._active:
                     continue
                 self._active.add(dest)
+                self._cancelled.discard(dest)
                 wanted.append(dest)
         for dest in wanted:
             self.store.update(dest, status=state.PENDING, message="", done=0, speed=0.0)
@@ -332,7 +334,15 @@ class Session:
             thread.start()
 
     def cancel(self, dest: str) -> None:
+        """Stop one file: before its download starts, or mid-download keeping the partial."""
+        with self._active_lock:
+            if dest in self._active:
+                self._cancelled.add(dest)
         self.engine.cancel(dest)
+
+    def _was_cancelled(self, dest: str) -> bool:
+        with self._active_lock:
+            return dest in self._cancelled
 
     def set_limit(self, kb: float | None) -> None:
         self.engine.set_limit(kb)
@@ -398,6 +408,9 @@ class Session:
         for dest in dests:
             if dest in linked or self._stop.is_set():
                 continue
+            if self._was_cancelled(dest):
+                self._finish(dest, state.CANCELLED, "cancelled before it started")
+                continue
             self._download(records[dest])
 
     def _link_from_hub(self, records: dict[str, FileRecord]) -> set[str]:
@@ -431,6 +444,8 @@ class Session:
                     matches[dest] = hit[0]
         done = set()
         for dest, hub_file in matches.items():
+            if self._was_cancelled(dest):
+                continue
             self.store.update(dest, status=state.LINKING, message="")
             try:
                 link_into_place(hub_file, catalog_path(self._require_catalog(), dest))
@@ -456,6 +471,10 @@ class Session:
                 state.FAILED if not self.hub_settings.offline else state.UNKNOWN,
                 reason,
             )
+            return
+        if self.hub_settings.offline:
+            reason = "offline: the hub does not hold it, so it needs the network"
+            self._finish(record.dest, state.UNKNOWN, reason)
             return
         job = DownloadJob(
             key=record.dest,
@@ -500,6 +519,7 @@ class Session:
         self.store.update(dest, status=status, message=message, speed=0.0, **changes)
         with self._active_lock:
             self._active.discard(dest)
+            self._cancelled.discard(dest)
         if status in state.PRESENT and self.catalog is not None:
             refresh_one(self.catalog, dest)
 

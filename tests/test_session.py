@@ -1,0 +1,78 @@
+"""The session as the interface drives it: start, cancel, offline, in one process."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.world import BIG, build_world
+from wandown import state
+from wandown.config import load_config
+from wandown.remote import hub_settings
+from wandown.session import RunOptions, Session
+
+
+@pytest.fixture
+def world(tmp_path, localhub, monkeypatch):
+    world = build_world(tmp_path, localhub)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    return world
+
+
+def session_for(world, offline=False):
+    config = load_config(world.workdir / "config.json")
+    settings = hub_settings()
+    if offline:
+        settings = type(settings)(endpoint=settings.endpoint, offline=True)
+    session = Session(config, settings, RunOptions(offline=offline), lambda message: None)
+    session.load()
+    return session
+
+
+def test_a_file_cancelled_while_the_hub_is_checked_is_never_downloaded(world, localhub):
+    decoy = world.hub_dir / "same-size-other-bytes.bin"
+    decoy.write_bytes(b"\0" * world.served_file(BIG).stat().st_size)
+    session = session_for(world)
+    hashing = threading.Event()
+    cancelled = threading.Event()
+    match = session.hub.match
+
+    def slow_match(*args, **kwargs):
+        hashing.set()
+        cancelled.wait(5)
+        return match(*args, **kwargs)
+
+    session.hub.match = slow_match
+    dest = f"ckpts/{BIG}"
+    try:
+        session.start([dest])
+        assert hashing.wait(5)
+        session.cancel(dest)
+        cancelled.set()
+        assert session.wait(10)
+        view = session.store.snapshot().files[dest]
+        assert view.status == state.CANCELLED
+        assert not world.path(dest).exists()
+        assert not [r for r in localhub.requests if r.server == "cdn"]
+    finally:
+        session.shutdown()
+
+
+def test_offline_never_downloads_even_with_metadata(world, localhub):
+    online = session_for(world)
+    online.shutdown()  # its metadata is now cached
+    localhub.clear_requests()
+    session = session_for(world, offline=True)
+    dest = f"ckpts/{BIG}"
+    try:
+        assert session.remote[dest].size == world.served_file(BIG).stat().st_size
+        session.start([dest])
+        assert session.wait(10)
+        view = session.store.snapshot().files[dest]
+        assert view.status == state.UNKNOWN
+        assert "needs the network" in view.message
+    finally:
+        session.shutdown()
+    assert localhub.requests == []
+    assert not world.path(dest).exists()
