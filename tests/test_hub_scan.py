@@ -171,3 +171,16 @@ def test_link_to_a_cache_repo_folder_is_read_as_a_cache(tmp_path: Path) -> None:
         tmp_path / "hub" / repo.name / "blobs" / sha256_hex(weights),
         sha256_hex(weights),
     )
+
+
+@pytest.mark.parametrize("content", [b"[1]", b"\xff\xfe garbage", b'{"version": 1, "files": 3}'])
+def test_a_damaged_sidecar_is_reported_and_replaced(tmp_path, content):
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    (hub / "a.bin").write_bytes(b"abc")
+    sidecar = tmp_path / "sidecar.json"
+    sidecar.write_bytes(content)
+    notices = []
+    index = scan_hub(hub, sidecar_path=sidecar, notices=notices.append)
+    assert index.file_count == 1
+    assert any("sidecar" in notice and "afresh" in notice for notice in notices)

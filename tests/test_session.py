@@ -76,3 +76,16 @@ def test_offline_never_downloads_even_with_metadata(world, localhub):
         session.shutdown()
     assert localhub.requests == []
     assert not world.path(dest).exists()
+
+
+def test_a_hub_that_holds_the_wan2gp_folder_is_not_used(world):
+    config = load_config(world.workdir / "config.json")
+    config.hub_directory = world.root.parent  # the Wan2GP folder is inside this "hub"
+    notices = []
+    session = Session(config, hub_settings(), RunOptions(), notices.append)
+    try:
+        session.load()
+        assert session.hub is None
+        assert any("overlap" in notice for notice in notices)
+    finally:
+        session.shutdown()

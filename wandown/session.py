@@ -153,7 +153,7 @@ class Session:
             ref = ref_of(record)
             if ref is not None:
                 by_ref.setdefault(ref, []).append(record)
-        result = self.client.fetch(by_ref, progress=progress)
+        result = self.client.fetch(by_ref, progress=progress, cancel=self._stop)
         for warning in result.warnings:
             self.notice(warning)
         remote: dict[str, RemoteFile] = {}
@@ -191,7 +191,14 @@ class Session:
             self.notice(f"... and {len(ranked) - 5} other problems (see the Status column)")
 
     def _scan_hub(self) -> HubIndex | None:
-        if self.config.hub_directory is None:
+        hub_dir = self.config.hub_directory
+        if hub_dir is None:
+            return None
+        if _inside(self.config.wan2gp_root, hub_dir) or _inside(hub_dir, self.config.wan2gp_root):
+            self.notice(
+                f"the hub {hub_dir} and the Wan2GP folder {self.config.wan2gp_root} overlap; "
+                "hub features are off, since wandown never writes into a hub"
+            )
             return None
         try:
             index = scan_hub(self.config.hub_directory, notices=lambda text: self.notice(text))
@@ -527,6 +534,15 @@ class Session:
         if self.catalog is None:
             raise WandownError("the catalog is not loaded yet")
         return self.catalog
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Tell whether path is folder or below it, links resolved."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def catalog_path(catalog: Catalog, dest: str) -> Path:

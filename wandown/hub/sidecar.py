@@ -76,12 +76,16 @@ class HashSidecar:
                 f"cannot read the hash sidecar {self.path}: {exc.strerror}; starting afresh"
             )
             return {}
+        except UnicodeDecodeError:
+            text = ""
         try:
             data = json.loads(text)
         except ValueError:
             self._notice(f"the hash sidecar {self.path} is not valid JSON; starting afresh")
             return {}
-        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            data = {}
+        files = data.get("files")
         if data.get("version") != FORMAT_VERSION or not isinstance(files, dict):
             self._notice(f"the hash sidecar {self.path} has an unknown format; starting afresh")
             return {}
