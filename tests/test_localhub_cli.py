@@ -22,7 +22,11 @@ def start(root: Path, *flags: str, cache: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "WANDOWN_CACHE_DIR": str(cache)}
     return subprocess.Popen(
         [sys.executable, "-m", "wandown.localhub", str(root), "--port", "0", *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root.parent,
     )
 
 
@@ -49,8 +53,9 @@ def test_first_line_names_the_address_and_the_files_are_served(served) -> None:
     answer = fetch(f"{url}/acme/tiny/resolve/main/config.json")
     assert (answer.status, answer.body) == (200, b"{}\n")
     assert fetch(f"{url}/acme/gated/resolve/main/config.json").status == 401
-    ok = fetch(f"{url}/acme/gated/resolve/main/config.json",
-               headers={"Authorization": "Bearer hf_ok"})
+    ok = fetch(
+        f"{url}/acme/gated/resolve/main/config.json", headers={"Authorization": "Bearer hf_ok"}
+    )
     assert (ok.status, ok.body) == (200, b"[]\n")
 
 
@@ -95,7 +100,11 @@ def test_a_busy_port_is_a_message(tmp_path: Path) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         done = subprocess.run(
             [sys.executable, "-m", "wandown.localhub", str(root), "--port", str(port)],
-            capture_output=True, text=True, env=env, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=10,
+            check=False,
         )
     assert done.returncode == 2
     assert "cannot listen on 127.0.0.1" in done.stderr and "Traceback" not in done.stderr

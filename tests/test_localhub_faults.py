@@ -39,7 +39,7 @@ def test_drop_after_resets_the_connection_mid_body(hub: LocalHub) -> None:
     assert response.status == 200
     assert isinstance(failure, ConnectionResetError)
     assert len(received) <= 50_000
-    assert received == WEIGHTS[:len(received)]
+    assert received == WEIGHTS[: len(received)]
     assert fetch(link).body == WEIGHTS  # times=1: the next request is clean
 
 
@@ -49,7 +49,7 @@ def test_drop_after_applies_to_range_answers_too(hub: LocalHub) -> None:
     response, received, failure = read_until_failure(link, {"Range": "bytes=100000-"})
     assert response.status == 206
     assert failure is not None
-    assert received == WEIGHTS[100_000:100_000 + len(received)]
+    assert received == WEIGHTS[100_000 : 100_000 + len(received)]
 
 
 def test_short_body_closes_cleanly_before_content_length(hub: LocalHub) -> None:
@@ -74,8 +74,13 @@ def test_stall_hits_a_client_read_timeout(hub: LocalHub) -> None:
     link = cdn_link(hub)
     hub.set_fault(REPO, "model.safetensors", Fault(stall_after=1000, stall_seconds=5))
     http = urllib3.PoolManager()
-    response = http.request("GET", link, preload_content=False, retries=False,
-                            timeout=urllib3.Timeout(connect=2, read=0.2))
+    response = http.request(
+        "GET",
+        link,
+        preload_content=False,
+        retries=False,
+        timeout=urllib3.Timeout(connect=2, read=0.2),
+    )
     assert response.read(1000) == WEIGHTS[:1000]
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
         response.read(1000)
@@ -96,8 +101,9 @@ def test_server_errors_for_the_next_requests(hub: LocalHub, status: int) -> None
 
 def test_rate_limit_answers_429_with_retry_headers(hub: LocalHub) -> None:
     link = cdn_link(hub)
-    hub.set_fault(REPO, "model.safetensors", Fault(status=429, retry_after=7, times=1,
-                                                   server="cdn"))
+    hub.set_fault(
+        REPO, "model.safetensors", Fault(status=429, retry_after=7, times=1, server="cdn")
+    )
     assert fetch(resolve(hub, "model.safetensors"), method="HEAD").status == 302  # hub spared
     limited = fetch(link)
     assert limited.status == 429
@@ -169,8 +175,13 @@ def test_stop_ends_a_stall_promptly(tmp_path) -> None:
     hub = LocalHub(root, hash_cache=tmp_path / "h.json").start()
     hub.set_fault(REPO, "config.json", Fault(stall_after=1, stall_seconds=60))
     http = urllib3.PoolManager()
-    response = http.request("GET", resolve(hub, "config.json"), preload_content=False,
-                            retries=False, timeout=urllib3.Timeout(connect=2, read=10))
+    response = http.request(
+        "GET",
+        resolve(hub, "config.json"),
+        preload_content=False,
+        retries=False,
+        timeout=urllib3.Timeout(connect=2, read=10),
+    )
     assert response.read(1) == CONFIG[:1]
     hub.stop()  # must not wait the stall out; the client sees the connection end
     with pytest.raises(urllib3.exceptions.ProtocolError):
@@ -198,10 +209,16 @@ def test_board_strips_the_parts_that_do_not_apply() -> None:
     assert (fault.corrupt_at, fault.expire_after) == (3, 100)
 
 
-@pytest.mark.parametrize("bad", [
-    {"drop_after": -1}, {"times": 1.5}, {"status": 42}, {"server": "edge"},
-    {"stall_seconds": -1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"drop_after": -1},
+        {"times": 1.5},
+        {"status": 42},
+        {"server": "edge"},
+        {"stall_seconds": -1},
+    ],
+)
 def test_fault_rejects_nonsense(bad: dict) -> None:
     with pytest.raises(ValueError):
         Fault(**bad)

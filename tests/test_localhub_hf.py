@@ -48,9 +48,14 @@ def hub(tmp_path: Path):
     write_repo(root, "wan/tiny", FILES)
     write_repo(root, "wan/gated", {"config.json": b"{}"})
     write_repo(root, "wan/secret", {"config.json": b"{}"})
-    with LocalHub(root, page_size=2, gated=["wan/gated"], private=["wan/secret"],
-                  tokens={"hf_reader": ["wan/gated", "wan/secret"]},
-                  hash_cache=tmp_path / "hashes.json") as server:
+    with LocalHub(
+        root,
+        page_size=2,
+        gated=["wan/gated"],
+        private=["wan/secret"],
+        tokens={"hf_reader": ["wan/gated", "wan/secret"]},
+        hash_cache=tmp_path / "hashes.json",
+    ) as server:
         yield server
 
 
@@ -62,23 +67,29 @@ def api(hub: LocalHub) -> HfApi:
 def test_hf_hub_download_small_and_lfs_files(hub: LocalHub, tmp_path: Path) -> None:
     commit = hub.commit_of("wan/tiny")
     for name in ("config.json", "model.safetensors", "text_encoder/model.bin"):
-        path = Path(hf_hub_download("wan/tiny", name, endpoint=hub.url, token=False,
-                                    cache_dir=tmp_path / "cache"))
+        path = Path(
+            hf_hub_download(
+                "wan/tiny", name, endpoint=hub.url, token=False, cache_dir=tmp_path / "cache"
+            )
+        )
         assert path.read_bytes() == FILES[name]
         assert path.parent.parts[-1 - name.count("/")] == commit
         blob = Path(path).resolve().name
-        expected = hashlib.sha256(FILES[name]).hexdigest() if name in LFS else git_blob_sha1(
-            FILES[name])
+        expected = (
+            hashlib.sha256(FILES[name]).hexdigest() if name in LFS else git_blob_sha1(FILES[name])
+        )
         assert blob == expected
     assert any(r.server == "cdn" for r in hub.requests)
 
 
 def test_snapshot_download_fetches_every_file(hub: LocalHub, tmp_path: Path) -> None:
-    folder = Path(snapshot_download("wan/tiny", endpoint=hub.url, token=False,
-                                    cache_dir=tmp_path / "cache"))
+    folder = Path(
+        snapshot_download("wan/tiny", endpoint=hub.url, token=False, cache_dir=tmp_path / "cache")
+    )
     assert folder.name == hub.commit_of("wan/tiny")
-    got = {p.relative_to(folder).as_posix(): p.read_bytes()
-           for p in folder.rglob("*") if p.is_file()}
+    got = {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
     assert got == FILES
     tree_pages = [r for r in hub.requests if "/tree/" in r.path]
     assert len(tree_pages) >= 3  # page_size=2 made the client follow Link headers
@@ -86,8 +97,9 @@ def test_snapshot_download_fetches_every_file(hub: LocalHub, tmp_path: Path) -> 
 
 def test_snapshot_download_to_a_local_dir(hub: LocalHub, tmp_path: Path) -> None:
     target = tmp_path / "local"
-    snapshot_download("wan/tiny", endpoint=hub.url, token=False, local_dir=target,
-                      cache_dir=tmp_path / "cache")
+    snapshot_download(
+        "wan/tiny", endpoint=hub.url, token=False, local_dir=target, cache_dir=tmp_path / "cache"
+    )
     for name, data in FILES.items():
         assert (target / name).read_bytes() == data
 
@@ -107,8 +119,13 @@ def test_list_repo_tree_across_pages(api: HfApi, hub: LocalHub) -> None:
             assert files[name].lfs is None
             assert files[name].blob_id == git_blob_sha1(data)
     top = list(api.list_repo_tree("wan/tiny", expand=True))
-    assert {e.path for e in top} == {"config.json", "model.safetensors", "README.md",
-                                     "text_encoder", "tokenizer"}
+    assert {e.path for e in top} == {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "text_encoder",
+        "tokenizer",
+    }
     assert all(e.last_commit.oid == hub.commit_of("wan/tiny") for e in top)
     inside = list(api.list_repo_tree("wan/tiny", path_in_repo="text_encoder"))
     assert {e.path for e in inside} == {"text_encoder/model.bin", "text_encoder/config.json"}
@@ -143,28 +160,26 @@ def test_model_info_with_files_metadata(api: HfApi, hub: LocalHub) -> None:
 def test_gated_and_private_repos(hub: LocalHub, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(GatedRepoError):
-        hf_hub_download("wan/gated", "config.json", endpoint=hub.url, token=False,
-                        cache_dir=cache)
-    path = hf_hub_download("wan/gated", "config.json", endpoint=hub.url, token="hf_reader",
-                           cache_dir=cache)
+        hf_hub_download("wan/gated", "config.json", endpoint=hub.url, token=False, cache_dir=cache)
+    path = hf_hub_download(
+        "wan/gated", "config.json", endpoint=hub.url, token="hf_reader", cache_dir=cache
+    )
     assert Path(path).read_bytes() == b"{}"
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download("wan/secret", "config.json", endpoint=hub.url, token=False,
-                        cache_dir=cache)
+        hf_hub_download("wan/secret", "config.json", endpoint=hub.url, token=False, cache_dir=cache)
     assert HfApi(endpoint=hub.url, token="hf_reader").model_info("wan/secret").private is True
 
 
 def test_missing_repo_revision_and_entry(api: HfApi, hub: LocalHub, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download("wan/absent", "config.json", endpoint=hub.url, token=False,
-                        cache_dir=cache)
+        hf_hub_download("wan/absent", "config.json", endpoint=hub.url, token=False, cache_dir=cache)
     with pytest.raises(RevisionNotFoundError):
-        hf_hub_download("wan/tiny", "config.json", revision="v2", endpoint=hub.url,
-                        token=False, cache_dir=cache)
+        hf_hub_download(
+            "wan/tiny", "config.json", revision="v2", endpoint=hub.url, token=False, cache_dir=cache
+        )
     with pytest.raises(EntryNotFoundError):
-        hf_hub_download("wan/tiny", "nope.json", endpoint=hub.url, token=False,
-                        cache_dir=cache)
+        hf_hub_download("wan/tiny", "nope.json", endpoint=hub.url, token=False, cache_dir=cache)
     with pytest.raises(RepositoryNotFoundError):
         api.model_info("wan/absent")
     with pytest.raises(RevisionNotFoundError):
@@ -181,8 +196,9 @@ def test_download_resumes_after_a_short_body(hub: LocalHub, tmp_path: Path) -> N
         handle.seek(chunk + 5)
         handle.write(b"marker")
     hub.set_fault("wan/tiny", "big.bin", Fault(short_body=chunk + 1000, times=1))
-    path = hf_hub_download("wan/tiny", "big.bin", endpoint=hub.url, token=False,
-                           cache_dir=tmp_path / "cache")
+    path = hf_hub_download(
+        "wan/tiny", "big.bin", endpoint=hub.url, token=False, cache_dir=tmp_path / "cache"
+    )
     assert Path(path).read_bytes() == (folder / "big.bin").read_bytes()
     ranges = [r.headers.get("range") for r in hub.requests if r.server == "cdn"]
     assert ranges == [None, f"bytes={chunk}-"]  # resumed after the chunk it had kept
@@ -191,11 +207,18 @@ def test_download_resumes_after_a_short_body(hub: LocalHub, tmp_path: Path) -> N
 def test_a_cache_folder_feeds_an_air_gapped_neighbour(tmp_path: Path) -> None:
     commit = "0123456789abcdef0123456789abcdef01234567"
     served = tmp_path / "their-hf-home"
-    write_hf_cache(served / "hub", "wan/cached", {"main": commit}, {
-        commit: {name: (data, name in LFS) for name, data in FILES.items()}})
+    write_hf_cache(
+        served / "hub",
+        "wan/cached",
+        {"main": commit},
+        {commit: {name: (data, name in LFS) for name, data in FILES.items()}},
+    )
     with LocalHub(served, page_size=2, hash_cache=tmp_path / "h.json") as hub:
-        folder = Path(snapshot_download("wan/cached", endpoint=hub.url, token=False,
-                                        cache_dir=tmp_path / "our-cache"))
+        folder = Path(
+            snapshot_download(
+                "wan/cached", endpoint=hub.url, token=False, cache_dir=tmp_path / "our-cache"
+            )
+        )
         assert hub.hashes.hashed == 0
     assert folder.name == commit
     for name, data in FILES.items():

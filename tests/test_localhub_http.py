@@ -30,8 +30,11 @@ README = b"# tiny\n"
 @pytest.fixture
 def hub(localhub: LocalHub) -> LocalHub:
     """The shared localhub with acme/tiny: a small file, an LFS file and a nested file."""
-    write_repo(localhub.root, "acme/tiny", {"config.json": CONFIG, "model.safetensors": WEIGHTS,
-                                            "docs/README.md": README})
+    write_repo(
+        localhub.root,
+        "acme/tiny",
+        {"config.json": CONFIG, "model.safetensors": WEIGHTS, "docs/README.md": README},
+    )
     return localhub
 
 
@@ -147,7 +150,7 @@ def test_range_requests(hub: LocalHub, header: str, status: int, first: int, las
     location = fetch(resolve(hub, "model.safetensors"), method="HEAD").headers["location"]
     answer = fetch(location, headers={"Range": header})
     assert answer.status == status
-    assert answer.body == WEIGHTS[first:last + 1]
+    assert answer.body == WEIGHTS[first : last + 1]
     assert answer.headers["content-length"] == str(last - first + 1)
     if status == 206:
         assert answer.headers["content-range"] == f"bytes {first}-{last}/{len(WEIGHTS)}"
@@ -194,8 +197,7 @@ def test_missing_repo_revision_and_entry(hub: LocalHub) -> None:
     assert_hub_error(fetch(resolve(hub, "config.json", revision="v9")), 404, "RevisionNotFound")
     assert_hub_error(fetch(resolve(hub, "nope.bin")), 404, "EntryNotFound")
     assert_hub_error(fetch(f"{hub.url}/api/models/acme/none"), 401, "RepoNotFound")
-    assert_hub_error(fetch(f"{hub.url}/api/models/acme/tiny/revision/v9"), 404,
-                     "RevisionNotFound")
+    assert_hub_error(fetch(f"{hub.url}/api/models/acme/tiny/revision/v9"), 404, "RevisionNotFound")
     assert fetch(f"{hub.url}/api/spaces").status == 404
 
 
@@ -220,30 +222,48 @@ def test_model_info_with_blobs(hub: LocalHub) -> None:
     assert info["sha"] == hub.commit_of("acme/tiny")
     siblings = {s["rfilename"]: s for s in info["siblings"]}
     assert set(siblings) == {"config.json", "model.safetensors", "docs/README.md"}
-    assert siblings["config.json"] == {"rfilename": "config.json", "size": len(CONFIG),
-                                       "blobId": git_blob_sha1(CONFIG)}
+    assert siblings["config.json"] == {
+        "rfilename": "config.json",
+        "size": len(CONFIG),
+        "blobId": git_blob_sha1(CONFIG),
+    }
     pointer_oid, pointer_size = lfs_pointer_oid(WEIGHTS)
     assert siblings["model.safetensors"] == {
-        "rfilename": "model.safetensors", "size": len(WEIGHTS), "blobId": pointer_oid,
-        "lfs": {"sha256": hashlib.sha256(WEIGHTS).hexdigest(), "size": len(WEIGHTS),
-                "pointerSize": pointer_size},
+        "rfilename": "model.safetensors",
+        "size": len(WEIGHTS),
+        "blobId": pointer_oid,
+        "lfs": {
+            "sha256": hashlib.sha256(WEIGHTS).hexdigest(),
+            "size": len(WEIGHTS),
+            "pointerSize": pointer_size,
+        },
     }
 
 
 def test_model_info_without_blobs_hashes_nothing(hub: LocalHub) -> None:
     info = fetch(f"{hub.url}/api/models/acme/tiny/revision/main").json()
     assert {s["rfilename"] for s in info["siblings"]} == {
-        "config.json", "model.safetensors", "docs/README.md"}
+        "config.json",
+        "model.safetensors",
+        "docs/README.md",
+    }
     assert hub.hashes.hashed == 0
 
 
 def test_tree_lists_one_level_or_everything(hub: LocalHub) -> None:
     top = fetch(f"{hub.url}/api/models/acme/tiny/tree/main").json()
     assert [(e["type"], e["path"]) for e in top] == [
-        ("directory", "docs"), ("file", "config.json"), ("file", "model.safetensors")]
+        ("directory", "docs"),
+        ("file", "config.json"),
+        ("file", "model.safetensors"),
+    ]
     everything = fetch(f"{hub.url}/api/models/acme/tiny/tree/main?recursive=true").json()
     assert [e["path"] for e in everything] == [
-        "config.json", "docs", "docs/README.md", "model.safetensors"]
+        "config.json",
+        "docs",
+        "docs/README.md",
+        "model.safetensors",
+    ]
     weights = next(e for e in everything if e["path"] == "model.safetensors")
     assert weights["lfs"]["oid"] == hashlib.sha256(WEIGHTS).hexdigest()
     assert weights["oid"] == lfs_pointer_oid(WEIGHTS)[0]
@@ -255,8 +275,9 @@ def test_tree_accepts_encoded_paths_and_refuses_missing_ones(hub: LocalHub) -> N
     write_repo(hub.root, "acme/tiny", {"docs/deep/x.txt": b"x"})
     inside = fetch(f"{hub.url}/api/models/acme/tiny/tree/main/docs%2Fdeep").json()
     assert [e["path"] for e in inside] == ["docs/deep/x.txt"]
-    assert_hub_error(fetch(f"{hub.url}/api/models/acme/tiny/tree/main/nothing"), 404,
-                     "EntryNotFound")
+    assert_hub_error(
+        fetch(f"{hub.url}/api/models/acme/tiny/tree/main/nothing"), 404, "EntryNotFound"
+    )
 
 
 def test_tree_expand_adds_last_commit_and_security(hub: LocalHub) -> None:
@@ -282,7 +303,7 @@ def test_tree_pages_follow_link_headers(tmp_path: Path) -> None:
             if link is None:
                 break
             assert link.endswith('>; rel="next"') and link.startswith(f"<{hub.url}/api/")
-            url = link[1:link.index(">")]
+            url = link[1 : link.index(">")]
             assert "recursive=1" in url
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [path for page in pages for path in page] == [f"f{i:02d}.txt" for i in range(7)]
@@ -290,12 +311,15 @@ def test_tree_pages_follow_link_headers(tmp_path: Path) -> None:
 
 def test_paths_info_form_and_json_bodies(hub: LocalHub) -> None:
     url = f"{hub.url}/api/models/acme/tiny/paths-info/main"
-    form = urlencode([("paths", "config.json"), ("paths", "docs"), ("paths", "gone"),
-                      ("expand", "1")]).encode()
+    form = urlencode(
+        [("paths", "config.json"), ("paths", "docs"), ("paths", "gone"), ("expand", "1")]
+    ).encode()
     answer = fetch(url, "POST", {"Content-Type": "application/x-www-form-urlencoded"}, form)
     entries = answer.json()
-    assert [(e["type"], e["path"]) for e in entries] == [("file", "config.json"),
-                                                         ("directory", "docs")]
+    assert [(e["type"], e["path"]) for e in entries] == [
+        ("file", "config.json"),
+        ("directory", "docs"),
+    ]
     assert entries[0]["oid"] == git_blob_sha1(CONFIG)
     assert "lastCommit" in entries[0]
     body = json.dumps({"paths": ["model.safetensors"], "expand": False}).encode()
@@ -309,8 +333,9 @@ def test_paths_info_form_and_json_bodies(hub: LocalHub) -> None:
 
 def test_refs_lists_the_branch(hub: LocalHub) -> None:
     refs = fetch(f"{hub.url}/api/models/acme/tiny/refs").json()
-    assert refs["branches"] == [{"name": "main", "ref": "refs/heads/main",
-                                 "targetCommit": hub.commit_of("acme/tiny")}]
+    assert refs["branches"] == [
+        {"name": "main", "ref": "refs/heads/main", "targetCommit": hub.commit_of("acme/tiny")}
+    ]
 
 
 # -- access -----------------------------------------------------------------------------------
@@ -322,8 +347,9 @@ def guarded(tmp_path: Path):
     for repo in ("open/a", "gate/a", "priv/a"):
         write_repo(root, repo, {"config.json": CONFIG})
     tokens = {"hf_all": "*", "hf_gate": ["gate/a"], "hf_none": []}
-    with LocalHub(root, gated=["gate/a"], private=["priv/a"], tokens=tokens,
-                  hash_cache=tmp_path / "h.json") as hub:
+    with LocalHub(
+        root, gated=["gate/a"], private=["priv/a"], tokens=tokens, hash_cache=tmp_path / "h.json"
+    ) as hub:
         yield hub
 
 
@@ -342,8 +368,9 @@ def guarded(tmp_path: Path):
         ("open/a", "hf_bad", 401, None),
     ],
 )
-def test_access_rules(guarded: LocalHub, repo: str, token: str | None, status: int,
-                      code: str | None) -> None:
+def test_access_rules(
+    guarded: LocalHub, repo: str, token: str | None, status: int, code: str | None
+) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     answer = fetch(resolve(guarded, "config.json", repo=repo), headers=headers)
     assert answer.status == status
@@ -413,7 +440,8 @@ def test_stop_closes_idle_kept_alive_connections(tmp_path: Path) -> None:
 
 def test_requests_are_recorded_with_lower_case_headers(hub: LocalHub) -> None:
     location = fetch(resolve(hub, "model.safetensors"), headers={"X-Probe": "1"}).headers[
-        "location"]
+        "location"
+    ]
     fetch(location, headers={"Range": "bytes=0-9"})
     hub_record, cdn_record = hub.requests[-2:]
     assert (hub_record.server, hub_record.method) == ("hub", "GET")
@@ -434,10 +462,15 @@ PR = "b" * 40
 @pytest.fixture
 def cache_hub(tmp_path: Path):
     root = tmp_path / "root"
-    write_hf_cache(root / "hub", "org/cached", {"main": MAIN, "pr/1": PR}, {
-        MAIN: {"config.json": (CONFIG, False), "model.safetensors": (WEIGHTS, True)},
-        PR: {"config.json": (b"{}", False)},
-    })
+    write_hf_cache(
+        root / "hub",
+        "org/cached",
+        {"main": MAIN, "pr/1": PR},
+        {
+            MAIN: {"config.json": (CONFIG, False), "model.safetensors": (WEIGHTS, True)},
+            PR: {"config.json": (b"{}", False)},
+        },
+    )
     with LocalHub(root, hash_cache=tmp_path / "h.json") as hub:
         yield hub
 
@@ -461,8 +494,11 @@ def test_cache_folders_are_served_with_their_refs(cache_hub: LocalHub) -> None:
 def test_cache_folder_revisions_that_are_not_there(cache_hub: LocalHub) -> None:
     missing = fetch(resolve(cache_hub, "config.json", revision="c" * 40, repo="org/cached"))
     assert_hub_error(missing, 404, "RevisionNotFound")
-    assert_hub_error(fetch(resolve(cache_hub, "config.json", revision=PR[:-1] + "x",
-                                   repo="org/cached")), 404, "RevisionNotFound")
+    assert_hub_error(
+        fetch(resolve(cache_hub, "config.json", revision=PR[:-1] + "x", repo="org/cached")),
+        404,
+        "RevisionNotFound",
+    )
 
 
 # -- hash cache -------------------------------------------------------------------------------
@@ -482,16 +518,19 @@ def test_hash_cache_survives_a_restart(tmp_path: Path) -> None:
         info = fetch(f"{hub.url}/api/models/acme/tiny?blobs=1").json()
         assert hub.hashes.hashed == 0
         assert {s["rfilename"]: s["blobId"] for s in info["siblings"]}["config.json"] == (
-            git_blob_sha1(CONFIG))
+            git_blob_sha1(CONFIG)
+        )
         (folder / "config.json").write_bytes(b"{}")
         info = fetch(f"{hub.url}/api/models/acme/tiny?blobs=1").json()
         assert hub.hashes.hashed == 1
         assert {s["rfilename"]: s["blobId"] for s in info["siblings"]}["config.json"] == (
-            git_blob_sha1(b"{}"))
+            git_blob_sha1(b"{}")
+        )
 
 
-def test_hash_cache_falls_back_to_the_wandown_cache(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hash_cache_falls_back_to_the_wandown_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WANDOWN_CACHE_DIR", str(tmp_path / "wcache"))
     root = tmp_path / "models"
     write_repo(root, "acme/tiny", {"config.json": CONFIG})

@@ -93,8 +93,14 @@ def test_hash_cache_hashes_once_under_concurrency(tmp_path: Path) -> None:
     info = target.stat()
     cache = HashCache(tmp_path / "root", tmp_path / "hashes.json")
     results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        cache.digest(target, info.st_size, info.st_mtime_ns, "sha256"))) for _ in range(8)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                cache.digest(target, info.st_size, info.st_mtime_ns, "sha256")
+            )
+        )
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -105,7 +111,8 @@ def test_hash_cache_hashes_once_under_concurrency(tmp_path: Path) -> None:
     assert saved["version"] == 1
     assert len(saved["files"]) == 1
     assert cache.digest(target, info.st_size, info.st_mtime_ns, "blob_sha1") == git_blob_sha1(
-        b"abc" * 1000)
+        b"abc" * 1000
+    )
     assert cache.hashed == 2
     cache.flush()  # a save within a second of the last one waits for a timer or a flush
     [entry] = json.loads((tmp_path / "hashes.json").read_text())["files"].values()
@@ -150,8 +157,10 @@ def test_access_policy_decisions() -> None:
     policy = AccessPolicy(gated=["g/a"], private=["p/a"], tokens={"t1": ["g/a"], "t2": "*"})
     assert policy.denial("o/a", None, files=True) is None
     assert policy.denial("g/a", None, files=False) is None  # metadata stays public
-    assert (policy.denial("g/a", None, files=True).status,
-            policy.denial("g/a", None, files=True).code) == (401, "GatedRepo")
+    assert (
+        policy.denial("g/a", None, files=True).status,
+        policy.denial("g/a", None, files=True).code,
+    ) == (401, "GatedRepo")
     assert policy.denial("g/a", "Bearer t1", files=True) is None
     assert policy.denial("p/a", "Bearer t1", files=False).status == 404
     assert policy.denial("p/a", "Bearer t2", files=True) is None
@@ -162,8 +171,11 @@ def test_access_policy_decisions() -> None:
 def test_load_config(tmp_path: Path) -> None:
     path = tmp_path / ".localhub.json"
     path.write_text(json.dumps({"gated": ["a/b"], "tokens": {"hf_x": "*", "hf_y": ["a/b"]}}))
-    assert load_config(path) == {"gated": ["a/b"], "private": [],
-                                 "tokens": {"hf_x": "*", "hf_y": ["a/b"]}}
+    assert load_config(path) == {
+        "gated": ["a/b"],
+        "private": [],
+        "tokens": {"hf_x": "*", "hf_y": ["a/b"]},
+    }
 
 
 @pytest.mark.parametrize(
@@ -193,8 +205,12 @@ def test_load_config_missing_file(tmp_path: Path) -> None:
 
 def test_store_finds_plain_and_cache_folders(tmp_path: Path) -> None:
     write_repo(tmp_path, "acme/plain", {"a.txt": b"a", ".git/HEAD": b"ref"})
-    write_hf_cache(tmp_path / "cache" / "hub", "org/cached", {"main": "c" * 40},
-                   {"c" * 40: {"x.json": (b"{}", False)}})
+    write_hf_cache(
+        tmp_path / "cache" / "hub",
+        "org/cached",
+        {"main": "c" * 40},
+        {"c" * 40: {"x.json": (b"{}", False)}},
+    )
     write_hf_cache(tmp_path, "solo", {"main": "d" * 40}, {"d" * 40: {"y": (b"1", False)}})
     store = RepoStore(tmp_path)
     assert isinstance(store.find("acme/plain"), FolderRepo)

@@ -34,15 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=0, help="Hub port (default: any free one)")
     parser.add_argument("--cdn-port", type=int, default=0, help="CDN port for LFS files")
-    parser.add_argument("--config", type=Path,
-                        help=f"JSON with gated, private and tokens (default ROOT/{CONFIG_NAME})")
-    parser.add_argument("--gated", action="append", default=[], metavar="REPO",
-                        help="serve REPO as gated (repeatable)")
-    parser.add_argument("--private", action="append", default=[], metavar="REPO",
-                        help="serve REPO as private (repeatable)")
-    parser.add_argument("--token", action="append", default=[], type=parse_token,
-                        metavar="TOKEN[=REPO,...]",
-                        help="accept TOKEN, for the listed repos or all of them (repeatable)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"JSON with gated, private and tokens (default ROOT/{CONFIG_NAME})",
+    )
+    parser.add_argument(
+        "--gated",
+        action="append",
+        default=[],
+        metavar="REPO",
+        help="serve REPO as gated (repeatable)",
+    )
+    parser.add_argument(
+        "--private",
+        action="append",
+        default=[],
+        metavar="REPO",
+        help="serve REPO as private (repeatable)",
+    )
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        type=parse_token,
+        metavar="TOKEN[=REPO,...]",
+        help="accept TOKEN, for the listed repos or all of them (repeatable)",
+    )
     parser.add_argument("--page-size", type=int, default=1000, help="tree listing page size")
     return parser
 
@@ -55,10 +73,16 @@ def make_hub(args: argparse.Namespace) -> LocalHub:
         config = load_config(config_path)
     tokens = dict(config["tokens"])
     tokens.update(dict(args.token))
-    return LocalHub(args.root, host=args.host, port=args.port, cdn_port=args.cdn_port,
-                    gated=[*config["gated"], *args.gated],
-                    private=[*config["private"], *args.private],
-                    tokens=tokens, page_size=args.page_size)
+    return LocalHub(
+        args.root,
+        host=args.host,
+        port=args.port,
+        cdn_port=args.cdn_port,
+        gated=[*config["gated"], *args.gated],
+        private=[*config["private"], *args.private],
+        tokens=tokens,
+        page_size=args.page_size,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

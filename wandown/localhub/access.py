@@ -59,8 +59,9 @@ class AccessPolicy:
         self.private = frozenset(private)
         self.tokens: dict[str, frozenset[str] | str] = {}
         for token, repos in (tokens or {}).items():
-            self.tokens[token] = "*" if repos == "*" else frozenset([repos] if isinstance(
-                repos, str) else repos)
+            self.tokens[token] = (
+                "*" if repos == "*" else frozenset([repos] if isinstance(repos, str) else repos)
+            )
 
     def token_denial(self, authorization: str | None) -> Denial | None:
         """Refuse a token the server does not know (only when tokens are configured)."""
@@ -94,11 +95,18 @@ class AccessPolicy:
             return Denial(status, "RepoNotFound", REPO_NOT_FOUND)
         if files and repo_id in self.gated and not self._opens(token, repo_id):
             if token is None:
-                return Denial(401, "GatedRepo", f"Access to model {repo_id} is restricted. You "
-                              "must have access to it and be authenticated to access it. "
-                              "Please log in.")
-            return Denial(403, "GatedRepo", f"Access to model {repo_id} is restricted and you "
-                          "are not in the authorized list.")
+                return Denial(
+                    401,
+                    "GatedRepo",
+                    f"Access to model {repo_id} is restricted. You "
+                    "must have access to it and be authenticated to access it. "
+                    "Please log in.",
+                )
+            return Denial(
+                403,
+                "GatedRepo",
+                f"Access to model {repo_id} is restricted and you are not in the authorized list.",
+            )
         return None
 
     def gated_value(self, repo_id: str) -> str | bool:
@@ -118,8 +126,9 @@ def load_config(path: Path) -> dict:
         raise ConfigError(f"{path} must hold a JSON object")
     unknown = set(data) - {"gated", "private", "tokens"}
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {', '.join(sorted(unknown))} "
-                          "(expected gated, private, tokens)")
+        raise ConfigError(
+            f"{path}: unknown keys {', '.join(sorted(unknown))} (expected gated, private, tokens)"
+        )
     config: dict = {}
     for key in ("gated", "private"):
         value = data.get(key, [])

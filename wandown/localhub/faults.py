@@ -49,13 +49,18 @@ class Fault:
     def has_body_fault(self) -> bool:
         """Tell whether this fault changes how the file's bytes are sent."""
         return self.ignore_range or any(
-            v is not None for v in (self.drop_after, self.stall_after, self.short_body,
-                                    self.corrupt_at)
+            v is not None
+            for v in (self.drop_after, self.stall_after, self.short_body, self.corrupt_at)
         )
 
 
-NO_BODY_FAULT = {"drop_after": None, "stall_after": None, "ignore_range": False,
-                 "short_body": None, "corrupt_at": None}
+NO_BODY_FAULT = {
+    "drop_after": None,
+    "stall_after": None,
+    "ignore_range": False,
+    "short_body": None,
+    "corrupt_at": None,
+}
 
 
 class FaultBoard:
@@ -75,8 +80,15 @@ class FaultBoard:
         with self._lock:
             self._armed.clear()
 
-    def take(self, repo_id: str, path: str, *, server: str, sends_body: bool,
-             link_age: float | None = None) -> Fault | None:
+    def take(
+        self,
+        repo_id: str,
+        path: str,
+        *,
+        server: str,
+        sends_body: bool,
+        link_age: float | None = None,
+    ) -> Fault | None:
         """Return the part of the file's fault that applies to this request, counting it."""
         with self._lock:
             slot = self._armed.get((repo_id, path))
@@ -85,8 +97,12 @@ class FaultBoard:
             fault, remaining = slot
             if fault.server not in (None, server):
                 return None
-            expired = (fault.expire_after is not None and server == "cdn"
-                       and link_age is not None and link_age > fault.expire_after)
+            expired = (
+                fault.expire_after is not None
+                and server == "cdn"
+                and link_age is not None
+                and link_age > fault.expire_after
+            )
             body = sends_body and fault.has_body_fault
             if fault.status is None and not expired and not body:
                 return None

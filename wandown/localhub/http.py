@@ -99,19 +99,27 @@ class Request(BaseHTTPRequestHandler):
     def reply_json(self, status: int, value: object, headers: dict[str, str] | None = None) -> None:
         """Send value as JSON."""
         body = json.dumps(value).encode()
-        self.reply(status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
-                   body)
+        self.reply(
+            status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, body
+        )
 
-    def reply_error(self, status: int, code: str | None, message: str,
-                    headers: dict[str, str] | None = None) -> None:
+    def reply_error(
+        self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         """Send an error the way the Hub does: X-Error-Code/X-Error-Message and {"error": ...}."""
         extra = {"X-Error-Message": message, **(headers or {})}
         if code:
             extra["X-Error-Code"] = code
         self.reply_json(status, {"error": message}, extra)
 
-    def send_file(self, local: Path, size: int, headers: dict[str, str], fault: Fault | None,
-                  stopping: threading.Event) -> None:
+    def send_file(
+        self,
+        local: Path,
+        size: int,
+        headers: dict[str, str],
+        fault: Fault | None,
+        stopping: threading.Event,
+    ) -> None:
         """Stream local (or the requested range of it), honouring Range and any body fault.
 
         Fault byte counts (drop_after, stall_after, short_body) count bytes of this body;
@@ -136,8 +144,9 @@ class Request(BaseHTTPRequestHandler):
                 handle.seek(first)
                 self._stream(handle, first, length, fault, stopping)
 
-    def _stream(self, handle: BinaryIO, first: int, length: int, fault: Fault,
-                stopping: threading.Event) -> None:
+    def _stream(
+        self, handle: BinaryIO, first: int, length: int, fault: Fault, stopping: threading.Event
+    ) -> None:
         limit = length
         for cut in (fault.drop_after, fault.short_body):
             if cut is not None:
@@ -168,15 +177,16 @@ class Request(BaseHTTPRequestHandler):
             # SO_LINGER with a zero timeout makes close() send RST instead of FIN; rfile holds a
             # reference to the socket, so it has to go first for close() to take effect now.
             with contextlib.suppress(OSError):
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 self.rfile.close()
                 self.connection.close()
 
 
 def _flip(chunk: bytes, index: int) -> bytes:
     if 0 <= index < len(chunk):
-        return chunk[:index] + bytes([chunk[index] ^ 0xFF]) + chunk[index + 1:]
+        return chunk[:index] + bytes([chunk[index] ^ 0xFF]) + chunk[index + 1 :]
     return chunk
 
 
@@ -187,8 +197,13 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], name: str,
-                 route: Callable[[Request], None], record: Callable[[str, Request], None]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        name: str,
+        route: Callable[[Request], None],
+        record: Callable[[str, Request], None],
+    ) -> None:
         self.name = name
         self._route = route
         self._record = record

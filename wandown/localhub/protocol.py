@@ -74,8 +74,9 @@ class FileMeta:
 def lfs_meta(file: RepoFile, sha256: str) -> FileMeta:
     """Describe an LFS file whose sha256 is known."""
     pointer = lfs_pointer(sha256, file.size)
-    return FileMeta(file.path, file.size, True, git_blob_sha1(pointer), sha256, sha256,
-                    len(pointer))
+    return FileMeta(
+        file.path, file.size, True, git_blob_sha1(pointer), sha256, sha256, len(pointer)
+    )
 
 
 def plain_meta(file: RepoFile, blob_sha1: str) -> FileMeta:
@@ -95,8 +96,11 @@ def last_commit(commit: str, modified_ns: int) -> dict:
     return {"id": commit, "title": "Served by wandown localhub", "date": iso_time(modified_ns)}
 
 
-SAFE_SCAN = {"status": "safe", "avScan": {"virusFound": False, "virusNames": None},
-             "pickleImportScan": None}
+SAFE_SCAN = {
+    "status": "safe",
+    "avScan": {"virusFound": False, "virusNames": None},
+    "pickleImportScan": None,
+}
 
 
 def file_entry(meta: FileMeta, *, expand: bool, commit: str, modified_ns: int) -> dict:
@@ -126,8 +130,11 @@ def sibling(meta: FileMeta, *, blobs: bool) -> dict:
         entry["size"] = meta.size
         entry["blobId"] = meta.oid
         if meta.lfs:
-            entry["lfs"] = {"sha256": meta.sha256, "size": meta.size,
-                            "pointerSize": meta.pointer_size}
+            entry["lfs"] = {
+                "sha256": meta.sha256,
+                "size": meta.size,
+                "pointerSize": meta.pointer_size,
+            }
     return entry
 
 

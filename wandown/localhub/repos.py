@@ -18,11 +18,42 @@ from pathlib import Path
 # The Hub stores a file in LFS when it is large or its extension is in the default .gitattributes
 # that huggingface.co writes into every new model repo.
 LFS_MIN_SIZE = 10 * 1024 * 1024
-LFS_SUFFIXES = frozenset({
-    "7z", "arrow", "bin", "bz2", "ckpt", "ftz", "gguf", "gz", "h5", "joblib", "mlmodel", "model",
-    "msgpack", "npy", "npz", "onnx", "ot", "parquet", "pb", "pickle", "pkl", "pt", "pth", "rar",
-    "safetensors", "tar", "tflite", "tgz", "wasm", "xz", "zip", "zst",
-})
+LFS_SUFFIXES = frozenset(
+    {
+        "7z",
+        "arrow",
+        "bin",
+        "bz2",
+        "ckpt",
+        "ftz",
+        "gguf",
+        "gz",
+        "h5",
+        "joblib",
+        "mlmodel",
+        "model",
+        "msgpack",
+        "npy",
+        "npz",
+        "onnx",
+        "ot",
+        "parquet",
+        "pb",
+        "pickle",
+        "pkl",
+        "pt",
+        "pth",
+        "rar",
+        "safetensors",
+        "tar",
+        "tflite",
+        "tgz",
+        "wasm",
+        "xz",
+        "zip",
+        "zst",
+    }
+)
 CACHE_PREFIX = "models--"
 HEX40 = re.compile(r"[0-9a-f]{40}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -103,8 +134,9 @@ class FolderRepo:
         newest = 0
         for rel, local, info in _walk_files(self.folder):
             listing.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
-            files[rel] = RepoFile(rel, local, info.st_size, info.st_mtime_ns,
-                                  is_lfs(rel, info.st_size))
+            files[rel] = RepoFile(
+                rel, local, info.st_size, info.st_mtime_ns, is_lfs(rel, info.st_size)
+            )
             newest = max(newest, info.st_mtime_ns)
         return Snapshot(self.repo_id, listing.hexdigest(), files, newest)
 
@@ -170,7 +202,7 @@ def cache_folder_repo_id(name: str) -> str | None:
     """Turn ``models--owner--name`` into ``owner/name`` (None for other folder names)."""
     if not name.startswith(CACHE_PREFIX):
         return None
-    parts = name[len(CACHE_PREFIX):].split("--")
+    parts = name[len(CACHE_PREFIX) :].split("--")
     return "/".join(parts) if 1 <= len(parts) <= 2 and all(parts) else None
 
 
@@ -239,11 +271,16 @@ class RepoStore:
         """List every repo id served, sorted."""
         ids = set()
         for owner in self.root.iterdir() if self.root.is_dir() else []:
-            if owner.is_dir() and not owner.name.startswith(".") and cache_folder_repo_id(
-                owner.name
-            ) is None:
-                ids.update(f"{owner.name}/{r.name}" for r in owner.iterdir()
-                           if r.is_dir() and self._plain(f"{owner.name}/{r.name}"))
+            if (
+                owner.is_dir()
+                and not owner.name.startswith(".")
+                and cache_folder_repo_id(owner.name) is None
+            ):
+                ids.update(
+                    f"{owner.name}/{r.name}"
+                    for r in owner.iterdir()
+                    if r.is_dir() and self._plain(f"{owner.name}/{r.name}")
+                )
         self._scan_cache_folders()
         with self._lock:
             ids.update(self._cache_folders)

@@ -103,8 +103,7 @@ class HubRoutes:
 
     # -- access -------------------------------------------------------------------------------
 
-    def _find(self, request: Request, repo_id: str, revision: str | None, *,
-              files: bool) -> Found:
+    def _find(self, request: Request, repo_id: str, revision: str | None, *, files: bool) -> Found:
         policy = self.hub.policy
         authorization = request.headers.get("Authorization")
         denial = policy.token_denial(authorization)
@@ -163,8 +162,10 @@ class HubRoutes:
             "downloads": 0,
             "likes": 0,
             "tags": [],
-            "siblings": [sibling(self.hub.meta(f) if blobs else _path_only(f), blobs=blobs)
-                         for f in snapshot.files.values()],
+            "siblings": [
+                sibling(self.hub.meta(f) if blobs else _path_only(f), blobs=blobs)
+                for f in snapshot.files.values()
+            ],
             "spaces": [],
             "usedStorage": sum(f.size for f in snapshot.files.values()),
         }
@@ -175,8 +176,11 @@ class HubRoutes:
 
     def _entries(self, found: Found, paths: list[str], *, expand: bool) -> list[dict]:
         snapshot = found.snapshot
-        stamp = {"expand": expand, "commit": snapshot.commit,
-                 "modified_ns": snapshot.last_modified_ns}
+        stamp = {
+            "expand": expand,
+            "commit": snapshot.commit,
+            "modified_ns": snapshot.last_modified_ns,
+        }
         entries = []
         for path in paths:
             file = snapshot.files.get(path)
@@ -195,7 +199,7 @@ class HubRoutes:
         inside = sorted(p for p in (*snapshot.folders, *snapshot.files) if p.startswith(prefix))
         if not recursive:
             # One level, folders first then files, the order huggingface.co lists them in.
-            inside = [p for p in inside if "/" not in p[len(prefix):]]
+            inside = [p for p in inside if "/" not in p[len(prefix) :]]
             inside.sort(key=lambda p: (p not in snapshot.folders, p))
         offset = decode_cursor(request.query_value("cursor"))
         if offset is None:
@@ -204,7 +208,7 @@ class HubRoutes:
         limit_text = request.query_value("limit")
         if limit_text and limit_text.isdigit() and int(limit_text) > 0:
             limit = min(limit, int(limit_text))
-        page = inside[offset:offset + limit]
+        page = inside[offset : offset + limit]
         headers = {}
         if offset + limit < len(inside):
             query = {k: v[-1] for k, v in request.query.items() if k != "cursor"}
@@ -242,8 +246,7 @@ class HubRoutes:
             if name.startswith("refs/"):
                 pulls.append({"name": name, "ref": name, "targetCommit": commit})
             else:
-                branches.append({"name": name, "ref": f"refs/heads/{name}",
-                                 "targetCommit": commit})
+                branches.append({"name": name, "ref": f"refs/heads/{name}", "targetCommit": commit})
         answer: dict = {"branches": branches, "converts": [], "tags": []}
         if is_true(request.query_value("include_prs")):
             answer["pullRequests"] = pulls
@@ -255,12 +258,20 @@ class HubRoutes:
         token = policy.known_token(request.headers.get("Authorization"))
         if denial is not None or token is None:
             raise Refused(401, None, "Invalid credentials in Authorization header")
-        request.reply_json(200, {
-            "type": "user", "id": hashlib.sha1(token.encode()).hexdigest()[:24],
-            "name": "localhub", "fullname": "localhub user", "orgs": [],
-            "auth": {"type": "access_token",
-                     "accessToken": {"displayName": "localhub", "role": "read"}},
-        })
+        request.reply_json(
+            200,
+            {
+                "type": "user",
+                "id": hashlib.sha1(token.encode()).hexdigest()[:24],
+                "name": "localhub",
+                "fullname": "localhub user",
+                "orgs": [],
+                "auth": {
+                    "type": "access_token",
+                    "accessToken": {"displayName": "localhub", "role": "read"},
+                },
+            },
+        )
 
     # -- resolve ------------------------------------------------------------------------------
 
@@ -269,20 +280,35 @@ class HubRoutes:
         file = found.snapshot.files.get(path)
         if file is None:
             raise Refused(404, "EntryNotFound", f"Entry not found: {path}")
-        fault = self.hub.faults.take(repo_id, path, server="hub",
-                                     sends_body=request.command == "GET" and not file.lfs)
+        fault = self.hub.faults.take(
+            repo_id, path, server="hub", sends_body=request.command == "GET" and not file.lfs
+        )
         if fault is not None and fault.status is not None:
             return reply_fault_status(request, fault)
         meta = self.hub.meta(file)
-        headers = {"X-Repo-Commit": found.snapshot.commit, "Accept-Ranges": "bytes",
-                   "Access-Control-Expose-Headers": "X-Repo-Commit,X-Linked-Etag,X-Linked-Size"}
+        headers = {
+            "X-Repo-Commit": found.snapshot.commit,
+            "Accept-Ranges": "bytes",
+            "Access-Control-Expose-Headers": "X-Repo-Commit,X-Linked-Etag,X-Linked-Size",
+        }
         if meta.lfs:
             link = self.hub.cdn_link(request, repo_id, found.snapshot.commit, meta)
-            headers.update({"Location": link, "ETag": f'"{meta.oid}"',
-                            "X-Linked-Etag": f'"{meta.etag}"', "X-Linked-Size": str(meta.size)})
+            headers.update(
+                {
+                    "Location": link,
+                    "ETag": f'"{meta.oid}"',
+                    "X-Linked-Etag": f'"{meta.etag}"',
+                    "X-Linked-Size": str(meta.size),
+                }
+            )
             return request.reply(302, headers)
-        headers.update({"ETag": f'"{meta.etag}"', "Content-Type": content_type(path),
-                        "Content-Disposition": content_disposition(path)})
+        headers.update(
+            {
+                "ETag": f'"{meta.etag}"',
+                "Content-Type": content_type(path),
+                "Content-Disposition": content_disposition(path),
+            }
+        )
         request.send_file(file.local, file.size, headers, fault, self.hub.stopping)
 
     def _base(self, request: Request) -> str:
@@ -318,9 +344,12 @@ class CdnRoutes:
         try:
             self._serve(request)
         except Refused as refused:
-            request.reply(refused.status, {"Content-Type": "application/xml"},
-                          f"<Error><Code>{refused.code}</Code><Message>{refused.message}"
-                          "</Message></Error>".encode())
+            request.reply(
+                refused.status,
+                {"Content-Type": "application/xml"},
+                f"<Error><Code>{refused.code}</Code><Message>{refused.message}"
+                "</Message></Error>".encode(),
+            )
 
     def _serve(self, request: Request) -> None:
         segments = request.raw_path.strip("/").split("/")
@@ -346,15 +375,19 @@ class CdnRoutes:
             age = now - float(issued)
         except ValueError:
             age = None
-        fault = self.hub.faults.take(repo_id, path, server="cdn",
-                                     sends_body=request.command == "GET", link_age=age)
+        fault = self.hub.faults.take(
+            repo_id, path, server="cdn", sends_body=request.command == "GET", link_age=age
+        )
         if fault is not None and fault.expire_after is not None:
             raise Refused(403, "AccessDenied", "Request has expired")
         if fault is not None and fault.status is not None:
             return reply_fault_status(request, fault)
-        headers = {"ETag": f'"{sha256}"', "Accept-Ranges": "bytes",
-                   "Content-Type": content_type(path),
-                   "Content-Disposition": content_disposition(path)}
+        headers = {
+            "ETag": f'"{sha256}"',
+            "Accept-Ranges": "bytes",
+            "Content-Type": content_type(path),
+            "Content-Disposition": content_disposition(path),
+        }
         request.send_file(file.local, file.size, headers, fault, self.hub.stopping)
 
 
@@ -363,6 +396,11 @@ def make_cdn_link(base: str, secret: bytes, repo_id: str, commit: str, meta: Fil
     issued = f"{time.time():.3f}"
     expires = str(int(time.time()) + LINK_LIFETIME)
     sha256 = meta.sha256 or ""
-    query = {"path": meta.path, "commit": commit, "issued": issued, "expires": expires,
-             "sig": sign_link(secret, repo_id, sha256, meta.path, commit, issued, expires)}
+    query = {
+        "path": meta.path,
+        "commit": commit,
+        "issued": issued,
+        "expires": expires,
+        "sig": sign_link(secret, repo_id, sha256, meta.path, commit, issued, expires),
+    }
     return f"{base}/repos/{quote(repo_id)}/{sha256}?{urlencode(query)}"

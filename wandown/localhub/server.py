@@ -104,8 +104,12 @@ class LocalHub:
         self.port = hub.server_address[1]
         self.cdn_port = cdn.server_address[1]
         for server in self._servers:
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                      name=f"localhub-{server.name}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"localhub-{server.name}",
+                daemon=True,
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -130,8 +134,12 @@ class LocalHub:
     def __enter__(self) -> LocalHub:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -192,8 +200,12 @@ class LocalHub:
         return make_cdn_link(f"http://{host}:{self.cdn_port}", self.secret, repo_id, commit, meta)
 
     def _record(self, server: str, request: Request) -> None:
-        record = RequestRecord(server, request.command, request.path,
-                               {k.lower(): v for k, v in request.headers.items()})
+        record = RequestRecord(
+            server,
+            request.command,
+            request.path,
+            {k.lower(): v for k, v in request.headers.items()},
+        )
         with self._records_lock:
             self._records.append(record)
 
