@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_hub_builders import content, make_hf_cache, sha256_hex, write
-from wandown.hub import HubError, LinkOutcome, dedupe, link_into_place, scan_hub
+from wandown.hub import LinkOutcome, ModelHubError, dedupe, link_into_place, scan_hub
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ def test_real_file_at_destination_is_never_replaced(tmp_path: Path) -> None:
 def test_broken_hub_link_is_never_linked(tmp_path: Path) -> None:
     (tmp_path / "hub").mkdir()
     os.symlink(tmp_path / "gone", tmp_path / "hub" / "broken.bin")
-    with pytest.raises(HubError, match="broken link"):
+    with pytest.raises(ModelHubError, match="broken link"):
         link_into_place(tmp_path / "hub" / "broken.bin", tmp_path / "dest.bin")
     assert not os.path.lexists(tmp_path / "dest.bin")
 
@@ -126,7 +126,7 @@ def test_dedupe_replaces_identical_copies_only(
 def test_dedupe_refuses_a_folder_inside_the_hub(tmp_path: Path) -> None:
     write(tmp_path / "hub" / "sub" / "a.bin", b"a")
     index = scan_hub(tmp_path / "hub")
-    with pytest.raises(HubError, match="inside the hub"):
+    with pytest.raises(ModelHubError, match="inside the hub"):
         dedupe(tmp_path / "hub" / "sub", index)
 
 

@@ -20,7 +20,7 @@ from tests.test_hub_builders import (
     sha256_hex,
     write,
 )
-from wandown.hub import HubError, Wanted, hashing, link_into_place, scan_hub
+from wandown.hub import ModelHubError, Wanted, hashing, link_into_place, scan_hub
 
 A = content("true A", 5000)
 B = content("true B vae", 6000)
@@ -274,7 +274,7 @@ def test_same_file_twice_is_read_once(tmp_path: Path, monkeypatch) -> None:
     [{"size": -1}, {"size": 1, "sha256": "abc"}, {"size": 1, "blob_sha1": "z" * 40}],
 )
 def test_bad_wanted_is_a_clear_error(kwargs) -> None:
-    with pytest.raises(HubError):
+    with pytest.raises(ModelHubError):
         Wanted(**kwargs)
 
 
@@ -283,10 +283,10 @@ def test_wanted_digests_are_normalised() -> None:
 
 
 def test_missing_hub_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(HubError, match="cannot use the hub folder"):
+    with pytest.raises(ModelHubError, match="cannot use the hub folder"):
         scan_hub(tmp_path / "nope")
     write(tmp_path / "file", b"x")
-    with pytest.raises(HubError, match="not a folder"):
+    with pytest.raises(ModelHubError, match="not a folder"):
         scan_hub(tmp_path / "file")
 
 

@@ -19,7 +19,7 @@ from wandown.catalog import Catalog, FileRecord, load_catalog, refresh_status
 from wandown.config import Config
 from wandown.engine import DownloadJob, Engine, Event
 from wandown.errors import UsageError, WandownError
-from wandown.hub import HubError, HubIndex, Wanted, link_into_place, scan_hub
+from wandown.hub import HubIndex, ModelHubError, Wanted, link_into_place, scan_hub
 from wandown.remote import FileRef, HubSettings, MetadataClient, RemoteFile
 from wandown.units import human_bytes
 
@@ -202,7 +202,7 @@ class Session:
             return None
         try:
             index = scan_hub(self.config.hub_directory, notices=lambda text: self.notice(text))
-        except HubError as exc:
+        except ModelHubError as exc:
             self.notice(f"{exc}; hub features are off")
             return None
         if not index.blake3_available:
@@ -456,7 +456,7 @@ class Session:
             self.store.update(dest, status=state.LINKING, message="")
             try:
                 link_into_place(hub_file, catalog_path(self._require_catalog(), dest))
-            except (OSError, HubError) as exc:
+            except (OSError, ModelHubError) as exc:
                 self.store.update(dest, message=f"could not link from the hub: {exc}")
                 continue
             self._finish(dest, state.LINKED, "", link_source=str(hub_file), done=0)

@@ -9,16 +9,16 @@ Typical use::
 """
 
 from wandown.hub.hashing import Progress
-from wandown.hub.index import HubError, HubIndex, Wanted
+from wandown.hub.index import HubIndex, ModelHubError, Wanted
 from wandown.hub.link import DedupeReport, LinkOutcome, dedupe, link_into_place
 from wandown.hub.scan import scan_hub
 from wandown.hub.sidecar import sidecar_path_for
 
 __all__ = [
     "DedupeReport",
-    "HubError",
     "HubIndex",
     "LinkOutcome",
+    "ModelHubError",
     "Progress",
     "Wanted",
     "dedupe",

@@ -25,7 +25,7 @@ _HEX = {SHA256: re.compile(r"^[0-9a-f]{64}$"), BLOB_SHA1: re.compile(r"^[0-9a-f]
 _HEX[BLAKE3] = _HEX[SHA256]
 
 
-class HubError(WandownError):
+class ModelHubError(WandownError):
     """The hub folder or a hub file cannot be used as asked."""
 
 
@@ -47,14 +47,18 @@ class Wanted:
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 0:
-            raise HubError(f"wanted file size must be a whole number of bytes, not {self.size!r}")
+            raise ModelHubError(
+                f"wanted file size must be a whole number of bytes, not {self.size!r}"
+            )
         for kind in (SHA256, BLOB_SHA1, BLAKE3):
             value = getattr(self, kind)
             if value is None:
                 continue
             normal = str(value).strip().lower()
             if not _HEX[kind].match(normal):
-                raise HubError(f"wanted {kind} {value!r} is not a hex digest of the right length")
+                raise ModelHubError(
+                    f"wanted {kind} {value!r} is not a hex digest of the right length"
+                )
             object.__setattr__(self, kind, normal)
 
     def proven_by(self, digests: dict[str, str]) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from wandown import fsutil
 from wandown.hub import hashing
 from wandown.hub.hashing import BLAKE3, SHA256, Progress
-from wandown.hub.index import HubError, HubIndex
+from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.sidecar import FileStat
 
 
@@ -34,12 +34,12 @@ class LinkOutcome(str, enum.Enum):
 def link_into_place(hub_file: Path, dest: Path) -> LinkOutcome:
     """Make dest a symlink to hub_file (absolute), atomically, never following dest.
 
-    Raises FileExistsError when a real file or folder is at dest, and HubError when hub_file is
+    Raises FileExistsError when a real file or folder is at dest, and ModelHubError when hub_file is
     missing or is itself a broken link.
     """
     target = os.path.abspath(hub_file)
     if not os.path.isfile(target):
-        raise HubError(f"hub file {target} is missing or a broken link; not linking to it")
+        raise ModelHubError(f"hub file {target} is missing or a broken link; not linking to it")
     dest = Path(os.path.abspath(dest))
     try:
         current = os.lstat(dest)
@@ -77,7 +77,9 @@ def dedupe(
     if os.path.realpath(folder) + os.sep == hub_real + os.sep or (
         os.path.realpath(folder).startswith(hub_real + os.sep)
     ):
-        raise HubError(f"{folder} is inside the hub {index.hub_dir}; dedupe never changes the hub")
+        raise ModelHubError(
+            f"{folder} is inside the hub {index.hub_dir}; dedupe never changes the hub"
+        )
     hub_stat = os.stat(index.hub_dir)
     report = DedupeReport()
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from wandown.hub.hashing import BLOB_SHA1, SHA256
 from wandown.hub.hfcache import SHA1_NAME, SHA256_NAME, HfCacheRepo, repo_id_from_folder
-from wandown.hub.index import HubError, HubIndex
+from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.invokeai import DATABASE
 from wandown.hub.sidecar import FileStat, sidecar_path_for
 
@@ -33,9 +33,9 @@ def scan_hub(
     try:
         root_stat = os.stat(root)
     except OSError as exc:
-        raise HubError(f"cannot use the hub folder {root}: {exc.strerror or exc}") from exc
+        raise ModelHubError(f"cannot use the hub folder {root}: {exc.strerror or exc}") from exc
     if not stat_module.S_ISDIR(root_stat.st_mode):
-        raise HubError(f"the hub folder {root} is not a folder")
+        raise ModelHubError(f"the hub folder {root} is not a folder")
     index = HubIndex(root, sidecar_path or sidecar_path_for(root), notices)
     # The walk makes a few objects per file and no reference cycles, yet the cyclic collector
     # would re-traverse the growing index again and again: about a third of the scan time for
