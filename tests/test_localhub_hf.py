@@ -226,3 +226,21 @@ def test_a_cache_folder_feeds_an_air_gapped_neighbour(tmp_path: Path) -> None:
     ours = tmp_path / "our-cache" / "models--wan--cached" / "blobs"
     theirs = served / "hub" / "models--wan--cached" / "blobs"
     assert sorted(p.name for p in ours.iterdir()) == sorted(p.name for p in theirs.iterdir())
+
+
+def test_non_ascii_file_names(tmp_path: Path) -> None:
+    # Names like these exist on huggingface.co; the CDN names the file in Content-Disposition.
+    files = {"说明.txt": "说明\n".encode(), "big€.safetensors": payload(120_000, seed=7)}
+    root = tmp_path / "served"
+    write_repo(root, "wan/unicode", files)
+    cache = tmp_path / "cache"
+    with LocalHub(root) as hub:
+        for name, data in files.items():
+            path = hf_hub_download(
+                "wan/unicode", name, endpoint=hub.url, token=False, cache_dir=cache
+            )
+            assert Path(path).read_bytes() == data
+            assert Path(path).name == name
+        with pytest.raises(EntryNotFoundError):
+            hf_hub_download("wan/unicode", "€.bin", endpoint=hub.url, token=False, cache_dir=cache)
+    assert [r.server for r in hub.requests if "big" in r.path] == ["hub", "cdn"]

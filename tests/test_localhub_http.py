@@ -6,9 +6,10 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import threading
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.localhub_fixtures import (
     write_repo,
 )
 from wandown.localhub import LocalHub, LocalHubError
+from wandown.localhub import http as localhub_http
 
 CONFIG = b'{"model_type": "wan"}\n'
 WEIGHTS = payload(300_000, seed=1)
@@ -569,3 +571,106 @@ def test_oversized_request_bodies_are_refused_without_reading_them(hub: LocalHub
         assert response.will_close
     finally:
         connection.close()
+
+
+# -- hostile and non-ASCII requests ----------------------------------------------------------
+
+
+def raw_request(hub: LocalHub, request: bytes) -> bytes:
+    """Send request bytes as they are and return everything the server answers."""
+    with socket.create_connection((hub.host, hub.port), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while piece := connection.recv(65536):
+            answer += piece
+    return answer
+
+
+def test_a_cr_lf_in_the_path_cannot_add_headers(hub: LocalHub, capfd) -> None:
+    answer = fetch(resolve(hub, "x%0D%0ASet-Cookie:%20evil=1"))
+    assert "set-cookie" not in answer.headers
+    assert_hub_error(answer, 404, "EntryNotFound")
+    assert answer.headers["x-error-message"] == r'Entry not found: "x\r\nSet-Cookie: evil=1"'
+    assert answer.json()["error"] == answer.headers["x-error-message"]
+    tree = fetch(f"{hub.url}/api/models/acme/tiny/tree/main/a%0D%0AX-Evil:%201")
+    assert tree.status == 404 and "x-evil" not in tree.headers
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_non_ascii_names_in_refusals_are_percent_encoded_in_headers(hub: LocalHub, capfd) -> None:
+    answer = fetch(resolve(hub, "%E2%82%AC.bin"))
+    assert answer.status == 404
+    assert answer.headers["x-error-message"] == 'Entry not found: "%E2%82%AC.bin"'
+    assert answer.json() == {"error": 'Entry not found: "€.bin"'}
+    revision = fetch(resolve(hub, "config.json", revision="v%C3%A9"))
+    assert revision.json() == {"error": 'Invalid rev id: "vé"'}
+    assert revision.headers["x-error-message"] == 'Invalid rev id: "v%C3%A9"'
+    # A raw latin-1 byte in the request line (http.server reads it as "é") is refused too.
+    raw = raw_request(hub, b"GET /acme/tiny/resolve/main/\xe9.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 404 ")
+    assert b'X-Error-Message: Entry not found: "%C3%A9.bin"\r\n' in raw
+    assert capfd.readouterr().err == ""
+
+
+def test_non_ascii_file_names_are_served_by_hub_and_cdn(hub: LocalHub) -> None:
+    weights = payload(200_000, seed=9)
+    write_repo(hub.root, "acme/tiny", {"说明.txt": README, "big€.safetensors": weights})
+    small = fetch(resolve(hub, quote("说明.txt")))
+    assert (small.status, small.body) == (200, README)
+    assert small.headers["content-disposition"] == (
+        "inline; filename*=UTF-8''%E8%AF%B4%E6%98%8E.txt; filename=\"__.txt\";"
+    )
+    redirect = fetch(resolve(hub, quote("big€.safetensors")), method="HEAD")
+    assert redirect.status == 302
+    cdn = fetch(redirect.headers["location"])
+    assert (cdn.status, cdn.body) == (200, weights)
+    disposition = cdn.headers["content-disposition"]
+    assert "filename*=UTF-8''big%E2%82%AC.safetensors;" in disposition
+    assert 'filename="big_.safetensors";' in disposition
+
+
+def test_a_bug_answers_500_and_logs_one_line_without_a_traceback(
+    hub: LocalHub, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(file):
+        raise RuntimeError("hash table\non fire")
+
+    monkeypatch.setattr(hub, "meta", broken)
+    answer = fetch(resolve(hub, "config.json"))
+    assert (answer.status, answer.json()) == (500, {"error": "Internal error in localhub"})
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines() == [
+        "localhub: internal error answering GET '/acme/tiny/resolve/main/config.json': "
+        "RuntimeError: hash table on fire"
+    ]
+
+
+def test_a_bug_while_writing_headers_still_answers_500(
+    hub: LocalHub, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = localhub_http.header_value
+
+    def header_value(value: object) -> str:
+        if str(value).startswith("inline;"):
+            raise UnicodeEncodeError("latin-1", str(value), 0, 1, "cannot encode")
+        return real(value)
+
+    monkeypatch.setattr(localhub_http, "header_value", header_value)
+    answer = fetch(resolve(hub, "config.json"))
+    assert (answer.status, answer.json()) == (500, {"error": "Internal error in localhub"})
+    assert "content-disposition" not in answer.headers and "etag" not in answer.headers
+    assert len(capfd.readouterr().err.splitlines()) == 1
+
+
+def test_odd_request_targets_and_lengths_get_clean_answers(hub: LocalHub, capfd) -> None:
+    absolute = f"http://{hub.host}:{hub.port}/acme/tiny/resolve/main/config.json".encode()
+    assert raw_request(hub, b"GET " + absolute + b" HTTP/1.1\r\nHost: x\r\n\r\n").endswith(CONFIG)
+    broken = raw_request(hub, b"GET http://[::1/x HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert broken.startswith(b"HTTP/1.1 404 ")
+    superscript = raw_request(
+        hub, b"POST /api/models/acme/tiny/paths-info/main HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n"
+    )
+    assert superscript.startswith(b"HTTP/1.1 400 ")
+    assert capfd.readouterr().err == ""

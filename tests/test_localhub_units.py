@@ -13,6 +13,7 @@ from tests.localhub_fixtures import git_blob_sha1, lfs_pointer_oid, write_hf_cac
 from wandown.errors import ConfigError
 from wandown.localhub.access import AccessPolicy, bearer_token, load_config
 from wandown.localhub.hashes import HashCache, hash_file
+from wandown.localhub.http import header_value
 from wandown.localhub.protocol import (
     UNSATISFIABLE,
     decode_cursor,
@@ -23,6 +24,7 @@ from wandown.localhub.protocol import (
     split_revision,
 )
 from wandown.localhub.repos import CacheRepo, FolderRepo, RepoStore, cache_folder_repo_id, is_lfs
+from wandown.localhub.routes import content_disposition
 
 
 @pytest.mark.parametrize(
@@ -234,3 +236,35 @@ def test_cache_folder_name() -> None:
     assert cache_folder_repo_id("models--gpt2") == "gpt2"
     assert cache_folder_repo_id("datasets--a--b") is None
     assert cache_folder_repo_id("models--a--b--c") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("plain ASCII; q=1", "plain ASCII; q=1"),
+        ("x\r\nSet-Cookie: evil=1", "xSet-Cookie: evil=1"),
+        ("tab\there\x00\x7f\x85", "tabhere"),
+        ("説明 €", "%E8%AA%AC%E6%98%8E %E2%82%AC"),
+        ("café", "caf%C3%A9"),  # latin-1, yet sent as ASCII too
+        ("bad\udcff", "bad%5Cudcff"),  # an undecodable file name byte does not raise
+        (42, "42"),
+    ],
+)
+def test_header_value(value: object, sent: str) -> None:
+    assert header_value(value) == sent
+
+
+@pytest.mark.parametrize(
+    ("path", "disposition"),
+    [
+        (
+            "model.safetensors",
+            "filename*=UTF-8''model.safetensors; filename=\"model.safetensors\";",
+        ),
+        ("dir/说明.txt", "filename*=UTF-8''%E8%AF%B4%E6%98%8E.txt; filename=\"__.txt\";"),
+        ('a "b"\\c.bin', "filename*=UTF-8''a%20%22b%22%5Cc.bin; filename=\"a _b__c.bin\";"),
+    ],
+)
+def test_content_disposition(path: str, disposition: str) -> None:
+    assert content_disposition(path) == f"inline; {disposition}"
+    assert header_value(content_disposition(path)) == content_disposition(path)

@@ -8,11 +8,12 @@ import socket
 import struct
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from wandown.localhub.faults import Fault
 from wandown.localhub.protocol import UNSATISFIABLE, parse_range
@@ -20,6 +21,35 @@ from wandown.localhub.protocol import UNSATISFIABLE, parse_range
 CHUNK_SIZE = 256 * 1024
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may sit idle
 MAX_BODY = 1024 * 1024  # paths-info bodies are small; anything bigger is refused
+
+
+def header_value(value: object) -> str:
+    """Make text safe as a header value: no control characters, nothing but ASCII.
+
+    Control characters would end the header early (a CR LF in a request path would let the
+    client add headers of its own); http.server encodes headers as strict latin-1 and raises on
+    anything else. Non-ASCII characters are percent-encoded as UTF-8, the way RFC 8187 writes
+    them, so "说明.txt" arrives as "%E8%AF%B4%E6%98%8E.txt".
+    """
+    text = "".join(c for c in str(value) if unicodedata.category(c) != "Cc")
+    if text.isascii():
+        return text
+    return "".join(c if c.isascii() else percent_encoded(c) for c in text)
+
+
+def percent_encoded(text: str) -> str:
+    """Percent-encode text as UTF-8, leaving only letters, digits and "_.-~" as they are."""
+    # backslashreplace: a lone surrogate (an undecodable file name byte) must not raise.
+    return quote(text.encode("utf-8", "backslashreplace"), safe="")
+
+
+def _describe(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def _log_line(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"localhub: {text}", file=sys.stderr, flush=True)
 
 
 class Request(BaseHTTPRequestHandler):
@@ -36,37 +66,59 @@ class Request(BaseHTTPRequestHandler):
     # -- request side -------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        parts = urlsplit(self.path)
-        self.raw_path = parts.path
-        self.query = parse_qs(parts.query, keep_blank_values=True)
-        self.answered = False
-        self.server.record(self)
-        length = self.headers.get("Content-Length", "0").strip()
-        if not length.isdigit() or int(length) > MAX_BODY:
-            self.close_connection = True  # the unread body would poison the next request
-            self.reply_json(413 if length.isdigit() else 400, {"error": "Unusable request body"})
-            return
-        self.body = self.rfile.read(int(length)) if int(length) else b""
+        self.headers_sent = False
+        self.raw_path, self.query, self.body = "", {}, b""
         try:
-            self.server.route(self)
+            self._answer()
         except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client went away mid-answer
         except OSError as err:
             self.close_connection = True  # a served file vanished or cannot be read
-            if not self.answered:
+            if self._can_still_answer():
                 self.reply_json(500, {"error": f"Cannot read a file: {err.strerror or err}"})
-        except Exception:
-            # A bug must not look like a network failure to the client: answer 500 if we still
-            # can, and let the server print the traceback.
+        except Exception as err:
+            # A bug must not look like a network failure to the client, nor flood the console
+            # of a server left running: answer 500 if we still can, and log one line.
             self.close_connection = True
-            if not self.answered:
+            if self._can_still_answer():
                 self.reply_json(500, {"error": "Internal error in localhub"})
-            raise
+            _log_line(f"internal error answering {self.command} {self.path!r}: {_describe(err)}")
 
-    def send_response(self, code: int, message: str | None = None) -> None:
-        """Start an answer (and remember that one was started)."""
-        self.answered = True
-        super().send_response(code, message)
+    def _answer(self) -> None:
+        target, _, query = self.path.partition("?")
+        if not target.startswith("/"):
+            # The absolute form (RFC 9112 section 3.2.2), as proxies send it. The origin form is
+            # split by hand: urlsplit would read "//owner/..." as a host name.
+            with contextlib.suppress(ValueError):  # e.g. "http://[::1/x", an unclosed IPv6 host
+                target = urlsplit(self.path).path
+        self.raw_path = target
+        self.query = parse_qs(query, keep_blank_values=True)
+        self.server.record(self)
+        length = self.headers.get("Content-Length", "0").strip()
+        # isdigit() alone lets through "²", which int() refuses.
+        if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
+            self.close_connection = True  # the unread body would poison the next request
+            too_big = length.isascii() and length.isdigit()
+            self.reply_json(413 if too_big else 400, {"error": "Unusable request body"})
+            return
+        self.body = self.rfile.read(int(length)) if int(length) else b""
+        self.server.route(self)
+
+    def _can_still_answer(self) -> bool:
+        """Tell whether no header went out yet; then forget any that were only buffered."""
+        if self.headers_sent:
+            return False
+        self._headers_buffer = []  # http.server holds headers here until end_headers()
+        return True
+
+    def end_headers(self) -> None:
+        """Send the buffered headers (and remember that they are gone)."""
+        self.headers_sent = True
+        super().end_headers()
+
+    def send_header(self, keyword: str, value: str) -> None:
+        """Add a header, its value made safe to send (see header_value)."""
+        super().send_header(keyword, header_value(value))
 
     do_GET = do_HEAD = do_POST = _dispatch
 
@@ -242,6 +294,9 @@ class Server(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: object, client_address: object) -> None:
-        """Drop broken connections silently; a client hanging up is not a server error."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
+        """Drop broken connections silently; log any other failure in one line, never a trace."""
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, OSError):
+            _log_line(
+                f"{self.name}: error on a connection from {client_address}: {_describe(error)}"
+            )

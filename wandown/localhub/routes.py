@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from wandown.localhub.faults import Fault
-from wandown.localhub.http import Request
+from wandown.localhub.http import Request, percent_encoded
 from wandown.localhub.protocol import (
     FileMeta,
     decode_cursor,
@@ -49,9 +49,21 @@ class Refused(Exception):
 
 
 def content_disposition(path: str) -> str:
-    """Name the file the way the Hub's CDN does (huggingface_hub parses ``filename="..."``)."""
+    """Name the file the way the Hub's CDN does (huggingface_hub parses ``filename="..."``).
+
+    ``filename*`` carries the exact name (RFC 8187 encoding, RFC 6266 section 4.3);
+    ``filename`` is the ASCII stand-in older clients read, every character a quoted-string
+    cannot hold plainly replaced by "_".
+    """
     name = path.rsplit("/", 1)[-1]
-    return f"inline; filename*=UTF-8''{quote(name)}; filename=\"{name}\";"
+    exact = percent_encoded(name)
+    plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    return f"inline; filename*=UTF-8''{exact}; filename=\"{plain}\";"
+
+
+def shown(text: str) -> str:
+    """Quote a name from the request for an error message, control characters escaped."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def content_type(path: str) -> str:
@@ -119,7 +131,7 @@ class HubRoutes:
         revision = revision or "main"
         snapshot = repo.resolve(revision)
         if snapshot is None:
-            raise Refused(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+            raise Refused(404, "RevisionNotFound", f"Invalid rev id: {shown(revision)}")
         return Found(repo, snapshot)
 
     # -- /api ---------------------------------------------------------------------------------
@@ -193,7 +205,7 @@ class HubRoutes:
     def _tree(self, request: Request, found: Found, folder: str) -> None:
         snapshot = found.snapshot
         if folder and folder not in snapshot.folders:
-            raise Refused(404, "EntryNotFound", f"Entry not found: {folder}")
+            raise Refused(404, "EntryNotFound", f"Entry not found: {shown(folder)}")
         recursive = is_true(request.query_value("recursive"))
         prefix = f"{folder}/" if folder else ""
         inside = sorted(p for p in (*snapshot.folders, *snapshot.files) if p.startswith(prefix))
@@ -279,7 +291,7 @@ class HubRoutes:
         found = self._find(request, repo_id, revision, files=True)
         file = found.snapshot.files.get(path)
         if file is None:
-            raise Refused(404, "EntryNotFound", f"Entry not found: {path}")
+            raise Refused(404, "EntryNotFound", f"Entry not found: {shown(path)}")
         fault = self.hub.faults.take(
             repo_id, path, server="hub", sends_body=request.command == "GET" and not file.lfs
         )
