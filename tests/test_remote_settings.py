@@ -6,7 +6,7 @@ import pytest
 
 from wandown.errors import ConfigError
 from wandown.remote import FileRef, hub_settings, parse_hub_url
-from wandown.remote.settings import origin, token_file
+from wandown.remote.settings import NO_ORIGIN, origin, token_file
 
 
 def test_defaults_when_nothing_is_set(tmp_path):
@@ -90,6 +90,17 @@ def test_origin_fills_default_ports():
         ("https://example.com/o/r/resolve/main/x.json", None),
         ("https://huggingface.co/o/r/resolve/main/", None),
         ("https://huggingface.co/o/r/resolve/main/../x", None),
+        # Encoded separators must not turn into a path outside the models folder.
+        ("https://huggingface.co/o/r/resolve/main/%2Fetc%2Fpasswd", None),
+        ("https://huggingface.co/o/r/resolve/main/a/%2E%2E/%2E%2E/x", None),
+        ("https://huggingface.co/o/r/resolve/main/a%2F..%2F..%2Fx", None),
+        ("https://huggingface.co/o/r/resolve/main/..%5C..%5Cx", None),
+        ("https://huggingface.co/o/r/resolve/main/a//b", None),
+        ("https://huggingface.co/o/r/resolve/main/./a", None),
+        ("https://huggingface.co/o/r/resolve/main/a/", None),
+        ("https://huggingface.co/o/r/resolve/main/a%00b", None),
+        ("http://[oops/o/r/resolve/main/x.json", None),
+        ("https://huggingface.co:notaport/o/r/resolve/main/x.json", None),
         ("not a url", None),
     ],
 )
@@ -107,7 +118,77 @@ def test_parse_hub_url_on_a_mirror_endpoint():
     )
 
 
-@pytest.mark.parametrize("value", ["huggingface.co", "ftp://mirror", "http://"])
+def test_parse_hub_url_with_a_malformed_endpoint_still_knows_huggingface_co():
+    url = "https://huggingface.co/o/r/resolve/main/a"
+    assert parse_hub_url(url, "http://[::1") == FileRef("o/r", "main", "a")
+    assert parse_hub_url("http://[::1/o/r/resolve/main/a", "http://[::1") is None
+
+
+def test_origin_of_a_malformed_url_matches_no_real_url():
+    assert origin("http://[oops/x") == NO_ORIGIN
+    assert origin("http://[oops/x") != origin("http://127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "huggingface.co",
+        "ftp://mirror",
+        "http://",
+        "http://[::1",
+        "http://[oops/x",
+        "http://127.0.0.1:notaport",
+        "http://127.0.0.1:99999",
+    ],
+)
 def test_bad_endpoint_is_a_config_error(value):
     with pytest.raises(ConfigError, match="HF_ENDPOINT"):
         hub_settings({"HF_ENDPOINT": value, "HF_HOME": "/nonexistent"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://user:s3cret@127.0.0.1:8080",
+        "https://s3cret@mirror.example/hf",
+        "http://user:s3cret@[::1",
+        "user:s3cret@mirror.example",
+    ],
+)
+def test_endpoint_with_a_password_is_refused_without_showing_it(value):
+    with pytest.raises(ConfigError) as raised:
+        hub_settings({"HF_ENDPOINT": value, "HF_HOME": "/nonexistent"})
+    assert str(raised.value) == "HF_ENDPOINT must not contain a user name or password."
+
+
+def test_endpoint_may_have_an_at_sign_in_its_path(tmp_path):
+    settings = hub_settings({"HF_ENDPOINT": "http://127.0.0.1:8080/@mirror", "HF_HOME": "/x"})
+    assert settings.endpoint == "http://127.0.0.1:8080/@mirror"
+
+
+@pytest.mark.parametrize("value", ["http://mirror/?key=s3cret", "http://mirror/#s3cret"])
+def test_endpoint_with_a_query_or_fragment_is_refused_without_showing_it(value):
+    with pytest.raises(ConfigError, match="HF_ENDPOINT") as raised:
+        hub_settings({"HF_ENDPOINT": value, "HF_HOME": "/nonexistent"})
+    assert "s3cret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("variable", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"])
+@pytest.mark.parametrize(
+    "token", ["hf_SECRET1\nhf_SECRET2", "hf_SECRET1\rX", "hf_SECRET1\x00", "hf_SECRET1\u00e9"]
+)
+def test_token_that_http_cannot_carry_is_refused_without_showing_it(tmp_path, variable, token):
+    with pytest.raises(ConfigError) as raised:
+        hub_settings({variable: token, "HF_HOME": str(tmp_path)})
+    message = str(raised.value)
+    assert message.startswith(f"{variable} holds a token with a line break")
+    assert "SECRET" not in message
+
+
+def test_token_file_that_http_cannot_carry_names_the_file(tmp_path):
+    (tmp_path / "token").write_text("hf_SECRET1\nhf_SECRET2\n")
+    with pytest.raises(ConfigError) as raised:
+        hub_settings({"HF_HOME": str(tmp_path)})
+    message = str(raised.value)
+    assert message.startswith(f"The token file {tmp_path / 'token'} holds a token")
+    assert "SECRET" not in message

@@ -19,6 +19,13 @@ _TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
 # A Hub repo id: "name" or "owner/name", letters, digits, '-', '_' and '.'.
 _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+# Where the authority part of a URL ends (RFC 3986 section 3.2).
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+NO_ORIGIN = ("", "", 0)
+
+_TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
 
 @dataclass(frozen=True)
 class HubSettings:
@@ -42,15 +49,39 @@ class FileRef:
 def hub_settings(env: Mapping[str, str] = os.environ) -> HubSettings:
     """Read HF_ENDPOINT, HF_TOKEN (or the token file) and HF_HUB_OFFLINE as huggingface_hub does.
 
-    Raises ConfigError when HF_ENDPOINT is not an http(s) URL.
+    Raises ConfigError when HF_ENDPOINT is not a plain http(s) URL or the token cannot be sent
+    in an HTTP header; neither message ever repeats a password or the token.
     """
-    endpoint = (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"HF_ENDPOINT={endpoint!r} is not an http:// or https:// URL.")
+    endpoint = _read_endpoint(env)
     offline = (env.get("HF_HUB_OFFLINE") or "").strip().upper() in _TRUE_VALUES
     token, source = _read_token(env)
+    if token is not None and not (token.isascii() and token.isprintable()):
+        where = source if source in _TOKEN_VARIABLES else f"The token file {source}"
+        raise ConfigError(
+            f"{where} holds a token with a line break, control or non-ASCII character, which "
+            "cannot be sent to the Hub; set it again (HF_TOKEN=... or `hf auth login`)."
+        )
     return HubSettings(endpoint=endpoint, token=token, offline=offline, token_source=source)
+
+
+def _read_endpoint(env: Mapping[str, str]) -> str:
+    endpoint = (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
+    # The endpoint is the metadata cache key and appears in messages, so credentials in it
+    # would end up on disk and on screen; this check runs before anything echoes the value.
+    after_scheme = endpoint.partition("://")[2] if "://" in endpoint else endpoint
+    if "@" in _AUTHORITY_END.split(after_scheme, maxsplit=1)[0]:
+        raise ConfigError("HF_ENDPOINT must not contain a user name or password.")
+    try:
+        parts = urlsplit(endpoint)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"HF_ENDPOINT={endpoint!r} is not a valid http:// or https:// URL.")
+    if parts.query or parts.fragment or endpoint.endswith(("?", "#")):
+        raise ConfigError("HF_ENDPOINT must be a plain URL, without a ?query or #fragment.")
+    return endpoint
 
 
 def token_file(env: Mapping[str, str] = os.environ) -> Path:
@@ -67,7 +98,7 @@ def token_file(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def _read_token(env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+    for name in _TOKEN_VARIABLES:
         value = (env.get(name) or "").strip()
         if value:
             return value, name
@@ -80,16 +111,20 @@ def _read_token(env: Mapping[str, str]) -> tuple[str | None, str | None]:
 
 
 def origin(url: str) -> tuple[str, str, int]:
-    """Return (scheme, host, port) with the default port filled in, for same-origin checks."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    """Return (scheme, host, port) with the default port filled in, for same-origin checks.
+
+    A malformed URL (a broken IPv6 literal, a port that is not a number) gives NO_ORIGIN,
+    ("", "", 0), which no usable URL has.
+    """
     try:
-        port = parts.port
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
     except ValueError:
-        port = None
+        return NO_ORIGIN
+    scheme = parts.scheme.lower()
     if port is None:
         port = 443 if scheme == "https" else 80
-    return scheme, (parts.hostname or "").lower(), port
+    return scheme, (hostname or "").lower(), port
 
 
 def is_valid_repo_id(repo: str) -> bool:
@@ -106,14 +141,15 @@ def parse_hub_url(url: str, endpoint: str | None = None) -> FileRef | None:
     """
     hosts = {origin(DEFAULT_ENDPOINT)}
     prefix = ""
-    if endpoint:
+    if endpoint and origin(endpoint) != NO_ORIGIN:
         hosts.add(origin(endpoint))
         prefix = urlsplit(endpoint).path.rstrip("/")
-    parts = urlsplit(url.strip())
-    if origin(url.strip()) not in hosts or not parts.hostname:
+    url = url.strip()
+    url_origin = origin(url)
+    if url_origin not in hosts or not url_origin[1]:
         return None
-    path = parts.path
-    if prefix and origin(url.strip()) == origin(endpoint or "") and path.startswith(prefix + "/"):
+    path = urlsplit(url).path
+    if prefix and url_origin == origin(endpoint or "") and path.startswith(prefix + "/"):
         path = path[len(prefix) :]
     segments = path.lstrip("/").split("/")
     for repo_len in (2, 1):
@@ -123,7 +159,16 @@ def parse_hub_url(url: str, endpoint: str | None = None) -> FileRef | None:
             file_path = unquote("/".join(segments[repo_len + 2 :]))
             if segments[0] in ("datasets", "spaces", "api") or not is_valid_repo_id(repo):
                 return None
-            if not revision or not file_path or ".." in file_path.split("/"):
+            if not revision or not _is_relative_file_path(file_path):
                 return None
             return FileRef(repo=repo, revision=revision, path=file_path)
     return None
+
+
+def _is_relative_file_path(path: str) -> bool:
+    """Tell whether path names a file inside a repo: no /x, no .., no empty parts, no \\."""
+    # The path becomes a place on the user's disk, so an encoded "/" (%2F) or ".." must not
+    # lead out of the models folder; a backslash is a separator on Windows.
+    if "\\" in path or "\0" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
