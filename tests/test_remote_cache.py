@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -12,6 +16,7 @@ import pytest
 
 import wandown
 from wandown.remote import MetadataCache, MetadataFileError
+from wandown.remote import cache as cache_module
 from wandown.remote.cache import BranchMeta, FileMeta, default_cache_path
 
 REPO_ROOT = Path(wandown.__file__).resolve().parent.parent
@@ -168,3 +173,103 @@ def test_two_processes_writing_lose_no_entry(tmp_path):
             assert cache.file(("e", "o/r", "1" * 40, f"{name}-{i}")) == FileMeta(i, None, "b" * 40)
     assert cache.problems == []
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def cache_with_one_entry(path):
+    cache = MetadataCache(path)
+    cache.add_file((EP, "o/r", C1, "a"), LFS)
+    return cache
+
+
+@pytest.mark.parametrize("where", ["below-a-file", "is-a-folder", "in-proc"])
+def test_export_that_cannot_be_written_names_the_path_and_the_reason(tmp_path, where):
+    (tmp_path / "plain-file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    destination = {
+        "below-a-file": tmp_path / "plain-file" / "export.json",
+        "is-a-folder": tmp_path / "folder",
+        "in-proc": Path("/proc/no-such-folder/export.json"),
+    }[where]
+    cache = cache_with_one_entry(tmp_path / "metadata.json")
+    with pytest.raises(MetadataFileError) as raised:
+        cache.export(destination)
+    message = str(raised.value)
+    assert message.startswith(f"Cannot write metadata file {destination}: ")
+    assert message.split(": ", 1)[1] in {
+        "File exists.",  # mkdir of the folder, which is a file
+        "Is a directory.",
+        "No such file or directory.",
+    }
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_export_is_readable_as_the_umask_allows(tmp_path, umask, mode):
+    exported = tmp_path / "export.json"
+    previous = os.umask(umask)
+    try:
+        cache_with_one_entry(tmp_path / "metadata.json").export(exported)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(exported.stat().st_mode) == mode
+
+
+def test_cache_file_stays_private(tmp_path):
+    cache = cache_with_one_entry(tmp_path / "metadata.json")
+    cache.save()
+    assert stat.S_IMODE((tmp_path / "metadata.json").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("blocker", ["parent-is-a-file", "cache-is-a-folder"])
+def test_clear_that_cannot_remove_the_file_is_a_clear_error(tmp_path, blocker):
+    if blocker == "parent-is-a-file":
+        (tmp_path / "cache").write_text("x")
+    else:
+        (tmp_path / "cache" / "metadata.json" / "inside").mkdir(parents=True)
+    path = tmp_path / "cache" / "metadata.json"
+    with pytest.raises(MetadataFileError) as raised:
+        MetadataCache(path).clear()
+    assert str(raised.value).startswith(f"Cannot clear the metadata cache {path}: ")
+
+
+def test_import_into_a_cache_that_cannot_be_written_is_a_clear_error(tmp_path):
+    exported = tmp_path / "export.json"
+    cache_with_one_entry(tmp_path / "metadata.json").export(exported)
+    (tmp_path / "blocked").write_text("x")
+    path = tmp_path / "blocked" / "metadata.json"
+    with pytest.raises(MetadataFileError) as raised:
+        MetadataCache(path).import_file(exported)
+    assert str(raised.value) == f"Cannot write the metadata cache {path}: File exists."
+
+
+class NoLocks:
+    """fcntl on an NFS mount without a lock daemon: every flock fails with ENOLCK."""
+
+    LOCK_EX, LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_UN
+
+    def __init__(self):
+        self.calls = 0
+
+    def flock(self, fd, operation):
+        self.calls += 1
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+
+def test_a_file_system_without_locks_degrades_to_unlocked_writes_with_one_warning(
+    tmp_path, monkeypatch
+):
+    no_locks = NoLocks()
+    monkeypatch.setattr(cache_module, "fcntl", no_locks)
+    path = tmp_path / "metadata.json"
+    cache = cache_with_one_entry(path)
+    cache.save()
+    cache.add_file((EP, "o/r", C2, "b"), SMALL)
+    cache.save()
+    assert no_locks.calls == 1  # not tried again once it failed
+    assert cache.problems == [
+        f"Cannot lock {cache.lock_path} (No locks available); the metadata cache is written "
+        "without a lock, so two wandown runs at once may lose entries."
+    ]
+    again = MetadataCache(path)
+    assert again.file((EP, "o/r", C1, "a")) == LFS
+    assert again.file((EP, "o/r", C2, "b")) == SMALL

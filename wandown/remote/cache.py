@@ -81,6 +81,7 @@ class MetadataCache:
         self._branches: dict[BranchKey, BranchMeta] = {}
         self._new_files: dict[FileKey, FileMeta] = {}
         self._new_branches: dict[BranchKey, BranchMeta] = {}
+        self._locking = fcntl is not None
 
     @property
     def lock_path(self) -> Path:
@@ -130,22 +131,45 @@ class MetadataCache:
             self._loaded = True
 
     def clear(self) -> None:
-        """Forget everything: the file on disk and what is in memory."""
+        """Forget everything: the file on disk and what is in memory.
+
+        Raises MetadataFileError when the file cannot be removed (a read-only cache folder).
+        """
         with self._lock, self._file_lock():
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 self.path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise MetadataFileError(
+                    f"Cannot clear the metadata cache {self.path}: {_reason(exc)}."
+                ) from None
             self._files, self._branches = {}, {}
             self._new_files, self._new_branches = {}, {}
             self._loaded = True
 
     def export(self, destination: Path) -> int:
-        """Write every known entry (disk and memory) to destination; return how many."""
+        """Write every known entry (disk and memory) to destination; return how many.
+
+        The file is readable by others as the umask allows, as a file saved by any program
+        would be: it is meant to be copied to another machine. Raises MetadataFileError when
+        it cannot be written.
+        """
+        destination = Path(destination)
         with self._lock:
             with self._file_lock():
                 files, branches = self._read_disk()
             files.update(self._files)
             _merge_branches(branches, self._branches)
-            atomic_write_json(Path(destination), _to_json(files, branches))
+            try:
+                atomic_write_json(destination, _to_json(files, branches))
+            except OSError as exc:
+                raise MetadataFileError(
+                    f"Cannot write metadata file {destination}: {_reason(exc)}."
+                ) from None
+            # atomic_write_json creates files 0600 (mkstemp); an export is not a secret.
+            with contextlib.suppress(OSError):
+                os.chmod(destination, 0o666 & ~_umask())
             return len(files) + len(branches)
 
     def import_file(self, source: Path) -> int:
@@ -167,7 +191,12 @@ class MetadataCache:
                 known = self._branches.get(key)
                 if known is None or branch.checked > known.checked:
                     self._branches[key] = self._new_branches[key] = branch
-        self.save()
+        try:
+            self.save()
+        except OSError as exc:
+            raise MetadataFileError(
+                f"Cannot write the metadata cache {self.path}: {_reason(exc)}."
+            ) from None
         return len(files) + len(branches)
 
     def _load_once(self) -> None:
@@ -205,7 +234,7 @@ class MetadataCache:
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
-        if fcntl is None:
+        if not self._locking:
             yield
             return
         try:
@@ -216,11 +245,45 @@ class MetadataCache:
             yield
             return
         with handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            except OSError as exc:
+                # NFS without a lock daemon answers ENOLCK, some FUSE file systems EOPNOTSUPP
+                # or ENOSYS: carry on unlocked rather than fail, and say so once.
+                self._locking = False
+                self.problems.append(
+                    f"Cannot lock {self.lock_path} ({_reason(exc)}); the metadata cache is "
+                    "written without a lock, so two wandown runs at once may lose entries."
+                )
+                yield
+                return
             try:
                 yield
             finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                with contextlib.suppress(OSError):
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _reason(exc: OSError) -> str:
+    """Return the system's words for an OSError ("Permission denied"), without the path."""
+    return exc.strerror or str(exc)
+
+
+def _umask() -> int:
+    """Return the process umask without changing it (Linux), else by setting and restoring it."""
+    # os.umask can only be read by setting it, which races with other threads creating files;
+    # /proc/self/status has it since Linux 4.7. The fallback sets the strictest mask meanwhile,
+    # so a racing thread could only ever create a file too private, never too open.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _merge_branches(into: dict[BranchKey, BranchMeta], new: dict[BranchKey, BranchMeta]) -> None:
