@@ -154,7 +154,7 @@ def test_head_survives_5xx_and_429_bursts(repos, tmp_path):
     root, _ = repos
     clock = FakeClock()
     with LocalHub(root) as hub:
-        client = make_client(hub, tmp_path, sleep=clock.sleep, clock=clock)
+        client = make_client(hub, tmp_path, wait=clock.wait, clock=clock)
         hub.set_fault("owner/alpha", "config.json", Fault(status=503, times=2, retry_after=1))
         assert client.head_file(FileRef("owner/alpha", "main", "config.json")).size == 9
         assert clock.sleeps == [1, 1]
@@ -167,7 +167,7 @@ def test_endless_5xx_gives_up_within_the_budget(repos, tmp_path):
     root, _ = repos
     clock = FakeClock()
     with LocalHub(root) as hub:
-        client = make_client(hub, tmp_path, sleep=clock.sleep, clock=clock)
+        client = make_client(hub, tmp_path, wait=clock.wait, clock=clock)
         hub.set_fault("owner/alpha", "config.json", Fault(status=500))
         with pytest.raises(HubError) as raised:
             client.head_file(FileRef("owner/alpha", "main", "config.json"))
@@ -372,3 +372,19 @@ def test_corrupt_cache_is_reported_once_and_replaced(repos, tmp_path):
     assert len(first.warnings) == 1 and "unreadable" in first.warnings[0]
     assert second.warnings == []
     assert "wandown-metadata" in cache_path.read_text()
+
+
+@pytest.mark.parametrize("token", ["hf_SECRET1\nhf_SECRET2", "hf_SECRET1\u2603"])
+def test_token_http_cannot_carry_is_an_error_that_never_shows_it(repos, tmp_path, token):
+    root, files = repos
+    with LocalHub(root) as hub:
+        client = make_client(hub, tmp_path, token=token)
+        result = client.fetch(refs_of(files))
+        assert hub.requests == []
+        with pytest.raises(HubError) as raised:
+            client.head_file(FileRef("owner/alpha", "main", "config.json"))
+    assert set(result.errors) == set(refs_of(files))
+    for message in [*result.errors.values(), raised.value.message]:
+        assert message.startswith(f"Cannot send a request to 127.0.0.1:{hub.port}: the token")
+        assert "SECRET" not in message
+    assert raised.value.kind == messages.UNSENDABLE

@@ -7,22 +7,30 @@ API calls (429 with a RateLimit header, 5xx, dropped connections, stalls).
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import urllib3
 
+import wandown
 from tests.test_remote_support import FakeClock
-from wandown.remote import FileRef, HubSettings, MetadataClient
+from wandown.remote import FileRef, HubError, HubSettings, MetadataClient, messages
 from wandown.remote.http import HubHttp, RetryPolicy
 
 DROP = "drop"
+REPO_ROOT = Path(wandown.__file__).resolve().parent.parent
 
 
 class ForeignHub:
@@ -266,7 +274,7 @@ def test_429_with_ratelimit_header_waits_what_it_says(tmp_path):
     )
     with ForeignHub(REPOS) as hub:
         hub.script["revision"] += [limited, limited]
-        result = client_for(hub, tmp_path, sleep=clock.sleep, clock=clock).fetch(WANTED[:1])
+        result = client_for(hub, tmp_path, wait=clock.wait, clock=clock).fetch(WANTED[:1])
     assert_matches_bytes(result, WANTED[:1])
     assert clock.sleeps == [7, 7]
 
@@ -275,7 +283,7 @@ def test_503_with_retry_after_and_a_dropped_connection_are_survived(tmp_path):
     clock = FakeClock()
     with ForeignHub(REPOS) as hub:
         hub.script["paths-info"] += [(503, {"Retry-After": "3"}, b"busy"), DROP, (502, {}, b"")]
-        result = client_for(hub, tmp_path, sleep=clock.sleep, clock=clock).fetch(WANTED[:2])
+        result = client_for(hub, tmp_path, wait=clock.wait, clock=clock).fetch(WANTED[:2])
     assert_matches_bytes(result, WANTED[:2])
     assert clock.sleeps[0] == 3
     assert len(clock.sleeps) == 3
@@ -285,7 +293,7 @@ def test_rate_limit_longer_than_the_budget_fails_at_once_with_the_wait(tmp_path)
     clock = FakeClock()
     with ForeignHub(REPOS) as hub:
         hub.script["revision"] += [(429, {"RateLimit": '"api";r=0;t=3600'}, b"")]
-        result = client_for(hub, tmp_path, sleep=clock.sleep, clock=clock).fetch(WANTED[:1])
+        result = client_for(hub, tmp_path, wait=clock.wait, clock=clock).fetch(WANTED[:1])
     message = result.errors[WANTED[0]]
     assert "rate limiting" in message and "try again in 3600 s" in message
     assert clock.sleeps == []
@@ -296,11 +304,13 @@ def test_endless_server_errors_stop_at_the_retry_budget(tmp_path):
     policy = RetryPolicy(max_attempts=50, budget=20.0)
     with ForeignHub(REPOS) as hub:
         hub.script["revision"] += [(500, {}, b"")] * 60
-        client = client_for(hub, tmp_path, sleep=clock.sleep, clock=clock, retry=policy)
+        client = client_for(
+            hub, tmp_path, wait=clock.wait, clock=clock, retry=policy, jitter=lambda: 0.0
+        )
         result = client.fetch(WANTED[:1])
-    assert "HTTP 500 after" in result.errors[WANTED[0]]
-    assert 0 < sum(clock.sleeps) <= 20.0
-    assert clock.sleeps[1] > clock.sleeps[0]
+    assert result.errors[WANTED[0]] == "The Hub failed with HTTP 500 after 19 s of retries."
+    # 75 % of 0.5, 1, 2, 4, 8, 10...: the sixth wait would pass the 20 s budget.
+    assert clock.sleeps == [0.375, 0.75, 1.5, 3.0, 6.0, 7.5]
 
 
 def test_gated_answer_on_metadata_names_the_page_and_the_token(tmp_path):
@@ -329,7 +339,7 @@ def test_stale_commit_is_used_when_the_hub_fails_to_answer(tmp_path):
         first = client_for(hub, tmp_path, now=wall).fetch(WANTED[:1])
         wall.now += 3 * 86400
         hub.script["revision"] += [(503, {}, b"")] * 20
-        client = client_for(hub, tmp_path, now=wall, sleep=clock.sleep, clock=clock)
+        client = client_for(hub, tmp_path, now=wall, wait=clock.wait, clock=clock)
         again = client.fetch(WANTED[:1])
     assert again.files == first.files
     assert len(again.warnings) == 1 and "last known commit" in again.warnings[0]
@@ -341,7 +351,7 @@ def test_read_timeout_is_retried(tmp_path):
         hub.script["revision"] += [("stall", 0.6)]
         http = HubHttp(
             HubSettings(endpoint=hub.url),
-            sleep=clock.sleep,
+            wait=clock.wait,
             clock=clock,
             timeout=urllib3.Timeout(connect=1.0, read=0.2),
         )
@@ -362,3 +372,131 @@ def test_token_rejected_by_a_foreign_hub(tmp_path, status):
     else:
         assert "refused access to acme/one (HTTP 403)" in message
     assert "hf_bad" not in message
+
+
+def test_malformed_next_link_is_an_error_for_that_repo_only(tmp_path):
+    wanted = [WANTED[0], WANTED[3]]  # the first is not on the first page of its tree
+    with ForeignHub(REPOS, paths_info=False, page_size=2, next_host="http://[oops") as hub:
+        result = client_for(hub, tmp_path, max_workers=1).fetch(wanted)
+    assert result.errors[WANTED[0]].endswith("the Link header names a malformed next page.")
+    assert WANTED[3] not in result.errors and WANTED[3] in result.files
+
+
+def test_malformed_redirect_location_is_an_unexpected_answer(tmp_path):
+    with ForeignHub(REPOS) as hub:
+        hub.script["revision"] += [(302, {"Location": "http://[oops/x"}, b"")]
+        http = HubHttp(HubSettings(endpoint=hub.url))
+        with pytest.raises(HubError) as raised:
+            http.follow("GET", f"{hub.url}/api/models/acme/one/revision/main")
+    assert raised.value.kind == messages.UNEXPECTED
+    assert "redirect location is malformed" in raised.value.message
+
+
+def test_retry_after_date_is_read_against_the_injected_wall_clock(tmp_path):
+    clock = FakeClock()
+    wall = 1_700_000_000.0
+    when = email.utils.formatdate(wall + 30, usegmt=True)
+    with ForeignHub(REPOS) as hub:
+        hub.script["revision"] += [(503, {"Retry-After": when}, b"")]
+        client = client_for(hub, tmp_path, wait=clock.wait, clock=clock, now=lambda: wall)
+        result = client.fetch(WANTED[:1])
+    assert_matches_bytes(result, WANTED[:1])
+    assert clock.sleeps == [30.0]
+
+
+def cancel_on_first_wait(cancel: threading.Event) -> None:
+    cancel.set()  # the user presses Ctrl-C while wandown waits out a rate limit
+
+
+def test_cancel_during_a_rate_limit_wait_stops_retrying(tmp_path):
+    clock = FakeClock(on_wait=cancel_on_first_wait)
+    cancel = threading.Event()
+    with ForeignHub(REPOS) as hub:
+        hub.script["revision"] += [(429, {"Retry-After": "20"}, b"")] * 5
+        client = client_for(hub, tmp_path, wait=clock.wait, clock=clock, max_workers=1)
+        result = client.fetch(WANTED, cancel=cancel)
+        asked = hub.actions()
+    assert clock.sleeps == [20]
+    assert asked.count("revision") == 1  # neither repo is asked again once cancelled
+    assert result.errors == {} and result.files == {}
+    assert result.unknown == set(WANTED)
+
+
+def test_cancel_keeps_the_batches_already_fetched(tmp_path):
+    clock = FakeClock(on_wait=cancel_on_first_wait)
+    wanted = WANTED[:3]  # one repo, three paths-info batches of one path
+    with ForeignHub(REPOS) as hub:
+        hub.script["paths-info"] += [None, (429, {"Retry-After": "20"}, b"")]
+        client = client_for(
+            hub, tmp_path, wait=clock.wait, clock=clock, paths_per_request=1, max_workers=1
+        )
+        result = client.fetch(wanted, cancel=threading.Event())
+        asked = hub.actions()
+    assert asked == ["revision", "paths-info", "paths-info"]
+    assert set(result.files) == {wanted[0]}
+    assert result.unknown == set(wanted[1:])
+    assert result.errors == {}
+
+
+def test_cancel_wakes_a_real_wait(tmp_path):
+    cancel = threading.Event()
+    with ForeignHub(REPOS) as hub:
+        hub.script["revision"] += [(429, {"Retry-After": "50"}, b"")] * 3
+        client = client_for(hub, tmp_path)
+        timer = threading.Timer(0.2, cancel.set)
+        timer.start()
+        result = client.fetch(WANTED[:1], cancel=cancel)
+        timer.join()
+        assert hub.actions() == ["revision"]
+    assert result.unknown == {WANTED[0]}
+
+
+def test_cancel_returns_while_a_request_is_still_in_flight(tmp_path):
+    cancel = threading.Event()
+    with ForeignHub(REPOS) as hub:
+        hub.script["revision"] += [("stall", 3.0)]
+        client = client_for(hub, tmp_path)
+        timer = threading.Timer(0.1, cancel.set)
+        timer.start()
+        result = client.fetch(WANTED[:1], cancel=cancel)
+        timer.join()
+        # The worker still waits for the stalled answer; fetch() did not wait for it, and it
+        # is a daemon, so it cannot hold the program open either.
+        still_asking = [t for t in threading.enumerate() if t.name.startswith("hub-meta")]
+    assert result.unknown == {WANTED[0]}
+    assert result.files == {}
+    assert still_asking
+    assert all(worker.daemon for worker in still_asking)
+
+
+INTERRUPTED = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from wandown.remote import FileRef, HubSettings, MetadataClient
+    client = MetadataClient(HubSettings(endpoint=sys.argv[1]), cache_path=Path(sys.argv[2]))
+    client.fetch([FileRef("acme/one", "main", "config.json")])
+    """
+)
+
+
+def test_ctrl_c_during_a_rate_limit_wait_ends_the_process(tmp_path):
+    with ForeignHub(REPOS) as hub:
+        hub.script["revision"] += [(429, {"Retry-After": "59"}, b"")] * 3
+        child = subprocess.Popen(
+            [sys.executable, "-c", INTERRUPTED, hub.url, str(tmp_path / "metadata.json")],
+            cwd=REPO_ROOT,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            while not hub.actions() and child.poll() is None:
+                time.sleep(0.02)
+            time.sleep(0.1)  # let the client reach its wait
+            child.send_signal(signal.SIGINT)
+            # Waiting out the whole 59 s rate limit would mean a worker held the process open.
+            _, stderr = child.communicate(timeout=30)
+        finally:
+            child.kill()
+            child.wait()
+    assert child.returncode != 0
+    assert b"KeyboardInterrupt" in stderr

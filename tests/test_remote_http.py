@@ -28,11 +28,14 @@ def test_server_wait(headers, expected):
 
 def test_backoff_grows_and_is_capped():
     policy = RetryPolicy(first_backoff=0.5, max_backoff=4.0)
-    waits = [policy.backoff(attempt) for attempt in range(1, 8)]
-    assert 0.375 <= waits[0] <= 0.625
-    assert 0.75 <= waits[1] <= 1.25
-    assert all(wait <= 5.0 for wait in waits)
-    assert waits[-1] >= 3.0
+    assert [policy.backoff(attempt) for attempt in range(1, 7)] == [0.5, 1, 2, 4, 4, 4]
+
+
+def test_backoff_jitter_spreads_a_quarter_either_way():
+    policy = RetryPolicy(first_backoff=0.5, max_backoff=4.0)
+    assert policy.backoff(1, jitter=0.0) == 0.375
+    assert policy.backoff(1, jitter=0.999) == pytest.approx(0.62475)
+    assert policy.backoff(9, jitter=0.0) == 3.0
 
 
 @pytest.mark.parametrize(
@@ -50,6 +53,19 @@ def test_backoff_grows_and_is_capped():
 )
 def test_next_link(header, expected):
     assert _next_link(header, "https://h/api/start") == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    ['<http://[oops/x>; rel="next"', '<//[::1/x>; rel="next"', '<http://h:port/x>; rel="next"'],
+)
+def test_malformed_next_link_is_an_unexpected_answer(header):
+    with pytest.raises(messages.HubError) as raised:
+        _next_link(header, "https://h/api/start")
+    assert raised.value.kind == messages.UNEXPECTED
+    assert raised.value.message == (
+        "Unexpected answer from https://h/api/start: the Link header names a malformed next page."
+    )
 
 
 def failure(status, headers=None, token_sent=False, path=None, revision="main"):

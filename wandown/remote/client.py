@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import queue
+import random
 import re
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,17 @@ from wandown.remote.cache import (
     is_commit,
     parse_file_meta,
 )
-from wandown.remote.http import HubHttp, RetryPolicy
+from wandown.remote.http import HubHttp, RetryPolicy, Wait, wait_unless_cancelled
 from wandown.remote.messages import HubError
-from wandown.remote.settings import FileRef, HubSettings, is_valid_repo_id, origin
+from wandown.remote.settings import NO_ORIGIN, FileRef, HubSettings, is_valid_repo_id, origin
 
 DAY = 24 * 3600.0
 PATHS_PER_REQUEST = 200
 MAX_TREE_PAGES = 1000
+# How often fetch() looks at its cancel event while the workers are busy, and how long it then
+# still takes answers from them.
+CANCEL_POLL = 0.05
+CANCEL_GRACE = 0.5
 # RFC 8288 Link header: <target>; rel="next", <target>; rel="prev"
 _LINK = re.compile(r"<([^>]*)>\s*((?:;[^,;]*)*)")
 _REL = re.compile(r'rel\s*=\s*"?([^";]*)"?', re.IGNORECASE)
@@ -39,6 +44,7 @@ _TRANSIENT = frozenset(
 )
 
 Progress = Callable[[int, int], None]
+GroupKey = tuple[str, str]  # repo, revision
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class MetadataClient:
     """Fetch and cache Hub metadata for catalog files; build download URLs and auth headers.
 
     One revision lookup per (repo, branch), then paths-info in batches (or a paginated tree
-    listing where paths-info is missing), repos in parallel on a small thread pool sharing one
+    listing where paths-info is missing), repos in parallel on a few daemon threads sharing one
     urllib3 pool. With `settings.offline` no request is ever made.
     """
 
@@ -106,9 +112,10 @@ class MetadataClient:
         cache_path: Path | None = None,
         pool: urllib3.PoolManager | None = None,
         max_workers: int = 8,
-        sleep: Callable[[float], None] = time.sleep,
+        wait: Wait = wait_unless_cancelled,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
         branch_ttl: float = DAY,
         retry: RetryPolicy | None = None,
         paths_per_request: int = PATHS_PER_REQUEST,
@@ -117,7 +124,14 @@ class MetadataClient:
         self.endpoint = settings.endpoint.rstrip("/")
         self.cache = MetadataCache(cache_path, now=now)
         self.http = HubHttp(
-            settings, pool=pool, pool_size=max_workers, retry=retry, sleep=sleep, clock=clock
+            settings,
+            pool=pool,
+            pool_size=max_workers,
+            retry=retry,
+            wait=wait,
+            clock=clock,
+            now=now,
+            jitter=jitter,
         )
         self.max_workers = max(1, max_workers)
         self.branch_ttl = branch_ttl
@@ -136,10 +150,13 @@ class MetadataClient:
     ) -> MetadataResult:
         """Return metadata for every ref; progress(done, total) is called on this thread.
 
-        Setting `cancel` stops further requests; files not fetched by then come back unknown.
+        Setting `cancel` stops further requests and waits; fetch() then returns within a moment,
+        and files not fetched by then come back unknown. The worker threads are daemons, and one
+        still inside a request when cancel comes finishes it on its own, so neither Ctrl-C nor
+        the end of the program waits for it.
         """
         refs = list(dict.fromkeys(refs))
-        groups: dict[tuple[str, str], list[FileRef]] = defaultdict(list)
+        groups: dict[GroupKey, list[FileRef]] = defaultdict(list)
         for ref in refs:
             groups[(ref.repo, ref.revision)].append(ref)
         result = MetadataResult()
@@ -147,21 +164,45 @@ class MetadataClient:
         if progress:
             progress(0, total)
         cancel = cancel or threading.Event()
-        workers = 1 if self.settings.offline else min(self.max_workers, len(groups) or 1)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hub-meta") as pool:
-            futures = {
-                pool.submit(self._fetch_group, repo, revision, group, cancel): group
-                for (repo, revision), group in groups.items()
-            }
-            for future in as_completed(futures):
-                outcome = future.result()
-                result.files.update(outcome.files)
-                result.errors.update(outcome.errors)
-                result.unknown.update(outcome.unknown)
-                result.warnings.extend(outcome.warnings)
-                done += len(futures[future])
-                if progress:
-                    progress(done, total)
+        jobs: queue.SimpleQueue[GroupKey] = queue.SimpleQueue()
+        for key in groups:
+            jobs.put(key)
+        answers: queue.SimpleQueue[tuple[GroupKey, MetadataResult | Exception]]
+        answers = queue.SimpleQueue()
+        workers = 1 if self.settings.offline else min(self.max_workers, len(groups))
+        for number in range(workers):
+            threading.Thread(
+                target=self._work,
+                args=(groups, jobs, answers, cancel),
+                name=f"hub-meta-{number}",
+                daemon=True,
+            ).start()
+        pending = set(groups)
+        give_up_at: float | None = None
+        while pending:
+            try:
+                key, outcome = answers.get(timeout=CANCEL_POLL)
+            except queue.Empty:
+                if not cancel.is_set():
+                    continue
+                # Workers that were waiting hand in what they have at once; one still inside
+                # a request may take up to the read timeout, so it is left behind.
+                give_up_at = give_up_at or time.monotonic() + CANCEL_GRACE
+                if time.monotonic() >= give_up_at:
+                    break
+                continue
+            if isinstance(outcome, Exception):
+                raise outcome  # a bug in a worker: let it surface here, not vanish with the thread
+            pending.discard(key)
+            result.files.update(outcome.files)
+            result.errors.update(outcome.errors)
+            result.unknown.update(outcome.unknown)
+            result.warnings.extend(outcome.warnings)
+            done += len(groups[key])
+            if progress:
+                progress(done, total)
+        for key in pending:
+            result.unknown.update(groups[key])
         if not self.settings.offline:
             try:
                 self.cache.save()
@@ -169,6 +210,24 @@ class MetadataClient:
                 result.warnings.append(f"Could not save metadata cache {self.cache.path}: {exc}")
         result.warnings.extend(self._new_cache_problems())
         return result
+
+    def _work(
+        self,
+        groups: dict[GroupKey, list[FileRef]],
+        jobs: queue.SimpleQueue[GroupKey],
+        answers: queue.SimpleQueue[tuple[GroupKey, MetadataResult | Exception]],
+        cancel: threading.Event,
+    ) -> None:
+        """Fetch groups until none is left; runs on a worker thread of fetch()."""
+        while True:
+            try:
+                key = jobs.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                answers.put((key, self._fetch_group(*key, groups[key], cancel)))
+            except Exception as exc:
+                answers.put((key, exc))
 
     def _fetch_group(
         self, repo: str, revision: str, refs: list[FileRef], cancel: threading.Event
@@ -180,7 +239,7 @@ class MetadataClient:
         try:
             commit = self._commit_for(repo, revision, outcome, cancel)
         except HubError as exc:
-            outcome.errors.update(dict.fromkeys(refs, exc.message))
+            _record_failure(outcome, refs, exc)
             return outcome
         if commit is None:
             outcome.unknown.update(refs)
@@ -200,7 +259,7 @@ class MetadataClient:
         try:
             entries = self._lookup(repo, revision, commit, [ref.path for ref in missing], cancel)
         except HubError as exc:
-            outcome.errors.update(dict.fromkeys(missing, exc.message))
+            _record_failure(outcome, missing, exc)
             return outcome
         for ref in missing:
             entry = entries.get(ref.path)
@@ -234,7 +293,7 @@ class MetadataClient:
             return known.commit
         url = f"{self.endpoint}/api/models/{repo}/revision/{quote(revision, safe='')}"
         try:
-            response = self.http.request("GET", url)
+            response = self.http.request("GET", url, cancel=cancel)
             if response.status != 200:
                 raise self._failure(response, repo, revision)
             answer = _json(response, url)
@@ -275,12 +334,15 @@ class MetadataClient:
                 break
             batch = paths[start : start + self.paths_per_request]
             body = urlencode([("paths", path) for path in batch]).encode("ascii")
-            response = self.http.request(
+            response = self._request_unless_cancelled(
                 "POST",
                 url,
+                cancel,
                 body=body,
                 headers={"content-type": "application/x-www-form-urlencoded"},
             )
+            if response is None:
+                break
             # A server without the endpoint answers a bare 404/405 (no X-Error-Code); the Hub
             # itself names RepoNotFound/RevisionNotFound in that header.
             if response.status in (400, 404, 405, 501) and not response.headers.get("x-error-code"):
@@ -300,7 +362,9 @@ class MetadataClient:
             if url in seen_pages or len(seen_pages) >= MAX_TREE_PAGES:
                 raise messages.unexpected(url, "the tree listing does not end")
             seen_pages.add(url)
-            response = self.http.request("GET", url)
+            response = self._request_unless_cancelled("GET", url, cancel)
+            if response is None:
+                break
             if response.status != 200:
                 raise self._failure(response, repo, revision)
             for path, entry in _entries_by_path(_json(response, url), url).items():
@@ -310,6 +374,17 @@ class MetadataClient:
             if url and origin(url) != origin(self.endpoint):
                 raise messages.unexpected(url, "the tree listing continues on another host")
         return found
+
+    def _request_unless_cancelled(
+        self, method: str, url: str, cancel: threading.Event, **kwargs: Any
+    ) -> urllib3.BaseHTTPResponse | None:
+        """Send a request; return None when cancel stopped it, keeping what came before."""
+        try:
+            return self.http.request(method, url, cancel=cancel, **kwargs)
+        except HubError as exc:
+            if exc.kind == messages.CANCELLED:
+                return None
+            raise
 
     def _failure(self, response: urllib3.BaseHTTPResponse, repo: str, revision: str) -> HubError:
         return messages.http_failure(
@@ -383,6 +458,14 @@ class MetadataClient:
         return self.cache.import_file(Path(path))
 
 
+def _record_failure(outcome: MetadataResult, refs: list[FileRef], error: HubError) -> None:
+    """File refs under error, or as unknown when the error is only that the user stopped."""
+    if error.kind == messages.CANCELLED:
+        outcome.unknown.update(refs)
+    else:
+        outcome.errors.update(dict.fromkeys(refs, error.message))
+
+
 def _remote_file(ref: FileRef, commit: str, meta: FileMeta) -> RemoteFile:
     return RemoteFile(
         repo=ref.repo,
@@ -441,5 +524,11 @@ def _next_link(header: str | None, base: str) -> str | None:
     for target, params in _LINK.findall(header or ""):
         rel = _REL.search(params)
         if rel and "next" in rel.group(1).lower().split():
-            return urljoin(base, target)
+            try:
+                url: str | None = urljoin(base, target)
+            except ValueError:
+                url = None
+            if url is None or origin(url) == NO_ORIGIN:
+                raise messages.unexpected(base, "the Link header names a malformed next page")
+            return url
     return None

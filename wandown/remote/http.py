@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.exceptions import (
     HTTPError,
+    LocationValueError,
     NewConnectionError,
     ProtocolError,
 )
@@ -32,6 +33,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 
+Wait = Callable[[float, threading.Event], object]
+
 # IETF draft-ietf-httpapi-ratelimit-headers, as the Hub sends it: RateLimit: "api";r=0;t=55
 _RATELIMIT_RESET = re.compile(r";\s*t\s*=\s*(\d+)")
 
@@ -45,10 +48,19 @@ class RetryPolicy:
     first_backoff: float = 0.5
     max_backoff: float = 10.0
 
-    def backoff(self, attempt: int) -> float:
-        """Return the wait before retry number `attempt` (1-based), with a little jitter."""
+    def backoff(self, attempt: int, jitter: float = 0.5) -> float:
+        """Return the wait before retry number `attempt` (1-based); jitter in [0, 1) spreads it.
+
+        Jitter 0.5 gives the plain exponential curve; 0 and 1 give 75 % and 125 % of it, so
+        clients that failed together do not retry together.
+        """
         base = min(self.max_backoff, self.first_backoff * 2 ** (attempt - 1))
-        return base * (0.75 + random.random() / 2)
+        return base * (0.75 + jitter / 2)
+
+
+def wait_unless_cancelled(seconds: float, cancel: threading.Event) -> None:
+    """Sleep for seconds, waking at once when cancel is set."""
+    cancel.wait(seconds)
 
 
 def server_wait(headers: Mapping[str, str], now: float) -> float | None:
@@ -86,14 +98,18 @@ class HubHttp:
         pool: urllib3.PoolManager | None = None,
         pool_size: int = 8,
         retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        wait: Wait = wait_unless_cancelled,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
         timeout: urllib3.Timeout = TIMEOUT,
     ) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy()
-        self._sleep = sleep
+        self._wait = wait
         self._clock = clock
+        self._now = now
+        self._jitter = jitter
         self._timeout = timeout
         self._pool = pool
         self._pool_size = pool_size
@@ -127,15 +143,18 @@ class HubHttp:
         *,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request with retries and return the response, whatever its status.
 
         Raises HubError only for what retrying could not fix: unreachable host, timeouts,
-        429/5xx bursts longer than the retry budget. Redirects are returned, not followed.
+        429/5xx bursts longer than the retry budget, a header HTTP cannot carry; and with kind
+        CANCELLED as soon as `cancel` is set (no new attempt, no further wait). Redirects are
+        returned, not followed.
         """
         if self.settings.offline:
             raise HubError(messages.UNREACHABLE, "Offline mode: no request to the Hub was made.")
-        return self._send_with_retries(method, url, body, headers)
+        return self._send_with_retries(method, url, body, headers, cancel or threading.Event())
 
     def follow(
         self,
@@ -143,6 +162,7 @@ class HubHttp:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> tuple[urllib3.BaseHTTPResponse, str]:
         """Like request(), following redirects; return the final response and its URL.
 
@@ -150,11 +170,14 @@ class HubHttp:
         leaves the endpoint's origin (the Hub sends LFS files to a CDN with signed URLs).
         """
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self.request(method, url, headers=headers)
+            response = self.request(method, url, headers=headers, cancel=cancel)
             location = response.headers.get("location")
             if response.status not in REDIRECT_STATUSES or not location:
                 return response, url
-            url = urljoin(url, location)
+            try:
+                url = urljoin(url, location)
+            except ValueError:
+                raise messages.unexpected(url, "the redirect location is malformed") from None
             if response.status == 303:
                 method = "GET"
         raise messages.unexpected(url, f"more than {MAX_REDIRECTS} redirects")
@@ -165,12 +188,15 @@ class HubHttp:
         url: str,
         body: bytes | None,
         extra_headers: Mapping[str, str] | None,
+        cancel: threading.Event,
     ) -> urllib3.BaseHTTPResponse:
         headers = {"user-agent": USER_AGENT, **(extra_headers or {}), **self.auth_headers(url)}
-        host = urlsplit(url).netloc
+        host = _host_and_port(url)
         started = self._clock()
         attempt = 0
         while True:
+            if cancel.is_set():
+                raise messages.cancelled()
             attempt += 1
             failure: str | None = None
             asked_wait: float | None = None
@@ -190,19 +216,36 @@ class HubHttp:
                 failure = "the connection timed out"
             except ProtocolError:
                 failure = "the connection was dropped"
+            except LocationValueError:
+                raise messages.unexpected(url, "the URL is malformed") from None
             except HTTPError as exc:
                 raise messages.unreachable(host, type(exc).__name__) from None
+            except ValueError:  # UnicodeError too
+                # http.client refuses a header value with a line break (or one that is not
+                # Latin-1) and names the value in its message, so that text never goes on.
+                raise messages.unsendable(host) from None
             else:
                 if response.status not in RETRY_STATUSES:
                     return response
-                asked_wait = server_wait(response.headers, time.time())
+                asked_wait = server_wait(response.headers, self._now())
             waited = self._clock() - started
-            wait = asked_wait if asked_wait is not None else self.retry.backoff(attempt)
+            wait = asked_wait
+            if wait is None:
+                wait = self.retry.backoff(attempt, self._jitter())
             if attempt >= self.retry.max_attempts or waited + wait > self.retry.budget:
                 if failure is not None:
                     raise messages.timed_out(host, failure, waited)
                 raise messages.gave_up(response.status, waited, asked_wait)
-            self._sleep(wait)
+            self._wait(wait, cancel)
+
+
+def _host_and_port(url: str) -> str:
+    """Return the host[:port] of url for messages, never a user name or password in it."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        netloc = ""
+    return netloc.rpartition("@")[2] or "the Hub"
 
 
 def _connection_reason(exc: Exception) -> str:

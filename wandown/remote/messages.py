@@ -21,6 +21,8 @@ SERVER = "server-error"
 TIMEOUT = "timeout"
 UNREACHABLE = "unreachable"
 UNEXPECTED = "unexpected-answer"
+UNSENDABLE = "unsendable-request"
+CANCELLED = "cancelled"
 
 
 class HubError(RemoteError):
@@ -117,6 +119,20 @@ def timed_out(endpoint_host: str, reason: str, waited: float) -> HubError:
 def unreachable(host: str, reason: str) -> HubError:
     """Explain a refused connection or a failed name lookup."""
     return HubError(UNREACHABLE, f"Cannot reach {host}: {reason}.")
+
+
+def unsendable(host: str) -> HubError:
+    """Explain a request HTTP cannot carry, without repeating any header value."""
+    return HubError(
+        UNSENDABLE,
+        f"Cannot send a request to {host}: the token or another request header holds a line "
+        "break or a character HTTP headers cannot carry.",
+    )
+
+
+def cancelled() -> HubError:
+    """Say that a request was abandoned because the user stopped the work."""
+    return HubError(CANCELLED, "Stopped before the Hub answered.")
 
 
 def bad_repo_id(repo: str) -> HubError:
