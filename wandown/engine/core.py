@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 import urllib3
 
 from . import events as ev
 from .events import Event, Reporter
-from .fetch import Resolver
+from .fetch import CancelFlag, Resolver, watched_pool_manager
 from .ranges import MIB
 from .ratelimit import KIB, RateLimiter, kb_to_rate
 from .transfer import DownloadJob, FileDownload, Settings
@@ -70,7 +71,9 @@ class Engine:
         )
         self._headers_for = headers_for
         self._own_pool = pool is None
-        self.pool = pool or urllib3.PoolManager(
+        # Our own pool's connections can be cut by a cancel even before the server answers;
+        # with a pool from the caller, a request waiting for its answer waits for its timeout.
+        self.pool = pool or watched_pool_manager(
             num_pools=16, maxsize=jobs * connections + jobs, block=False
         )
         self.limiter = RateLimiter(kb_to_rate(limit_kb))
@@ -84,7 +87,7 @@ class Engine:
         self._lane_threads: dict[str, int] = {"large": 0, "small": 0}
         self._stop = threading.Event()
         self._lock = threading.Condition()
-        self._cancels: dict[str, threading.Event] = {}
+        self._cancels: dict[str, CancelFlag] = {}
         self._reporters: dict[str, Reporter] = {}
         self._results: dict[str, Event] = {}
         self._threads: list[threading.Thread] = []
@@ -96,10 +99,13 @@ class Engine:
         with self._lock:
             if self._stop.is_set():
                 raise RuntimeError("the engine is stopped")
-            if job.key in self._cancels and job.key not in self._results:
+            earlier = self._reporters.get(job.key)
+            # The final event is out before its worker records the result: a view that
+            # restarts the file on seeing it must not be told the file is still queued.
+            if earlier is not None and not earlier.finished:
                 raise ValueError(f"{job.key} is already queued")
             self._results.pop(job.key, None)
-            self._cancels[job.key] = threading.Event()
+            self._cancels[job.key] = CancelFlag()
             reporter = Reporter(job.key, self.events)
             reporter.total = job.size
             self._reporters[job.key] = reporter
@@ -152,11 +158,16 @@ class Engine:
             self._lock.wait_for(lambda: len(self._results) >= len(self._cancels), timeout)
             return dict(self._results)
 
-    def close(self) -> None:
-        """Stop, join the threads and close the connections."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop, join the threads (waiting timeout seconds at most) and close the connections.
+
+        Every thread stops within about a second of stop(); the bound only keeps a quit from
+        hanging on a bug, and the threads are daemons either way.
+        """
         self.stop()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join()
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self._own_pool:
             self.pool.clear()
 
@@ -188,5 +199,6 @@ class Engine:
                 except Exception as error:  # a bug must end the file, not hang wait()
                     final = reporter.publish(ev.FAILED, message=f"internal error: {error!r}")
             with self._lock:
-                self._results[job.key] = final
+                if self._reporters.get(job.key) is reporter:  # not already queued again
+                    self._results[job.key] = final
                 self._lock.notify_all()

@@ -86,6 +86,12 @@ class Reporter:
         self.last: Event | None = None
         self._lock = threading.Lock()
 
+    @property
+    def finished(self) -> bool:
+        """Tell whether this file's final event is out."""
+        with self._lock:
+            return self.last is not None and self.last.final
+
     def publish(self, state: str, done: int | None = None, message: str = "") -> Event:
         """Send a state change (or a message) now."""
         with self._lock:

@@ -8,11 +8,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+import urllib3.connection
 
 from wandown import __version__
 from wandown.errors import DownloadError
@@ -116,6 +118,112 @@ def interrupt(response: urllib3.BaseHTTPResponse | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _cut(thing: object) -> None:
+    """Interrupt a response or a connection from another thread."""
+    if hasattr(thing, "release_conn"):  # a response (urllib3 1.26 has no BaseHTTPResponse)
+        interrupt(thing)  # type: ignore[arg-type]
+        return
+    sock = getattr(thing, "sock", None)
+    if sock is not None:
+        # socket.socket's own shutdown even for TLS: SSLSocket.shutdown would drop its SSL
+        # object under the feet of the thread that is reading from it.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class CancelFlag(threading.Event):
+    """One file's cancel flag; setting it also cuts every request the file has in flight.
+
+    Responses are added by whoever reads them; connections add themselves while a request
+    made under `watching(flag)` waits for its answer (see WatchedPoolManager), which is how
+    a cancel reaches a Hub that accepted the connection and never answers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live_lock = threading.Lock()
+        self._live: set[object] = set()
+
+    def set(self) -> None:
+        super().set()
+        with self._live_lock:
+            live = list(self._live)
+        for thing in live:
+            _cut(thing)
+
+    def add(self, thing: object) -> None:
+        """Cut thing when the flag is set (at once if it already is)."""
+        with self._live_lock:
+            self._live.add(thing)
+        if self.is_set():
+            _cut(thing)
+
+    def discard(self, thing: object) -> None:
+        with self._live_lock:
+            self._live.discard(thing)
+
+
+_watch_state = threading.local()
+
+
+@contextlib.contextmanager
+def watching(flag: threading.Event) -> Iterator[None]:
+    """Let flag cut the connections this thread's requests use until the block ends."""
+    outer = getattr(_watch_state, "scope", None)
+    noted: set[object] = set()
+    _watch_state.scope = (flag, noted) if isinstance(flag, CancelFlag) else None
+    try:
+        yield
+    finally:
+        _watch_state.scope = outer
+        if isinstance(flag, CancelFlag):
+            for connection in noted:
+                flag.discard(connection)
+
+
+def _note(connection: object) -> None:
+    scope = getattr(_watch_state, "scope", None)
+    if scope is not None:
+        flag, noted = scope
+        noted.add(connection)
+        flag.add(connection)
+
+
+class _Watched:
+    """Record the connection with the current `watching` flag when it connects or sends."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _note(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        _note(self)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def watched_pool_manager(**pool_kw: Any) -> urllib3.PoolManager:
+    """Return a PoolManager whose connections a CancelFlag can cut before any answer."""
+    manager = urllib3.PoolManager(**pool_kw)
+    manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    return manager
 
 
 def status_problem(response: urllib3.BaseHTTPResponse, url: str, what: str) -> Exception:

@@ -26,12 +26,16 @@ def new_hash(kind: str, size: int) -> hashlib._Hash:
     raise ValueError(f"unknown hash kind {kind!r}")
 
 
-def hash_file(path: os.PathLike[str] | str, kind: str) -> str:
-    """Return the hex digest of a whole file (used by tests and to re-check a finished part)."""
+def hash_file(
+    path: os.PathLike[str] | str, kind: str, stop: threading.Event | None = None
+) -> str | None:
+    """Return the hex digest of a whole file; None if stop was set before the end."""
     size = os.path.getsize(path)
     digest = new_hash(kind, size)
     with open(path, "rb") as handle:
         while block := handle.read(READ_BACK):
+            if stop is not None and stop.is_set():
+                return None
             digest.update(block)
     return digest.hexdigest()
 
@@ -62,10 +66,17 @@ class PrefixHasher:
         self._digest = new_hash(kind, size)
         self.hashed = 0
         self.error: OSError | None = None
+        self.started = False
         self._thread = threading.Thread(target=self._run, name="wandown-hash", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self.started = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to timeout for the hashing to end (finished, stopped or failed)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def result(self, timeout: float | None = None) -> str | None:
         """Wait for the whole file to be hashed; None if stopped, timed out or a read failed."""

@@ -98,11 +98,16 @@ class PartialState:
         try:
             if value.get("version") != STATE_VERSION:
                 return None
-            done = RangeSet((int(a), int(b)) for a, b in value["done"])
-            size = value["size"]
+            size = None if value["size"] is None else int(value["size"])
+            done = RangeSet()
+            for start, end in value["done"]:
+                start, end = int(start), int(end)
+                if not 0 <= start <= end or (size is not None and end > size):
+                    return None  # ranges outside the file: not a state we wrote
+                done.add(start, end)
             return cls(
                 url=str(value["url"]),
-                size=None if size is None else int(size),
+                size=size,
                 sha256=value.get("sha256"),
                 blob_sha1=value.get("blob_sha1"),
                 commit=value.get("commit"),
@@ -113,14 +118,11 @@ class PartialState:
 
 
 def load_state(path: Path) -> PartialState | None:
-    """Read a state file; a missing or damaged one reads as None (start over)."""
+    """Read a state file; a missing, unreadable or damaged one reads as None (start over)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
         return PartialState.from_json(json.loads(text))
-    except ValueError:
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
 
 

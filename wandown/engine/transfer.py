@@ -19,6 +19,7 @@ from wandown.errors import DownloadError
 from . import events as ev
 from .events import Event, Reporter
 from .fetch import (
+    CancelFlag,
     Cancelled,
     Link,
     LinkExpired,
@@ -31,6 +32,7 @@ from .fetch import (
     parse_content_range,
     reason,
     status_problem,
+    watching,
 )
 from .hashing import PrefixHasher, hash_file
 from .partial import FileLock, PartialPaths, PartialState, load_state, save_state
@@ -134,7 +136,7 @@ class FileDownload:
         limiter: RateLimiter,
         resolver: Resolver,
         reporter: Reporter,
-        cancel: threading.Event,
+        cancel: CancelFlag,
     ) -> None:
         self.job = job
         self.settings = settings
@@ -301,20 +303,28 @@ class FileDownload:
             hasher = PrefixHasher(
                 fd, expected.kind, size, planner.done.prefix_end, planner.changed, hash_stop
             )
-            hasher.start()
         count = 1 if single else settings.connections
-        workers = [
-            threading.Thread(
-                target=self._connection,
-                args=(fd, planner, single),
-                name=f"wandown-conn-{i}",
-                daemon=True,
-            )
-            for i in range(count)
-        ]
+        workers: list[threading.Thread] = []
         try:
-            for worker in workers:
-                worker.start()
+            try:
+                if hasher is not None:
+                    hasher.start()
+                for i in range(count):
+                    worker = threading.Thread(
+                        target=self._connection,
+                        args=(fd, planner, single),
+                        name=f"wandown-conn-{i}",
+                        daemon=True,
+                    )
+                    worker.start()
+                    workers.append(worker)
+            except RuntimeError as error:  # "can't start new thread": out of threads or memory
+                self._fail(DownloadError(
+                    f"{self.job.dest.name}: cannot start a download thread ({error}); close "
+                    "other programs or lower the connections and run again"
+                ))
+            # Even after a failure to start, the workers that did start must end before the
+            # caller closes the file descriptor they write to.
             self._watch(workers, planner, state)
             if self._failure is not None:
                 raise self._failure
@@ -325,6 +335,10 @@ class FileDownload:
             self.reporter.publish(ev.VERIFYING, size)
             if hasher is None:
                 return None
+            # Re-hashing a resumed prefix can take minutes: stay cancellable meanwhile.
+            while not hasher.wait(0.1):
+                if self.cancel.is_set():
+                    raise Cancelled
             digest = hasher.result()
             if digest is None:
                 raise DownloadError(
@@ -333,8 +347,8 @@ class FileDownload:
             return digest
         finally:
             hash_stop.set()
-            if hasher is not None:
-                hasher.result()
+            if hasher is not None and hasher.started:
+                hasher.wait()
 
     def _watch(
         self, workers: list[threading.Thread], planner: RangePlanner, state: PartialState
@@ -407,6 +421,8 @@ class FileDownload:
     def _recover(self, problem: Exception, failures: int) -> None:
         """Wait before trying again, or give up when the server keeps failing."""
         settings = self.settings
+        if self._stopping():
+            raise Cancelled  # a cut connection is not a failure of the server
         if failures > settings.retries:
             raise DownloadError(
                 f"{self.job.dest.name}: giving up after {settings.retries} retries: {problem}"
@@ -432,7 +448,8 @@ class FileDownload:
             if self._stopping():
                 raise Cancelled
             try:
-                return action()
+                with watching(self.cancel):
+                    return action()
             except Transient as problem:
                 failures += 1
                 self._recover(problem, failures)
@@ -485,21 +502,23 @@ class FileDownload:
 
     def _request(self, url: str, extra: dict[str, str]) -> urllib3.BaseHTTPResponse:
         try:
-            response = self.pool.request(
-                "GET",
-                url,
-                headers=self.resolver.headers(url, extra),
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                timeout=self.settings.timeout,
-            )
+            with watching(self.cancel):
+                response = self.pool.request(
+                    "GET",
+                    url,
+                    headers=self.resolver.headers(url, extra),
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=self.settings.timeout,
+                )
         except urllib3.exceptions.HTTPError as error:
             if self.cancel.is_set():
                 raise Cancelled from error
             raise Transient(f"cannot reach {origin(url)[1]}: {reason(error)}") from error
         with self._lock:
             self._responses.add(response)
+        self.cancel.add(response)
         if self._stopping():
             interrupt(response)
         return response
@@ -507,6 +526,7 @@ class FileDownload:
     def _drop(self, response: urllib3.BaseHTTPResponse) -> None:
         with self._lock:
             self._responses.discard(response)
+        self.cancel.discard(response)
         # A body read to its end lets the connection go back to the pool; any other is closed,
         # or the next request on it would read the rest of this one.
         if not response.closed and response.length_remaining != 0:
@@ -545,31 +565,68 @@ class FileDownload:
             watchdog.feed(len(data))
 
     def _fetch_unknown_size(self, fd: int, expected: Expected) -> str | None:
-        """One plain GET for a file whose size the Hub did not say; hashed after the fact."""
+        """Fetch a file whose size the Hub did not say with plain GETs; hash it after the fact."""
+        failures = 0
+        while True:
+            if self._stopping():
+                raise Cancelled
+            try:
+                received = self._stream_whole(fd)
+                break
+            except (Transient, TooSlow, LinkExpired) as problem:
+                # Without a size there is no range to resume from: each try starts at byte 0.
+                failures += 1
+                self._recover(problem, failures)
+        os.fsync(fd)
+        self.reporter.total = received
+        self.reporter.publish(ev.VERIFYING, received)
+        if expected.kind is None:
+            return None
+        digest = hash_file(self.paths.part, expected.kind, stop=self.cancel)
+        if digest is None:
+            raise Cancelled
+        return digest
+
+    def _stream_whole(self, fd: int) -> int:
+        """One GET of the whole file into fd from byte 0; return how many bytes arrived."""
         os.ftruncate(fd, 0)
-        planner = RangePlanner(1 << 62, RangeSet(), 1, 1 << 62, 1 << 62)
-        work = planner.next()
-        assert work is not None
         link = self.resolver.link
         assert link is not None
-        response = self._request(link.data_url, {})
+        url = link.data_url
+        settings = self.settings
+        response = self._request(url, {})
         try:
+            if response.status == 403 and origin(url) != origin(self.resolver.url):
+                raise LinkExpired(url)
             if response.status != 200:
-                raise status_problem(response, link.data_url, f"downloading {self.job.dest.name}")
-            while data := response.read(self.settings.read_size):
-                if self._stopping():
+                raise status_problem(response, url, f"downloading {self.job.dest.name}")
+            watchdog = SpeedWatchdog(settings.min_speed, settings.stall_window)
+            received = 0
+            while True:
+                want = settings.read_size
+                if self.limiter.rate is not None:
+                    started = time.monotonic()
+                    want = self.limiter.acquire(want, self._stopping)
+                    watchdog.pause(time.monotonic() - started)
+                if self._stopping() or want == 0:
                     raise Cancelled
-                write_at(fd, data, work.cursor, self.paths.part)
-                planner.advance(work, len(data))
-                self.reporter.progress(work.cursor)
+                data = response.read(want)
+                if not data:
+                    break
+                write_at(fd, data, received, self.paths.part)
+                received += len(data)
+                watchdog.feed(len(data))
+                self.reporter.progress(received)
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) != received:
+                raise Transient("the server closed the connection early (short body)")
+            return received
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise DownloadError(f"{self.job.dest.name}: {reason(error)}") from error
+            if self.cancel.is_set():
+                raise Cancelled from error
+            raise Transient(reason(error)) from error
         finally:
             self._drop(response)
-        os.fsync(fd)
-        self.reporter.total = work.cursor
-        self.reporter.publish(ev.VERIFYING, work.cursor)
-        return hash_file(self.paths.part, expected.kind) if expected.kind else None
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
