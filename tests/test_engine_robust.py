@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import pathlib
 import queue
 import socket
 import threading
@@ -137,19 +139,21 @@ def silent_server():
         while True:
             try:
                 connection, _ = server.accept()
-            except OSError:
+                accepted.append(connection)
+                if connection.recv(4096):
+                    requested.set()
+            except OSError:  # shut down by the teardown below
                 return
-            accepted.append(connection)
-            if connection.recv(4096):
-                requested.set()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1], requested
-    server.close()
-    for connection in accepted:
-        connection.close()
+    for sock in [server, *accepted]:  # shutdown, unlike close, wakes a blocked accept/recv
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
     thread.join(5)
+    for sock in [server, *accepted]:
+        sock.close()
 
 
 @pytest.mark.parametrize("how", ["cancel", "stop"])
@@ -279,3 +283,29 @@ def test_close_is_bounded_even_when_a_request_cannot_be_cut(tmp_path, silent_ser
     assert requested.wait(10)
     engine.close(timeout=0.2)
     assert engine_threads() != []  # close() returned although the lookup still waits
+    engine.pool.clear()
+
+
+def test_a_hidden_folder_removed_by_a_finishing_neighbour_is_made_again(
+    localhub, tmp_path, monkeypatch
+):
+    data = payload(200 * KIB, seed=46)
+    put_file(localhub, NAME, data)
+    job = job_for(localhub, NAME, tmp_path, data)
+    folder = PartialPaths.for_dest(job.dest).folder
+    real_touch = pathlib.Path.touch
+    removed = []
+
+    def touch(path, *args, **kwargs):
+        if path.name.startswith(".probe.") and not removed:
+            folder.rmdir()  # what another file's tidy() does as it completes
+            removed.append(path)
+        return real_touch(path, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "touch", touch)
+    with small_engine() as engine:
+        engine.submit(job)
+        result = engine.wait(timeout=30)[job.key]
+    assert removed
+    assert result.state == "complete", result.message
+    assert job.dest.read_bytes() == data

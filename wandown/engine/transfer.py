@@ -187,15 +187,24 @@ class FileDownload:
         dest = self.job.dest
         if dest.is_dir() and not dest.is_symlink():
             raise DownloadError(f"cannot save {dest}: a folder is in the way")
-        try:
-            self.paths.folder.mkdir(parents=True, exist_ok=True)
-            probe = self.paths.folder / f".probe.{os.getpid()}.{threading.get_ident()}"
-            probe.touch()
-            probe.unlink()
-        except OSError as error:
-            raise DownloadError(
-                f"cannot write into {dest.parent}: {error.strerror or error}"
-            ) from error
+        probe = self.paths.folder / f".probe.{os.getpid()}.{threading.get_ident()}"
+        for attempt in range(1, 6):
+            try:
+                self.paths.folder.mkdir(parents=True, exist_ok=True)
+                probe.touch()
+                probe.unlink()
+                return
+            except FileNotFoundError as error:
+                # Another file of this folder just finished and removed the empty hidden
+                # folder between our mkdir and touch: make it again.
+                if attempt == 5 or not dest.parent.is_dir():
+                    raise DownloadError(
+                        f"cannot write into {dest.parent}: {error.strerror or error}"
+                    ) from error
+            except OSError as error:
+                raise DownloadError(
+                    f"cannot write into {dest.parent}: {error.strerror or error}"
+                ) from error
 
     def _take_lock(self, lock: FileLock) -> bool:
         """Lock the file against other processes; False if one of them finished it meanwhile."""
