@@ -270,15 +270,32 @@ def run_round(title, nginx, hub, sha256, size, dest_root, args) -> list[Run]:
         (
             "aria2c -x16 -s16",
             lambda out: [
-                find("aria2c") or "aria2c", "-x16", "-s16", "-k1M", "--file-allocation=none",
-                "--allow-overwrite=true", "--auto-file-renaming=false", "--quiet=true",
-                "-d", str(out.parent), "-o", out.name, nginx.url(NAME),
+                find("aria2c") or "aria2c",
+                "-x16",
+                "-s16",
+                "-k1M",
+                "--file-allocation=none",
+                "--allow-overwrite=true",
+                "--auto-file-renaming=false",
+                "--quiet=true",
+                "-d",
+                str(out.parent),
+                "-o",
+                out.name,
+                nginx.url(NAME),
             ],
         ),
         (
             f"wandown -c{args.connections}",
-            lambda out: [*me, "_wandown", nginx.url(NAME), str(out), str(size), sha256,
-                         str(args.connections)],
+            lambda out: [
+                *me,
+                "_wandown",
+                nginx.url(NAME),
+                str(out),
+                str(size),
+                sha256,
+                str(args.connections),
+            ],
         ),
     ]
     clients += [
@@ -288,16 +305,31 @@ def run_round(title, nginx, hub, sha256, size, dest_root, args) -> list[Run]:
         ),
         (
             f"wandown -c{args.connections} (nginx as Hub)",
-            lambda out: [*me, "_wandown", f"{nginx.hub_url}/{REPO}/resolve/main/{NAME}", str(out),
-                         str(size), sha256, str(args.connections)],
+            lambda out: [
+                *me,
+                "_wandown",
+                f"{nginx.hub_url}/{REPO}/resolve/main/{NAME}",
+                str(out),
+                str(size),
+                sha256,
+                str(args.connections),
+            ],
         ),
     ]
     if hub is not None:  # the unlimited round
         clients.append(
             (
                 f"wandown 2 files x c{args.connections}",
-                lambda out: [*me, "_wandown", nginx.url(NAME), str(out), str(size), sha256,
-                             str(args.connections), "2"],
+                lambda out: [
+                    *me,
+                    "_wandown",
+                    nginx.url(NAME),
+                    str(out),
+                    str(size),
+                    sha256,
+                    str(args.connections),
+                    "2",
+                ],
             )
         )
         clients += [
@@ -307,8 +339,15 @@ def run_round(title, nginx, hub, sha256, size, dest_root, args) -> list[Run]:
             ),
             (
                 f"wandown -c{args.connections} (localhub)",
-                lambda out: [*me, "_wandown", f"{hub.url}/{REPO}/resolve/main/{NAME}", str(out),
-                             str(size), sha256, str(args.connections)],
+                lambda out: [
+                    *me,
+                    "_wandown",
+                    f"{hub.url}/{REPO}/resolve/main/{NAME}",
+                    str(out),
+                    str(size),
+                    sha256,
+                    str(args.connections),
+                ],
             ),
         ]
     for client, argv_for in clients:
@@ -367,15 +406,19 @@ def main() -> int:
 
             hub = LocalHub(serve, hash_cache=work / "hashes.json").__enter__()
             # Warm localhub's hash cache so no client pays for hashing the file.
-            subprocess.run(["curl", "-sSI", f"{hub.url}/{REPO}/resolve/main/{NAME}"],
-                           stdout=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                ["curl", "-sSI", f"{hub.url}/{REPO}/resolve/main/{NAME}"],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
         tables = []
         try:
             for title, cap in (("unlimited", None), (f"nginx limit_rate {args.cap}", args.cap)):
                 nginx = Nginx(serve, work / f"nginx-{cap or 'free'}", cap, sha256, size)
                 try:
-                    runs = run_round(title, nginx, hub if cap is None else None, sha256, size,
-                                     work, args)
+                    runs = run_round(
+                        title, nginx, hub if cap is None else None, sha256, size, work, args
+                    )
                 finally:
                     nginx.stop()
                 tables.append((title, runs))

@@ -44,8 +44,12 @@ def write_repo(root: Path, repo_id: str, files: dict[str, bytes]) -> Path:
     return folder
 
 
-def write_hf_cache(cache: Path, repo_id: str, refs: dict[str, str],
-                   snapshots: dict[str, dict[str, tuple[bytes, bool]]]) -> Path:
+def write_hf_cache(
+    cache: Path,
+    repo_id: str,
+    refs: dict[str, str],
+    snapshots: dict[str, dict[str, tuple[bytes, bool]]],
+) -> Path:
     """Lay out a huggingface_hub cache folder: blobs named by digest, snapshots of symlinks.
 
     snapshots maps commit -> {path: (data, is_lfs)}; refs maps ref name (``main``,
@@ -83,8 +87,9 @@ class Answer:
         return json.loads(self.body)
 
 
-def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None,
-          body: bytes | None = None) -> Answer:
+def fetch(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
+) -> Answer:
     """Make one request on a fresh connection, following no redirect."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
@@ -98,8 +103,9 @@ def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None,
         connection.close()
 
 
-def read_until_failure(url: str, headers: dict[str, str] | None = None
-                       ) -> tuple[http.client.HTTPResponse, bytes, BaseException | None]:
+def read_until_failure(
+    url: str, headers: dict[str, str] | None = None
+) -> tuple[http.client.HTTPResponse, bytes, BaseException | None]:
     """GET url and read the body in small pieces until it ends or the connection breaks."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)

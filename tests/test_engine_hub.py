@@ -120,8 +120,16 @@ print(engine.wait(), flush=True)
 def start_child(job: DownloadJob, limit_kb: int) -> subprocess.Popen:
     """Run another wandown process downloading job at limit_kb."""
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, job.url, str(job.dest), str(job.size), job.sha256,
-         str(limit_kb)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            job.url,
+            str(job.dest),
+            str(job.size),
+            job.sha256,
+            str(limit_kb),
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
     )

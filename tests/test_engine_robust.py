@@ -98,8 +98,14 @@ DAMAGED = {
     "missing-keys": b'{"version": 1}',
     "bad-ranges": b'{"version": 1, "url": "u", "size": 10, "done": [[0]]}',
     "past-the-end": json.dumps(
-        {"version": 1, "url": "u", "size": 300 * KIB, "sha256": None, "blob_sha1": None,
-         "done": [[0, 10**12]]}
+        {
+            "version": 1,
+            "url": "u",
+            "size": 300 * KIB,
+            "sha256": None,
+            "blob_sha1": None,
+            "done": [[0, 10**12]],
+        }
     ).encode(),
 }
 

@@ -31,8 +31,14 @@ def blob_sha1(data: bytes) -> str:
 
 
 def job_for(
-    hub: LocalHub, name: str, dest_dir: Path, data: bytes | None = None, *, key: str | None = None,
-    repo: str = REPO, known: bool = True,
+    hub: LocalHub,
+    name: str,
+    dest_dir: Path,
+    data: bytes | None = None,
+    *,
+    key: str | None = None,
+    repo: str = REPO,
+    known: bool = True,
 ) -> DownloadJob:
     """A job as the plan would make it: size and hash known from the metadata (unless not known)."""
     lfs = name.endswith((".safetensors", ".bin"))

@@ -413,9 +413,11 @@ def test_the_real_program_downloads_from_the_table(tmp_path: Path, localhub):
 
         session.keys("d")
         screen = session.wait_for(
-            lambda s: "Complete" in row_line(s, BIG)
-            and "Linked" in row_line(s, LORA)
-            and not any(word in s for word in ("Pending", "Downloading", "Verifying", "% ")),
+            lambda s: (
+                "Complete" in row_line(s, BIG)
+                and "Linked" in row_line(s, LORA)
+                and not any(word in s for word in ("Pending", "Downloading", "Verifying", "% "))
+            ),
             timeout=15,
         )
         assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()

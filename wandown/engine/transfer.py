@@ -328,10 +328,12 @@ class FileDownload:
                     worker.start()
                     workers.append(worker)
             except RuntimeError as error:  # "can't start new thread": out of threads or memory
-                self._fail(DownloadError(
-                    f"{self.job.dest.name}: cannot start a download thread ({error}); close "
-                    "other programs or lower the connections and run again"
-                ))
+                self._fail(
+                    DownloadError(
+                        f"{self.job.dest.name}: cannot start a download thread ({error}); close "
+                        "other programs or lower the connections and run again"
+                    )
+                )
             # Even after a failure to start, the workers that did start must end before the
             # caller closes the file descriptor they write to.
             self._watch(workers, planner, state)
@@ -382,7 +384,11 @@ class FileDownload:
 
     def _save(self, planner: RangePlanner, state: PartialState) -> None:
         snapshot = PartialState(
-            state.url, state.size, state.sha256, state.blob_sha1, state.commit,
+            state.url,
+            state.size,
+            state.sha256,
+            state.blob_sha1,
+            state.commit,
             RangeSet(planner.snapshot()),
         )
         with contextlib.suppress(OSError):  # a full disk must not hide the real error

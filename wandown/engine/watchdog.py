@@ -42,6 +42,4 @@ class SpeedWatchdog:
         speed = self._bytes / elapsed
         self._mark, self._bytes, self._paused = now, 0, 0.0
         if speed < self._min_speed:
-            raise TooSlow(
-                f"the connection was too slow ({speed:.0f} B/s for {elapsed:.0f} s)"
-            )
+            raise TooSlow(f"the connection was too slow ({speed:.0f} B/s for {elapsed:.0f} s)")
