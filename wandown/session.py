@@ -116,7 +116,6 @@ class Session:
         self._active: set[str] = set()
         self._cancelled: set[str] = set()  # asked to stop before the engine had them
         self._active_lock = threading.Lock()
-        self._linker_busy = threading.Event()
         self.engine = Engine(
             jobs=options.jobs,
             connections=options.connections,
@@ -140,9 +139,10 @@ class Session:
         if reset_cache:
             self.client.reset_cache()
             self.notice("cleared the Hub metadata cache")
-        self.remote, self.problems = self._fetch_metadata(catalog, progress)
-        self.hub = self._scan_hub() if with_hub else None
-        self.catalog = catalog
+        remote, problems = self._fetch_metadata(catalog, progress)
+        hub = self._scan_hub() if with_hub else None
+        # Workers read these; swap them together, after the slow part.
+        self.remote, self.problems, self.hub, self.catalog = remote, problems, hub, catalog
         self.store.replace_all(self._views(catalog), self._header(catalog), self._models(catalog))
 
     def _fetch_metadata(
