@@ -23,6 +23,9 @@ def localhub(tmp_path: Path) -> Iterator[LocalHub]:
         yield hub
 
 
+NOWHERE = "http://127.0.0.1:9"
+
+
 @pytest.fixture(autouse=True)
 def _private_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's caches and Hugging Face settings inside its own tmp_path.
@@ -31,11 +34,8 @@ def _private_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """
     monkeypatch.setenv("WANDOWN_CACHE_DIR", str(tmp_path / "wandown-cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    for name in (
-        "HF_TOKEN",
-        "HUGGING_FACE_HUB_TOKEN",
-        "HF_TOKEN_PATH",
-        "HF_ENDPOINT",
-        "HF_HUB_OFFLINE",
-    ):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
+    # A test that forgets to name its Hub meets a closed port on loopback, never huggingface.co
+    # (not even a DNS lookup); tests of the default endpoint pass their own environment.
+    monkeypatch.setenv("HF_ENDPOINT", NOWHERE)
