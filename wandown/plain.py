@@ -7,20 +7,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wandown.state import ACTIVE, DOWNLOADING, FAILED, PENDING, PRESENT, FileView, Snapshot
+from wandown.state import (
+    ACTIVE,
+    DOWNLOADING,
+    FAILED,
+    HASHING,
+    LINKED,
+    PENDING,
+    PRESENT,
+    FileView,
+    Snapshot,
+)
 from wandown.units import human_bytes, human_duration, human_speed
 
 PROGRESS_EVERY = 5.0
 
 
 def progress_line(view: FileView) -> str:
-    """Describe a running download in one line."""
-    if view.size:
-        percent = f"{100 * view.done / view.size:5.1f}%"
-        amount = f"{human_bytes(view.done)} of {human_bytes(view.size)}"
-        eta = human_duration((view.size - view.done) / view.speed) if view.speed else "-"
-    else:
-        percent, amount, eta = "    ?%", human_bytes(view.done), "-"
+    """Describe a running download, or the hashing of a hub candidate, in one line."""
+    if not view.size:
+        return f"    ?%  {view.dest}  {human_bytes(view.done)}  {human_speed(view.speed)}"
+    percent = f"{100 * view.done / view.size:5.1f}%"
+    amount = f"{human_bytes(view.done)} of {human_bytes(view.size)}"
+    if view.status == HASHING:
+        return f"{percent}  {view.dest}  hashing {view.message}  {amount}"
+    eta = human_duration((view.size - view.done) / view.speed) if view.speed else "-"
     return f"{percent}  {view.dest}  {amount}  {human_speed(view.speed)}  ETA {eta}"
 
 
@@ -29,7 +40,7 @@ def change_line(view: FileView) -> str:
     text = f"{view.status:<11} {view.dest}"
     if view.status == DOWNLOADING and view.size:
         text += f" ({human_bytes(view.size)})"
-    if view.link_source and view.status == "Linked":
+    if view.link_source and view.status == LINKED:
         text += f" -> {view.link_source}"
     if view.message:
         text += f": {view.message}"
@@ -55,7 +66,10 @@ class PlainReporter:
                 self._last_progress[dest] = now
                 if view.status != PENDING:  # a line per queued file would bury the log
                     out.append(change_line(view))
-            elif view.status == DOWNLOADING and now - self._last_progress[dest] >= self.every:
+            elif (
+                view.status in (DOWNLOADING, HASHING)
+                and now - self._last_progress[dest] >= self.every
+            ):
                 self._last_progress[dest] = now
                 out.append(progress_line(view))
         return out
