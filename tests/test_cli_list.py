@@ -204,3 +204,13 @@ def test_nan_in_the_config_is_refused(workdir):
     result = run(["--list"], workdir)
     assert result.returncode == 2
     assert "'bandwidth_limit_kb' must be 0 or more" in result.stderr
+
+
+def test_reset_cache_alone_in_a_script_clears_and_exits(workdir, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "metadata.json").write_text("{}")
+    result = run(["--reset-cache", "--hub-dir", ""], workdir, env={"WANDOWN_CACHE_DIR": str(cache)})
+    assert result.returncode == 0, result.stderr
+    assert "cleared the Hub metadata cache" in result.stderr
+    assert not (cache / "metadata.json").exists()

@@ -9,8 +9,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wandown import __version__
 from wandown.config import load_config
@@ -18,6 +19,9 @@ from wandown.errors import ConfigError, UsageError, WandownError
 from wandown.fsutil import cache_dir
 from wandown.interrupts import interrupt_on_signals
 from wandown.units import human_bytes
+
+if TYPE_CHECKING:
+    from wandown.session import Session
 
 MODES = ("list", "download", "dedupe", "export_metadata", "import_metadata")
 
@@ -180,9 +184,8 @@ def run(argv: list[str] | None) -> int:
         return run_configured(args)
     from wandown.demo import demo_sandbox
 
-    with demo_sandbox(keep=args.keep_demo, notice=notice) as sandbox:
+    with demo_sandbox(keep=args.keep_demo, notice=notice) as sandbox:  # sets HF_ENDPOINT too
         args.config_file = str(sandbox.config_file)
-        os.environ["HF_ENDPOINT"] = sandbox.endpoint
         return run_configured(args)
 
 
@@ -215,7 +218,7 @@ def run_configured(args: argparse.Namespace) -> int:
         session.shutdown()
 
 
-def _run_mode(args: argparse.Namespace, session) -> int:
+def _run_mode(args: argparse.Namespace, session: Session) -> int:
     if args.import_metadata:
         count = session.client.import_metadata(Path(args.import_metadata))
         notice(f"imported metadata for {count} entries from {args.import_metadata}")
@@ -223,6 +226,10 @@ def _run_mode(args: argparse.Namespace, session) -> int:
             return 0
     interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
     if interactive and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if args.reset_cache:  # a script asking only for that
+            session.client.reset_cache()
+            notice("cleared the Hub metadata cache")
+            return 0
         raise UsageError(
             "the interactive table needs a terminal; use --list or --download SEL for scripts"
         )
@@ -249,7 +256,7 @@ def _run_mode(args: argparse.Namespace, session) -> int:
     return tui.run(session)
 
 
-def _metadata_progress():
+def _metadata_progress() -> Callable[[int, int], None]:
     shown = {"last": 0.0}
 
     def progress(done: int, total: int) -> None:
@@ -262,7 +269,7 @@ def _metadata_progress():
     return progress
 
 
-def run_list(args: argparse.Namespace, session) -> int:
+def run_list(args: argparse.Namespace, session: Session) -> int:
     from wandown import listing
 
     catalog = session.catalog
@@ -277,7 +284,7 @@ def run_list(args: argparse.Namespace, session) -> int:
     return 0
 
 
-def run_download(args: argparse.Namespace, session) -> int:
+def run_download(args: argparse.Namespace, session: Session) -> int:
     from wandown.plain import PlainReporter, all_present, summary_lines
     from wandown.state import PRESENT
 
@@ -311,7 +318,7 @@ def run_download(args: argparse.Namespace, session) -> int:
     return 0 if all_present(snapshot, watched) else 1
 
 
-def run_dedupe(args: argparse.Namespace, session) -> int:
+def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     from wandown.hub import dedupe
 
     if session.hub is None:
