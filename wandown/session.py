@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown import state
+from wandown import plan, state
 from wandown.catalog import Catalog, FileRecord, load_catalog, refresh_status
 from wandown.config import Config
 from wandown.engine import DownloadJob, Engine, Event
 from wandown.errors import UsageError, WandownError
 from wandown.hub import HubIndex, ModelHubError, Wanted, link_into_place, scan_hub
 from wandown.remote import FileRef, HubSettings, MetadataClient, RemoteFile
-from wandown.units import human_bytes
 
 Notice = Callable[[str], None]
 
@@ -293,22 +292,23 @@ class Session:
         lines = []
         for dest in dests:
             record = catalog.record(dest)
-            remote = self.remote.get(dest)
             if record is None:
                 continue
-            if record.status != "missing":
-                action = f"{record.status}: nothing to do"
-            elif dest in linkable:
-                action = f"link from {linkable[dest]}"
-            elif remote is None:
-                action = f"unknown: {self.problems.get(dest, 'no Hub metadata')}"
-            else:
-                action = f"download {human_bytes(remote.size)}"
-                wanted = wanted_of(record, remote)
-                if self.hub is not None and wanted and self.hub.candidates(wanted.size):
-                    action += " unless a same-size hub file proves identical"
-            lines.append(f"{dest}: {action}")
+            step = self._decide(record, linkable.get(dest))
+            wanted = wanted_of(record, self.remote.get(dest))
+            may_hold = self.hub is not None and wanted is not None
+            may_hold = may_hold and bool(self.hub.candidates(wanted.size))
+            lines.append(plan.describe(dest, step, hub_may_hold=may_hold))
         return lines
+
+    def _decide(self, record: FileRecord, proven_in_hub: Path | None) -> plan.Step:
+        return plan.decide(
+            record,
+            self.remote.get(record.dest),
+            proven_in_hub,
+            self.hub_settings.offline,
+            self.problems.get(record.dest),
+        )
 
     # -- controller: what the views ask for ----------------------------------------------------
 
@@ -464,25 +464,15 @@ class Session:
         return done
 
     def _download(self, record: FileRecord) -> None:
-        remote = self.remote.get(record.dest)
-        if remote is None:
-            reason = self.problems.get(record.dest)
-            if reason is None:
-                reason = (
-                    "offline and no cached metadata; nothing in the hub proves this file"
-                    if self.hub_settings.offline
-                    else "no Hub metadata for this file"
-                )
-            self._finish(
-                record.dest,
-                state.FAILED if not self.hub_settings.offline else state.UNKNOWN,
-                reason,
-            )
+        step = self._decide(record, None)
+        if step.action == plan.NOTHING:
+            self._finish(record.dest, _CATALOG_STATUS[record.status], "")
             return
-        if self.hub_settings.offline:
-            reason = "offline: the hub does not hold it, so it needs the network"
-            self._finish(record.dest, state.UNKNOWN, reason)
+        if step.action != plan.DOWNLOAD or step.remote is None:
+            status = state.UNKNOWN if step.action == plan.UNKNOWN else state.FAILED
+            self._finish(record.dest, status, step.reason)
             return
+        remote = step.remote
         job = DownloadJob(
             key=record.dest,
             url=self.client.download_url(remote),
