@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -275,69 +275,49 @@ class _Builder:
     # -- one model ----------------------------------------------------------------------
 
     def add_model(self, model_id: str) -> None:
-        settings = self.settings
+        """Collect every file of one model; a broken key is reported and the rest still read."""
         model = self._effective[model_id]
-        steps = (
-            (
-                "URLs",
-                lambda: self.add_variants(
+        transformer = self.settings.transformer_quantization
+        for key, local_source in (("URLs", "source"), ("URLs2", "source2")):
+            self._guarded(
+                model_id,
+                lambda key=key, local=local_source: self.add_variants(
                     model_id,
-                    self.resolve_list(model_id, "URLs"),
+                    self.resolve_list(model_id, key),
                     "main",
-                    settings.transformer_quantization,
-                    needed="source" not in model,
+                    transformer,
+                    needed=local not in model,
                 ),
-            ),
-            (
-                "URLs2",
-                lambda: self.add_variants(
-                    model_id,
-                    self.resolve_list(model_id, "URLs2"),
-                    "main",
-                    settings.transformer_quantization,
-                    needed="source2" not in model,
+            )
+        self._guarded(model_id, lambda: self.add_modules(model_id))
+        for key, role in (("preload_URLs", "preload"), ("VAE_URLs", "vae"), ("loras", "lora")):
+            self._guarded(
+                model_id,
+                lambda key=key, role=role: self.add_entries(
+                    model_id, self.resolve_list(model_id, key), role, True
                 ),
+            )
+        self._guarded(
+            model_id,
+            lambda: self.add_variants(
+                model_id,
+                self.resolve_list(model_id, "text_encoder_URLs"),
+                "text_encoder",
+                self.settings.text_encoder_quantization,
+                folder=self.text_encoder_folder(model_id),
             ),
-            ("modules", lambda: self.add_modules(model_id)),
-            (
-                "preload_URLs",
-                lambda: self.add_entries(
-                    model_id, self.resolve_list(model_id, "preload_URLs"), "preload", True
-                ),
-            ),
-            (
-                "VAE_URLs",
-                lambda: self.add_entries(
-                    model_id, self.resolve_list(model_id, "VAE_URLs"), "vae", True
-                ),
-            ),
-            (
-                "loras",
-                lambda: self.add_entries(
-                    model_id, self.resolve_list(model_id, "loras"), "lora", True
-                ),
-            ),
-            (
-                "text_encoder_URLs",
-                lambda: self.add_variants(
-                    model_id,
-                    self.resolve_list(model_id, "text_encoder_URLs"),
-                    "text_encoder",
-                    settings.text_encoder_quantization,
-                    folder=self.text_encoder_folder(model_id),
-                ),
-            ),
-            ("on-demand", lambda: self.add_on_demand(model_id)),
         )
-        for _key, step in steps:
-            try:
-                step()
-            except Problem as exc:
-                self.report(model_id, str(exc))
+        self._guarded(model_id, lambda: self.add_on_demand(model_id))
         defaults = self._code_for[model_id]
         if defaults is not None:
             for group in defaults.repo_folders:
                 self.add_repo_folder(model_id, group, "repo_file")
+
+    def _guarded(self, model_id: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Problem as exc:
+            self.report(model_id, str(exc))
 
     def text_encoder_folder(self, model_id: str) -> str | None:
         folder = self._effective[model_id].get("text_encoder_folder")
