@@ -127,9 +127,16 @@ def test_the_localhub_command_serves(sandbox):
     assert "Traceback" not in err
 
 
+BENCH_TOOLS = ("nginx", "aria2c", "curl", "time")
+
+
+def have(tool: str) -> bool:
+    return bool(shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists())
+
+
 @pytest.mark.skipif(
-    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-    reason="the download benchmark needs nginx",
+    not all(have(tool) for tool in BENCH_TOOLS),
+    reason="the benchmarks need nginx, aria2c, curl, time",
 )
 def test_the_benchmark_commands_run(tmp_path):
     shared = PROJECT.parent / "shared" / "wan2gp"
