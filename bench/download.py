@@ -265,90 +265,34 @@ def sha256_cpu_per_gb() -> float:
 def run_round(title, nginx, hub, sha256, size, dest_root, args) -> list[Run]:
     runs = []
     me = [sys.executable, str(Path(__file__).resolve())]
+    resolve = f"/{REPO}/resolve/main/{NAME}"
+    c = args.connections
+
+    def wandown(url: str, *extra: str):
+        return lambda out: [*me, "_wandown", url, str(out), str(size), sha256, str(c), *extra]
+
+    def hf_hub_download(endpoint: str):
+        return lambda out: [*me, "_hf", endpoint, str(out.parent / "cache"), str(out.parent)]
+
+    def aria2c(out: Path) -> list[str]:
+        return [
+            find("aria2c") or "aria2c", "-x16", "-s16", "-k1M", "--file-allocation=none",
+            "--allow-overwrite=true", "--auto-file-renaming=false", "--quiet=true",
+            "-d", str(out.parent), "-o", out.name, nginx.url(NAME),
+        ]  # fmt: skip
+
     clients = [
         ("curl", lambda out: [find("curl") or "curl", "-sSf", "-o", str(out), nginx.url(NAME)]),
-        (
-            "aria2c -x16 -s16",
-            lambda out: [
-                find("aria2c") or "aria2c",
-                "-x16",
-                "-s16",
-                "-k1M",
-                "--file-allocation=none",
-                "--allow-overwrite=true",
-                "--auto-file-renaming=false",
-                "--quiet=true",
-                "-d",
-                str(out.parent),
-                "-o",
-                out.name,
-                nginx.url(NAME),
-            ],
-        ),
-        (
-            f"wandown -c{args.connections}",
-            lambda out: [
-                *me,
-                "_wandown",
-                nginx.url(NAME),
-                str(out),
-                str(size),
-                sha256,
-                str(args.connections),
-            ],
-        ),
-    ]
-    clients += [
-        (
-            "hf_hub_download (nginx as Hub)",
-            lambda out: [*me, "_hf", nginx.hub_url, str(out.parent / "cache"), str(out.parent)],
-        ),
-        (
-            f"wandown -c{args.connections} (nginx as Hub)",
-            lambda out: [
-                *me,
-                "_wandown",
-                f"{nginx.hub_url}/{REPO}/resolve/main/{NAME}",
-                str(out),
-                str(size),
-                sha256,
-                str(args.connections),
-            ],
-        ),
+        ("aria2c -x16 -s16", aria2c),
+        (f"wandown -c{c}", wandown(nginx.url(NAME))),
+        ("hf_hub_download (nginx as Hub)", hf_hub_download(nginx.hub_url)),
+        (f"wandown -c{c} (nginx as Hub)", wandown(nginx.hub_url + resolve)),
     ]
     if hub is not None:  # the unlimited round
-        clients.append(
-            (
-                f"wandown 2 files x c{args.connections}",
-                lambda out: [
-                    *me,
-                    "_wandown",
-                    nginx.url(NAME),
-                    str(out),
-                    str(size),
-                    sha256,
-                    str(args.connections),
-                    "2",
-                ],
-            )
-        )
         clients += [
-            (
-                "hf_hub_download (localhub)",
-                lambda out: [*me, "_hf", hub.url, str(out.parent / "cache"), str(out.parent)],
-            ),
-            (
-                f"wandown -c{args.connections} (localhub)",
-                lambda out: [
-                    *me,
-                    "_wandown",
-                    f"{hub.url}/{REPO}/resolve/main/{NAME}",
-                    str(out),
-                    str(size),
-                    sha256,
-                    str(args.connections),
-                ],
-            ),
+            (f"wandown 2 files x c{c}", wandown(nginx.url(NAME), "2")),
+            ("hf_hub_download (localhub)", hf_hub_download(hub.url)),
+            (f"wandown -c{c} (localhub)", wandown(hub.url + resolve)),
         ]
     for client, argv_for in clients:
         if args.only and not any(word in client for word in args.only):
