@@ -25,7 +25,7 @@ def session_for(world, offline=False):
     settings = hub_settings()
     if offline:
         settings = type(settings)(endpoint=settings.endpoint, offline=True)
-    session = Session(config, settings, RunOptions(offline=offline), lambda message: None)
+    session = Session(config, settings, RunOptions(), lambda message: None)
     session.load()
     return session
 

@@ -202,7 +202,6 @@ def run_configured(args: argparse.Namespace) -> int:
     if args.offline:
         settings = dataclasses.replace(settings, offline=True)
     options = RunOptions(
-        offline=settings.offline,
         jobs=config.jobs,
         connections=config.connections,
         limit_kb=config.bandwidth_limit_kb,

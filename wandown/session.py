@@ -38,9 +38,8 @@ _CATALOG_STATUS = {"exists": state.EXISTS, "linked": state.LINKED, "missing": st
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How this run may use the network and the machine."""
+    """How hard this run may use the network and the machine (offline lives in HubSettings)."""
 
-    offline: bool = False
     jobs: int = 2
     connections: int = 8
     limit_kb: float | None = None
@@ -237,12 +236,12 @@ class Session:
     def _models(catalog: Catalog) -> dict[str, str]:
         return {model_id: info.name for model_id, info in catalog.models.items()}
 
-    def linkable(self) -> dict[str, Path]:
-        """Return missing files the hub proves without reading anything (blob names, sidecar)."""
+    def linkable(self, records: Iterable[FileRecord] | None = None) -> dict[str, Path]:
+        """Return missing files (of records, else all) the hub proves without reading anything."""
         if self.hub is None or self.catalog is None:
             return {}
         found = {}
-        for record in self.catalog.records:
+        for record in self.catalog.records if records is None else records:
             wanted = wanted_of(record, self.remote.get(record.dest))
             if record.status != "missing" or wanted is None:
                 continue
@@ -288,7 +287,8 @@ class Session:
     def describe_plan(self, dests: Sequence[str]) -> list[str]:
         """Say what a download of dests would do, one line a file, without doing it."""
         catalog = self._require_catalog()
-        linkable = self.linkable()
+        records = [r for r in map(catalog.record, dests) if r is not None]
+        linkable = self.linkable(records)
         lines = []
         for dest in dests:
             record = catalog.record(dest)
@@ -430,7 +430,7 @@ class Session:
                 wanted.setdefault(item, []).append(dest)
         matches: dict[str, Path] = {}
         if wanted:
-            proven = self.linkable()
+            proven = self.linkable(records.values())
             sizes = {
                 dest: item.size for item, ds in wanted.items() for dest in ds if dest not in proven
             }
