@@ -19,7 +19,6 @@ Progress = Callable[[Path, int, int], None]
 SHA256 = "sha256"
 BLOB_SHA1 = "blob_sha1"
 BLAKE3 = "blake3"
-ALL_KINDS = (SHA256, BLOB_SHA1, BLAKE3)
 
 CHUNK_SIZE = 4 * 1024 * 1024
 

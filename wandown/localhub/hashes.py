@@ -23,7 +23,6 @@ SAVE_EVERY = 1.0
 BIG_FILE = 64 * 1024 * 1024
 
 
-KINDS = ("sha256", "blob_sha1")  # LFS files are named by sha256, small files by git blob sha1
 
 
 def git_blob_sha1(data: bytes) -> str:
