@@ -44,20 +44,16 @@ def load_catalog(
     if settings is None:
         settings, setting_notices = read_settings(root)
         notices += setting_notices
-    records, models, build_notices = build_records(definitions, code or shipped(), settings)
-    catalog = Catalog(root, settings, models, records, notices + build_notices)
+    records, models, build_notices, ckpts = build_records(definitions, code or shipped(), settings)
+    catalog = Catalog(root, settings, models, records, notices + build_notices, ckpts)
     refresh_status(catalog)
     return catalog
 
 
 def refresh_status(catalog: Catalog, records: Iterable[FileRecord] | None = None) -> None:
     """Stat the possible places of every record (or of records) and set their status."""
-    ckpts = _primary_root(catalog)
     for record in catalog.records if records is None else records:
-        places = checkpoint_candidates(catalog.root, record.dest, catalog.settings, ckpts)
+        places = checkpoint_candidates(
+            catalog.root, record.dest, catalog.settings, catalog.checkpoint_folder
+        )
         update_status(record, places)
-
-
-def _primary_root(catalog: Catalog) -> str:
-    first = catalog.settings.checkpoints_paths[0].strip("/")
-    return "" if first in ("", ".") else first

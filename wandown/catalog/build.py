@@ -372,8 +372,8 @@ class _CodeOnlyModule(Problem):
 
 def build_records(
     definitions: dict[str, Definition], code: CodeData, settings: WanSettings
-) -> tuple[list[FileRecord], dict[str, ModelInfo], list[str]]:
-    """Return every file record (sorted by destination), the models, and notices."""
+) -> tuple[list[FileRecord], dict[str, ModelInfo], list[str], str]:
+    """Return every record (sorted by destination), the models, notices and the ckpts folder."""
     builder = _Builder(definitions, code, settings)
     for model_id in sorted(definitions):
         builder.add_model(model_id)
@@ -395,7 +395,7 @@ def build_records(
             record.listed_by |= every_model
             record.role = "core"
     records = sorted(builder.records.values(), key=lambda r: r.dest)
-    return records, builder.models, builder.notices
+    return records, builder.models, builder.notices, builder.ckpts
 
 
 def checkpoint_candidates(root: Path, dest: str, settings: WanSettings, ckpts: str) -> list[Path]:

@@ -100,6 +100,7 @@ class Catalog:
     models: dict[str, ModelInfo]
     records: list[FileRecord]
     notices: list[str]
+    checkpoint_folder: str = "ckpts"  # where new checkpoint files go, relative to root
     _by_dest: dict[str, FileRecord] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
