@@ -78,11 +78,12 @@ class Request(BaseHTTPRequestHandler):
                 self.reply_json(500, {"error": f"Cannot read a file: {err.strerror or err}"})
         except Exception as err:
             # A bug must not look like a network failure to the client, nor flood the console
-            # of a server left running: answer 500 if we still can, and log one line.
+            # of a server left running: log one line, then answer 500 if we still can. The line
+            # goes first so that whoever reads the answer can already find it in the log.
             self.close_connection = True
+            _log_line(f"internal error answering {self.command} {self.path!r}: {_describe(err)}")
             if self._can_still_answer():
                 self.reply_json(500, {"error": "Internal error in localhub"})
-            _log_line(f"internal error answering {self.command} {self.path!r}: {_describe(err)}")
 
     def _answer(self) -> None:
         target, _, query = self.path.partition("?")
