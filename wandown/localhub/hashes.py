@@ -23,8 +23,6 @@ SAVE_EVERY = 1.0
 BIG_FILE = 64 * 1024 * 1024
 
 
-
-
 def git_blob_sha1(data: bytes) -> str:
     """Return git's object id for a blob holding data."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
