@@ -65,5 +65,5 @@ def test_summary_names_every_failure():
     failed = view(dest="ckpts/b.bin", status=state.FAILED, message="the disk is full")
     linked = view(status=state.LINKED)
     lines = summary_lines(snapshot(failed, linked), {"ckpts/b.bin", "ckpts/a.safetensors"})
-    assert lines == ["done: 2 files: 1 failed, 1 linked", "  failed: ckpts/b.bin: the disk is full"]
+    assert lines == ["done: 2 files: 1 linked, 1 failed", "  failed: ckpts/b.bin: the disk is full"]
     assert not all_present(snapshot(failed, linked), {"ckpts/b.bin"})

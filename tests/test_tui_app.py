@@ -509,3 +509,31 @@ def test_an_unknown_terminal_gets_a_clear_message_and_a_clean_shutdown(monkeypat
     assert "cannot start the interactive table" in error and "no-such-terminal-type" in error
     assert "--list" in error and "Traceback" not in error
     assert controller.calls[-1] == ("shutdown",)
+
+
+def test_the_status_line_says_how_a_batch_ended_once_every_file_rests():
+    app = make_app()
+    started = ["ckpts/umt5.safetensors", "ckpts/shared.safetensors", "ckpts/t2v.safetensors"]
+    app.view.selected = set(started)
+    press(app, "d")
+    store = app.controller.store
+    store.update(started[0], status=state.COMPLETE)
+    store.update(started[1], status=state.LINKED)
+    app.refresh()
+    assert app.view.message.startswith("Starting 3 files")
+    store.update(started[2], status=state.FAILED, message="HTTP 404")
+    app.refresh()
+    assert app.view.message == (
+        "Finished 3 files: 1 complete, 1 linked, 1 failed;"
+        " the Status column of failed rows says why"
+    )
+    assert app.view.message_is_error
+    store.update(started[2], status=state.MISSING)
+    app.refresh()
+    press(app, "u")
+    assert "Finished" not in app.view.message  # said once, not on every later change
+    app.view.selected = {started[2]}
+    press(app, "d")
+    store.update(started[2], status=state.COMPLETE)
+    app.refresh()
+    assert app.view.message == "Finished 1 file: 1 complete" and not app.view.message_is_error

@@ -420,6 +420,7 @@ def test_the_real_program_downloads_from_the_table(tmp_path: Path, localhub):
             ),
             timeout=15,
         )
+        session.wait_for("Finished 26 files: 25 complete, 1 linked")
         assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
         assert os.readlink(world.path(f"loras/{LORA}")) == str(in_hub)
         assert not world.path(f"ckpts/{SMALL}").exists()  # unticked, so not fetched

@@ -17,6 +17,7 @@ from wandown.state import (
     PRESENT,
     FileView,
     Snapshot,
+    tally,
 )
 from wandown.units import human_bytes, human_duration, human_speed
 
@@ -78,11 +79,7 @@ class PlainReporter:
 def summary_lines(snapshot: Snapshot, watched: set[str]) -> list[str]:
     """Sum up a run: counts per final status, and every failure with its reason."""
     views = [snapshot.files[d] for d in sorted(watched) if d in snapshot.files]
-    counts: dict[str, int] = {}
-    for view in views:
-        counts[view.status] = counts.get(view.status, 0) + 1
-    parts = ", ".join(f"{count} {status.lower()}" for status, count in sorted(counts.items()))
-    lines = [f"done: {len(views)} files: {parts}" if views else "done: nothing to do"]
+    lines = [f"done: {tally([v.status for v in views])}" if views else "done: nothing to do"]
     lines += [f"  failed: {v.dest}: {v.message}" for v in views if v.status == FAILED]
     unfinished = [v for v in views if v.status in ACTIVE]
     lines += [f"  unfinished: {v.dest} ({v.status.lower()})" for v in unfinished]

@@ -29,6 +29,17 @@ PRESENT = frozenset({EXISTS, LINKED, COMPLETE})
 ACTIVE = frozenset({PENDING, HASHING, LINKING, DOWNLOADING, VERIFYING, BUSY})
 
 
+def tally(statuses: list[str]) -> str:
+    """Say how many files ended in each status, present ones first: "3 files: 2 complete, ..."."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (item[0] not in PRESENT, item[0]))
+    parts = ", ".join(f"{count} {status.lower()}" for status, count in ranked)
+    noun = "file" if len(statuses) == 1 else "files"
+    return f"{len(statuses)} {noun}: {parts}"
+
+
 @dataclass(frozen=True)
 class FileView:
     """What a view may know of one destination file."""

@@ -97,6 +97,7 @@ class App:
         self._totals: tuple[tuple, Totals] | None = None
         self._preselected = False
         self._content: dict[str, int] | None = None
+        self._batch: set[str] = set()  # started, and not yet reported as finished
         self.refresh()
 
     # ---- state from the store
@@ -122,7 +123,20 @@ class App:
                 self.view.say(new.notices[-1])
         if rows_stale(old, new):
             self.rebuild_rows()
+        self._report_finished_batch()
         return True
+
+    def _report_finished_batch(self) -> None:
+        """Once every started file has come to rest, say how they ended."""
+        assert self.snapshot is not None
+        files = self.snapshot.files
+        statuses = [files[dest].status for dest in self._batch if dest in files]
+        if not self._batch or any(status in state.ACTIVE for status in statuses):
+            return
+        self._batch.clear()
+        failed = state.FAILED in statuses
+        advice = "; the Status column of failed rows says why" if failed else ""
+        self.view.say(f"Finished {state.tally(statuses)}{advice}", error=failed)
 
     def rebuild_rows(self, filter_only: bool = False) -> None:
         """Rebuild the row list, keeping the cursor on the same row when it still exists.
@@ -304,6 +318,7 @@ class App:
         self.controller.start(dests)
         self.view.started |= ready
         self.view.selected -= ready
+        self._batch |= ready
         sizes = [files[d].size for d in dests]
         known = sum(size for size in sizes if size is not None)
         size = size_of_selection(known, None in sizes)
