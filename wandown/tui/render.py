@@ -66,8 +66,10 @@ _GROWTH = (
     ("config", 12),
     ("dest", 12),
     ("status", 14),
-    ("file", 60),
+    ("file", 44),
+    ("dest", 32),
     ("config", 24),
+    ("file", 60),
     ("dest", 40),
 )
 # Wan2GP's weights are almost all .safetensors: when a name must be cut, that goes first.
