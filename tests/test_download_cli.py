@@ -127,10 +127,15 @@ def test_kill_dash_nine_then_resume_refetches_little(world, localhub):
 
 def test_sigterm_stops_cleanly_and_keeps_the_partial(world):
     process = world.popen("--download", BIG, "--limit", "500")
-    time.sleep(2.5)
+    assert process.stdout is not None
+    for line in process.stdout:  # a fixed sleep could signal a loaded machine's slow start-up
+        if line.startswith("Downloading"):
+            break
+    time.sleep(1.0)
     process.send_signal(signal.SIGTERM)
     _out, err = process.communicate(timeout=20)
     assert process.returncode == 130
     assert "Traceback" not in err
     assert "interrupted" in err
     assert not world.path(f"ckpts/{BIG}").exists()
+    assert list(world.path("ckpts/.wandown").glob("*.part"))

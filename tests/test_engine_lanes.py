@@ -9,12 +9,12 @@ from wandown.localhub import Fault
 def test_small_files_finish_while_a_big_one_is_stalled(localhub, tmp_path):
     big = payload(256 * 1024, seed=1)
     put_file(localhub, "big.safetensors", big)
-    localhub.set_fault(REPO, "big.safetensors", Fault(stall_after=1000, stall_seconds=2.0, times=1))
+    localhub.set_fault(REPO, "big.safetensors", Fault(stall_after=1000, stall_seconds=4.0, times=1))
     smalls = {f"tok{i}.json": payload(2000, seed=10 + i) for i in range(6)}
     for name, data in smalls.items():
         put_file(localhub, name, data)
 
-    with small_engine(jobs=1, connections=1, timeout=5.0) as engine:
+    with small_engine(jobs=1, connections=1, timeout=8.0) as engine:
         engine.submit(job_for(localhub, "big.safetensors", tmp_path, big))
         for name, data in smalls.items():
             engine.submit(job_for(localhub, name, tmp_path, data))

@@ -184,11 +184,16 @@ def test_a_hub_that_never_answers_does_not_hold_up_a_stop(tmp_path, silent_serve
 class SlowHash:
     """A hash that takes a while per block, like re-reading a 20 GB prefix from a slow disk."""
 
-    def __init__(self, real):
+    def __init__(self, real, held: threading.Event, released: threading.Event):
         self.real = real
+        # Once held, no block is hashed until released, so a cancel always lands mid-hash.
+        self.held = held
+        self.released = released
 
     def update(self, block):
         time.sleep(0.3)
+        if self.held.is_set():
+            self.released.wait(timeout=30)
         self.real.update(block)
 
     def hexdigest(self):
@@ -202,15 +207,23 @@ def test_cancel_while_verifying_stops_the_hash_and_keeps_the_partial(
     put_file(localhub, NAME, data)
     job = job_for(localhub, NAME, tmp_path, data)
     real_new_hash = hashing.new_hash
-    monkeypatch.setattr(hashing, "new_hash", lambda kind, size: SlowHash(real_new_hash(kind, size)))
+    held, released = threading.Event(), threading.Event()
+
+    def slow_hash(kind, size):
+        return SlowHash(real_new_hash(kind, size), held, released)
+
+    monkeypatch.setattr(hashing, "new_hash", slow_hash)
     engine = small_engine(chunk_size=1 * MIB)
     try:
         engine.submit(job)
         while (event := engine.events.get(timeout=30)).state != "verifying":
             assert not event.final, event.message
+        held.set()
         engine.cancel(job.key)
-        result = engine.wait(timeout=5).get(job.key)
+        released.set()
+        result = engine.wait(timeout=10).get(job.key)
     finally:
+        released.set()
         engine.close()
     assert result is not None and result.state == "cancelled"
     assert engine_threads() == []

@@ -79,7 +79,7 @@ def test_stall_hits_a_client_read_timeout(hub: LocalHub) -> None:
         link,
         preload_content=False,
         retries=False,
-        timeout=urllib3.Timeout(connect=2, read=0.2),
+        timeout=urllib3.Timeout(connect=2, read=1.5),
     )
     assert response.read(1000) == WEIGHTS[:1000]
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):

@@ -232,13 +232,13 @@ def test_private_repo_opens_with_its_token(repos, tmp_path):
 
 
 def test_unreachable_endpoint_is_a_per_file_message(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = HubSettings(endpoint=f"http://127.0.0.1:{port}")
-    client = MetadataClient(settings, cache_path=tmp_path / "m.json")
-    ref = FileRef("o/r", "main", "a.json")
-    result = client.fetch([ref])
+    with socket.socket() as holder:  # bound, never listening: nobody else can take the port
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        settings = HubSettings(endpoint=f"http://127.0.0.1:{port}")
+        client = MetadataClient(settings, cache_path=tmp_path / "m.json")
+        ref = FileRef("o/r", "main", "a.json")
+        result = client.fetch([ref])
     assert result.errors[ref] == f"Cannot reach 127.0.0.1:{port}: connection refused."
 
 

@@ -348,12 +348,12 @@ def test_stale_commit_is_used_when_the_hub_fails_to_answer(tmp_path):
 def test_read_timeout_is_retried(tmp_path):
     clock = FakeClock()
     with ForeignHub(REPOS) as hub:
-        hub.script["revision"] += [("stall", 0.6)]
+        hub.script["revision"] += [("stall", 4.0)]
         http = HubHttp(
             HubSettings(endpoint=hub.url),
             wait=clock.wait,
             clock=clock,
-            timeout=urllib3.Timeout(connect=1.0, read=0.2),
+            timeout=urllib3.Timeout(connect=2.0, read=1.0),
         )
         response = http.request("GET", f"{hub.url}/api/models/acme/one/revision/main")
     assert response.status == 200
@@ -422,7 +422,9 @@ def test_cancel_during_a_rate_limit_wait_stops_retrying(tmp_path):
     assert result.unknown == set(WANTED)
 
 
-def test_cancel_keeps_the_batches_already_fetched(tmp_path):
+def test_cancel_keeps_the_batches_already_fetched(tmp_path, monkeypatch):
+    # The worker hands its batch in at once; a loaded machine must not make it miss the grace.
+    monkeypatch.setattr("wandown.remote.client.CANCEL_GRACE", 10.0)
     clock = FakeClock(on_wait=cancel_on_first_wait)
     wanted = WANTED[:3]  # one repo, three paths-info batches of one path
     with ForeignHub(REPOS) as hub:
@@ -438,15 +440,29 @@ def test_cancel_keeps_the_batches_already_fetched(tmp_path):
     assert result.errors == {}
 
 
+def cancel_once_asked(hub: ForeignHub, cancel: threading.Event, after: float) -> threading.Thread:
+    """Set cancel a moment after the hub saw its first request (a timer could fire before it)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while not hub.actions() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(after)
+        cancel.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
 def test_cancel_wakes_a_real_wait(tmp_path):
     cancel = threading.Event()
     with ForeignHub(REPOS) as hub:
         hub.script["revision"] += [(429, {"Retry-After": "50"}, b"")] * 3
         client = client_for(hub, tmp_path)
-        timer = threading.Timer(0.2, cancel.set)
-        timer.start()
+        watcher = cancel_once_asked(hub, cancel, after=0.3)
         result = client.fetch(WANTED[:1], cancel=cancel)
-        timer.join()
+        watcher.join()
         assert hub.actions() == ["revision"]
     assert result.unknown == {WANTED[0]}
 
@@ -454,12 +470,11 @@ def test_cancel_wakes_a_real_wait(tmp_path):
 def test_cancel_returns_while_a_request_is_still_in_flight(tmp_path):
     cancel = threading.Event()
     with ForeignHub(REPOS) as hub:
-        hub.script["revision"] += [("stall", 3.0)]
+        hub.script["revision"] += [("stall", 8.0)]
         client = client_for(hub, tmp_path)
-        timer = threading.Timer(0.1, cancel.set)
-        timer.start()
+        watcher = cancel_once_asked(hub, cancel, after=0.1)
         result = client.fetch(WANTED[:1], cancel=cancel)
-        timer.join()
+        watcher.join()
         # The worker still waits for the stalled answer; fetch() did not wait for it, and it
         # is a daemon, so it cannot hold the program open either.
         still_asking = [t for t in threading.enumerate() if t.name.startswith("hub-meta")]

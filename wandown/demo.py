@@ -355,8 +355,10 @@ def demo_sandbox(keep: bool, notice: Callable[[str], None]) -> Iterator[Sandbox]
     # SIGTERM or SIGHUP while the sandbox is built must still remove it; the CLI's run mode
     # installs the same handlers again for its own part.
     with interrupt_on_signals():
-        folder = Path(tempfile.mkdtemp(prefix="wandown-demo-", dir=base))
+        folder: Path | None = None
         try:
+            with signals_deferred():  # the folder is known to the cleanup below before a signal
+                folder = Path(tempfile.mkdtemp(prefix="wandown-demo-", dir=base))
             layout = Sandbox(folder, endpoint="")
             with _isolated_env(layout.cache_dir, folder / "no-hf-token"):
                 try:
@@ -374,8 +376,8 @@ def demo_sandbox(keep: bool, notice: Callable[[str], None]) -> Iterator[Sandbox]
                     )
                     yield dataclasses.replace(layout, endpoint=hub.url)
         finally:
-            if keep:
+            if folder is not None and keep:
                 notice(f"demo sandbox kept in {folder}")
-            else:
+            elif folder is not None:
                 with signals_deferred():  # a second Ctrl-C or a hang-up must not leave half
                     shutil.rmtree(folder, ignore_errors=True)
