@@ -537,3 +537,14 @@ def test_the_status_line_says_how_a_batch_ended_once_every_file_rests():
     store.update(started[2], status=state.COMPLETE)
     app.refresh()
     assert app.view.message == "Finished 1 file: 1 complete" and not app.view.message_is_error
+
+
+def test_a_batch_a_reload_took_away_ends_without_a_summary():
+    app = make_app()
+    app.view.selected = {"ckpts/t2v.safetensors"}
+    press(app, "d")
+    store = app.controller.store
+    kept = {d: f for d, f in store.snapshot().files.items() if d != "ckpts/t2v.safetensors"}
+    store.replace_all(kept, store.snapshot().header, MODELS)
+    app.refresh()
+    assert "Finished" not in app.view.message

@@ -134,6 +134,8 @@ class App:
         if not self._batch or any(status in state.ACTIVE for status in statuses):
             return
         self._batch.clear()
+        if not statuses:  # a reload dropped them all
+            return
         failed = state.FAILED in statuses
         advice = "; the Status column of failed rows says why" if failed else ""
         self.view.say(f"Finished {state.tally(statuses)}{advice}", error=failed)
