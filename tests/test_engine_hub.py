@@ -135,11 +135,21 @@ def start_child(job: DownloadJob, limit_kb: int) -> subprocess.Popen:
     )
 
 
+def resume_to_complete(localhub, job: DownloadJob, data: bytes) -> int:
+    """Finish job with a fresh engine, check the file, and return the bytes it asked for."""
+    mark = len(localhub.requests)
+    with small_engine() as engine:
+        engine.submit(job)
+        assert engine.wait(timeout=30)[job.key].state == "complete"
+    assert job.dest.read_bytes() == data
+    return requested_bytes(localhub, job.dest.name, len(data), since=mark)
+
+
 def test_a_killed_download_resumes_and_refetches_only_what_was_in_flight(localhub, tmp_path):
     data = payload(4 * MIB, seed=4)
     put_file(localhub, "model.safetensors", data)
     job = job_for(localhub, "model.safetensors", tmp_path, data)
-    child = start_child(job, limit_kb=250)  # 4 s: long enough to be caught at it
+    child = start_child(job, limit_kb=250)  # slow enough to be caught mid-file
     try:
         wait_until(lambda: state_done(job.dest) >= 1 * MIB or child.poll() is not None)
     finally:
@@ -149,13 +159,7 @@ def test_a_killed_download_resumes_and_refetches_only_what_was_in_flight(localhu
     done_at_kill = state_done(job.dest)
     assert 1 * MIB <= done_at_kill < len(data)
     before = requested_bytes(localhub, "model.safetensors", len(data))
-    mark = len(localhub.requests)
-
-    with small_engine() as engine:
-        engine.submit(job)
-        assert engine.wait(timeout=30)[job.key].state == "complete"
-    assert job.dest.read_bytes() == data
-    after = requested_bytes(localhub, "model.safetensors", len(data), since=mark)
+    after = resume_to_complete(localhub, job, data)
     in_flight = 4 * 64 * KIB  # connections x chunk
     assert after <= len(data) - done_at_kill + in_flight
     assert before + after - len(data) <= 2 * in_flight
@@ -252,12 +256,7 @@ def test_cancel_is_prompt_and_keeps_the_partial_for_a_resume(localhub, tmp_path)
     assert paths.part.exists() and paths.state.exists()
     assert not job.dest.exists()
     kept = state_done(job.dest)
-    mark = len(localhub.requests)
-    with small_engine() as engine:
-        engine.submit(job)
-        assert engine.wait(timeout=30)[job.key].state == "complete"
-    assert job.dest.read_bytes() == data
-    after = requested_bytes(localhub, "model.safetensors", len(data), since=mark)
+    after = resume_to_complete(localhub, job, data)
     assert after <= len(data) - kept + 4 * 64 * KIB
 
 

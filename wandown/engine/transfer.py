@@ -566,18 +566,23 @@ class FileDownload:
             skip -= len(data)
         while work.cursor < min(work.end, stop):
             want = min(settings.read_size, work.end - work.cursor, stop - work.cursor)
-            if self.limiter.rate is not None:
-                started = time.monotonic()
-                want = self.limiter.acquire(want, self._stopping)
-                watchdog.pause(time.monotonic() - started)
-                if want == 0:
-                    raise Cancelled
-            data = response.read(want)
+            data = response.read(self._allowance(want, watchdog))
             if not data:
                 raise Transient("the server closed the connection early (short body)")
             write_at(fd, data, work.cursor, self.paths.part)
             planner.advance(work, len(data))
             watchdog.feed(len(data))
+
+    def _allowance(self, want: int, watchdog: SpeedWatchdog) -> int:
+        """Wait until the shared limit allows up to want bytes; the wait is not a stall."""
+        if self.limiter.rate is None:
+            return want
+        started = time.monotonic()
+        allowed = self.limiter.acquire(want, self._stopping)
+        watchdog.pause(time.monotonic() - started)
+        if allowed == 0:
+            raise Cancelled
+        return allowed
 
     def _fetch_unknown_size(self, fd: int, expected: Expected) -> str | None:
         """Fetch a file whose size the Hub did not say with plain GETs; hash it after the fact."""
@@ -618,12 +623,8 @@ class FileDownload:
             watchdog = SpeedWatchdog(settings.min_speed, settings.stall_window)
             received = 0
             while True:
-                want = settings.read_size
-                if self.limiter.rate is not None:
-                    started = time.monotonic()
-                    want = self.limiter.acquire(want, self._stopping)
-                    watchdog.pause(time.monotonic() - started)
-                if self._stopping() or want == 0:
+                want = self._allowance(settings.read_size, watchdog)
+                if self._stopping():
                     raise Cancelled
                 data = response.read(want)
                 if not data:
