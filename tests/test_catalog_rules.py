@@ -290,6 +290,17 @@ def test_status_from_every_checkpoint_root(tmp_path):
     assert status["ckpts/m_bf16.safetensors"] == "missing"
 
 
+def test_a_first_checkpoints_path_outside_wan2gp_sends_new_files_to_ckpts(tmp_path):
+    root = make_install(
+        tmp_path / "Wan2GP",
+        {"base": {"architecture": "arch", "URLs": MAIN}},
+        wgp_config={"checkpoints_paths": [str(tmp_path / "elsewhere"), "ckpts"]},
+    )
+    catalog = load_catalog(root, code=CODE)
+    assert any("outside the Wan2GP folder" in n for n in catalog.notices)
+    assert "ckpts/m_quanto_bf16_int8.safetensors" in needed(catalog, "base")
+
+
 def test_missing_install_is_a_clear_error(tmp_path):
     with pytest.raises(CatalogError, match="defaults"):
         load_catalog(tmp_path / "nowhere")

@@ -74,10 +74,10 @@ class _Builder:
         self.definitions = definitions
         self.code = code
         self.settings = settings
+        self.notices: list[str] = []
         self.ckpts = self._primary_checkpoint_root()
         self.records: dict[str, FileRecord] = {}
         self.models: dict[str, ModelInfo] = {}
-        self.notices: list[str] = []
         self._effective: dict[str, dict[str, Any]] = {}
         self._code_for: dict[str, CodeDefaults | None] = {}
         for model_id, definition in definitions.items():
