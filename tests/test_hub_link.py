@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_hub_builders import content, make_hf_cache, sha256_hex, write
+from tests.test_hub_builders import content, make_hf_cache, make_invokeai, sha256_hex, write
 from wandown.hub import LinkOutcome, ModelHubError, dedupe, link_into_place, scan_hub
 
 
@@ -138,3 +138,14 @@ def test_dedupe_skips_the_hub_inside_the_folder(tmp_path: Path) -> None:
     report = dedupe(tmp_path / "wan", index)
     assert report.replaced == [(tmp_path / "wan" / "copy.bin", tmp_path / "wan" / "hub" / "a.bin")]
     assert not (tmp_path / "wan" / "hub" / "a.bin").is_symlink()
+
+
+def test_dedupe_sees_files_invokeai_keeps_outside_the_hub_on_a_fresh_index(tmp_path: Path) -> None:
+    data = content("outside", 5000)
+    make_invokeai(tmp_path / "hub" / "invoke", {}, outside={tmp_path / "elsewhere" / "x.sft": data})
+    write(tmp_path / "wan" / "copy.safetensors", data)
+    report = dedupe(tmp_path / "wan", scan_hub(tmp_path / "hub"))
+    assert len(report.replaced) == 1
+    assert os.path.realpath(tmp_path / "wan" / "copy.safetensors") == str(
+        tmp_path / "elsewhere" / "x.sft"
+    )

@@ -275,16 +275,21 @@ class HubIndex:
 
     # -- matching ----------------------------------------------------------------------------
 
-    def candidates(self, size: int) -> list[str]:
-        """Return the hub files of exactly this size, proven-by-name and real files first.
+    def has_size(self, size: int) -> bool:
+        """Tell whether any hub file has exactly this size (see candidates)."""
+        return bool(self._sized(size))
 
-        The first call reads the InvokeAI databases (if any), so files InvokeAI uses in place
-        outside the hub are candidates too.
-        """
+    def candidates(self, size: int) -> list[str]:
+        """Return the hub files of exactly this size, proven-by-name and real files first."""
+        keys = self._sized(size)
+        return sorted(keys, key=lambda k: (k not in self.known, k in self.link_targets, k))
+
+    def _sized(self, size: int) -> list[str]:
+        # The first look reads the InvokeAI databases (if any), so files InvokeAI uses in place
+        # outside the hub count too.
         if self._invokeai is None and self.invokeai_roots:
             self.invokeai_records()
-        keys = self.by_size.get(size, [])
-        return sorted(keys, key=lambda k: (k not in self.known, k in self.link_targets, k))
+        return self.by_size.get(size, [])
 
     def match(
         self,

@@ -117,7 +117,7 @@ def _real_files(folder: str, hub_identity: tuple[int, int], index: HubIndex):
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
-                    if st.st_size > 0 and st.st_size in index.by_size:
+                    if st.st_size > 0 and index.has_size(st.st_size):
                         yield entry.path, st
             except OSError as exc:
                 index.notice(f"skipping {entry.path}: {exc.strerror or exc}")
