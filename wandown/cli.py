@@ -8,7 +8,6 @@ import math
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wandown import __version__
 from wandown.config import load_config
 from wandown.errors import ConfigError, UsageError, WandownError
-from wandown.fsutil import cache_dir
+from wandown.fsutil import log_exception
 from wandown.interrupts import interrupt_on_signals
 from wandown.units import human_bytes
 
@@ -346,19 +345,6 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
-def _crash_log(exc: BaseException) -> Path | None:
-    try:
-        log_dir = cache_dir()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        path = log_dir / "crash.log"
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"--- wandown {__version__} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-            handle.write("".join(traceback.format_exception(exc)))
-        return path
-    except OSError:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run wandown; turn every expected failure into a message and an exit status."""
     try:
@@ -373,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:
-        log = _crash_log(exc)
+        log = log_exception("crash.log", exc)
         where = f"; details are in {log}" if log else ""
         notice(f"internal error: {exc.__class__.__name__}: {exc}{where}")
         return 70

@@ -6,6 +6,8 @@ import contextlib
 import json
 import os
 import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,22 @@ def atomic_symlink(target: Path, link: Path, replace_file: bool = False) -> None
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def log_exception(name: str, exc: BaseException) -> Path | None:
+    """Append exc's traceback to the log file name in the cache folder; return its path.
+
+    Users see one line; the details wait here for a bug report. None when it cannot be written.
+    """
+    from wandown import __version__
+
+    try:
+        path = cache_dir() / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"--- wandown {__version__} {stamp} pid {os.getpid()}\n")
+            log.write("".join(traceback.format_exception(exc)))
+        return path
+    except OSError:
+        return None

@@ -6,11 +6,8 @@ import contextlib
 import locale
 import os
 import sys
-import time
-import traceback
-from pathlib import Path
 
-from wandown.fsutil import cache_dir
+from wandown.fsutil import log_exception
 from wandown.tui import theme
 from wandown.tui.app import App, Controller
 from wandown.tui.keys import mouse_key
@@ -46,7 +43,7 @@ def run(controller: Controller, palette: str | None = None, ascii_only: bool | N
     except Terminated as stop:
         status, message = 128 + stop.signum, f"{stop}; partial downloads are kept for next time"
     except Exception as error:
-        log = log_crash()
+        log = log_exception("tui.log", error)
         status = 1
         message = f"the interface failed ({type(error).__name__}: {error})"
         if log:
@@ -55,7 +52,7 @@ def run(controller: Controller, palette: str | None = None, ascii_only: bool | N
         try:
             controller.shutdown()
         except Exception as error:
-            log = log_crash()
+            log = log_exception("tui.log", error)
             status = status or 1
             message = message or f"stopping the downloads failed ({error}); see {log}"
     if message:
@@ -99,16 +96,3 @@ def main_loop(screen: Screen, app: App) -> None:
             app.mouse_y = event[1]
             key = name
         app.handle(key)
-
-
-def log_crash() -> Path | None:
-    """Append the current exception's traceback to tui.log; return its path, or None."""
-    try:
-        path = cache_dir() / "tui.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n")
-            log.write(traceback.format_exc())
-        return path
-    except OSError:
-        return None
