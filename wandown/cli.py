@@ -22,8 +22,6 @@ from wandown.units import human_bytes
 if TYPE_CHECKING:
     from wandown.session import Session
 
-MODES = ("list", "download", "dedupe", "export_metadata", "import_metadata")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -217,16 +215,15 @@ def run_configured(args: argparse.Namespace) -> int:
 
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
+    interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
     if args.import_metadata:
         count = session.client.import_metadata(Path(args.import_metadata))
         notice(f"imported metadata for {count} entries from {args.import_metadata}")
-        if not any(getattr(args, m) for m in MODES if m != "import_metadata"):
+        if interactive:  # an import alone is a complete run
             return 0
-    interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
     if interactive and not (sys.stdin.isatty() and sys.stdout.isatty()):
         if args.reset_cache:  # a script asking only for that
-            session.client.reset_cache()
-            notice("cleared the Hub metadata cache")
+            session.reset_cache()
             return 0
         raise UsageError(
             "the interactive table needs a terminal; use --list or --download SEL for scripts"
@@ -259,7 +256,7 @@ def _metadata_progress() -> Callable[[int, int], None]:
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
-        if done == total or now - shown["last"] > 2:
+        if now - shown["last"] > 2:
             shown["last"] = now
             if total and done < total:
                 notice(f"fetching Hub metadata: {done} of {total} files")

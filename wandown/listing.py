@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from wandown.catalog import Catalog, FileRecord
 from wandown.units import human_bytes, size_gb
 
-STATUS_WORDS = {"exists": "Exists", "linked": "Linked", "missing": "Missing"}
 COLUMNS = ("✓", "Config", "Model File", "Size (GB)", "Status", "Destination")
 
 
@@ -47,7 +46,7 @@ def table_rows(records: Iterable[FileRecord], model_count: int) -> list[tuple[st
                 config_label(record, model_count),
                 record.file_name,
                 size_gb(record.size),
-                STATUS_WORDS.get(record.status, record.status.title()),
+                record.status.title(),
                 record.folder + "/",
             )
         )

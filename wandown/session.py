@@ -24,15 +24,6 @@ from wandown.remote import FileRef, HubSettings, MetadataClient, RemoteFile
 
 Notice = Callable[[str], None]
 
-_ENGINE_STATUS = {
-    "pending": state.PENDING,
-    "downloading": state.DOWNLOADING,
-    "verifying": state.VERIFYING,
-    "complete": state.COMPLETE,
-    "failed": state.FAILED,
-    "busy": state.BUSY,
-    "cancelled": state.CANCELLED,
-}
 _CATALOG_STATUS = {"exists": state.EXISTS, "linked": state.LINKED, "missing": state.MISSING}
 
 
@@ -100,7 +91,6 @@ class Session:
         notice: Notice,
     ) -> None:
         self.config = config
-        self.options = options
         self.notice = notice
         self.hub_settings = hub_settings
         self.client = MetadataClient(hub_settings, cache_path=options.cache_path)
@@ -135,8 +125,7 @@ class Session:
         for message in catalog.notices:
             self.notice(message)
         if reset_cache:
-            self.client.reset_cache()
-            self.notice("cleared the Hub metadata cache")
+            self.reset_cache()
         remote, problems = self._fetch_metadata(catalog, progress)
         hub = self._scan_hub() if with_hub else None
         # Workers read these; swap them together, after the slow part.
@@ -229,7 +218,7 @@ class Session:
             hub_files=self.hub.file_count if self.hub else 0,
             hub_links=len(self.linkable()) if self.hub else 0,
             online=not self.hub_settings.offline,
-            limit_kb=self.engine.limiter.rate / 1024 if self.engine.limiter.rate else None,
+            limit_kb=self.engine.limit_kb,
         )
 
     @staticmethod
@@ -297,7 +286,7 @@ class Session:
             step = self._decide(record, linkable.get(dest))
             wanted = wanted_of(record, self.remote.get(dest))
             may_hold = self.hub is not None and wanted is not None
-            may_hold = may_hold and bool(self.hub.candidates(wanted.size))
+            may_hold = may_hold and self.hub.has_size(wanted.size)
             lines.append(plan.describe(dest, step, hub_may_hold=may_hold))
         return lines
 
@@ -353,7 +342,12 @@ class Session:
 
     def set_limit(self, kb: float | None) -> None:
         self.engine.set_limit(kb)
-        self.store.set_header(limit_kb=kb or None)
+        self.store.set_header(limit_kb=self.engine.limit_kb)
+
+    def reset_cache(self) -> None:
+        """Forget the cached Hub metadata, and say so."""
+        self.client.reset_cache()
+        self.notice("cleared the Hub metadata cache")
 
     def reload(self, reset_cache: bool = True) -> None:
         """Clear the metadata cache (when asked) and load everything again, in the background."""
@@ -410,7 +404,8 @@ class Session:
 
     def _link_or_download(self, dests: list[str]) -> None:
         catalog = self._require_catalog()
-        records = {r.dest: r for r in catalog.records if r.dest in dests}
+        wanted = set(dests)
+        records = {r.dest: r for r in catalog.records if r.dest in wanted}
         linked = self._link_from_hub(records)
         for dest in dests:
             if dest in linked or self._stop.is_set():
@@ -426,7 +421,7 @@ class Session:
         wanted: dict[Wanted, list[str]] = {}
         for dest, record in records.items():
             item = wanted_of(record, self.remote.get(dest))
-            if item is not None and self.hub.candidates(item.size):
+            if item is not None and self.hub.has_size(item.size):
                 wanted.setdefault(item, []).append(dest)
         matches: dict[str, Path] = {}
         if wanted:
@@ -437,7 +432,7 @@ class Session:
 
             def progress(path: Path, done: int, total: int) -> None:
                 for dest, size in sizes.items():
-                    if size == total and dest not in matches:
+                    if size == total:
                         self.store.update(dest, status=state.HASHING, done=done, message=str(path))
 
             found = self.hub.match(wanted, progress=progress, cancel=self._stop)
@@ -498,7 +493,7 @@ class Session:
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        status = _ENGINE_STATUS.get(event.state, event.state.title())
+        status = event.state.title()  # the engine's states are the display statuses, lower-case
         changes = {
             "status": status,
             "done": event.done,

@@ -54,7 +54,6 @@ class Engine:
     ) -> None:
         if jobs < 1 or connections < 1:
             raise ValueError("jobs and connections must be at least 1")
-        self.jobs = jobs
         self.events: queue.Queue[Event] = events if events is not None else queue.Queue()
         self.settings = Settings(
             connections=connections,
