@@ -22,6 +22,15 @@ def cache_dir() -> Path:
     return base / "wandown"
 
 
+def is_inside(path: os.PathLike[str] | str, folder: os.PathLike[str] | str) -> bool:
+    """Tell whether path is folder or below it, links resolved."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path through a temporary file in the same folder and a rename."""
     path = Path(path)

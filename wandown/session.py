@@ -19,6 +19,7 @@ from wandown.catalog import Catalog, FileRecord, load_catalog, refresh_status
 from wandown.config import Config
 from wandown.engine import DownloadJob, Engine, Event
 from wandown.errors import UsageError, WandownError
+from wandown.fsutil import is_inside
 from wandown.hub import HubIndex, ModelHubError, Wanted, link_into_place, scan_hub
 from wandown.remote import FileRef, HubSettings, MetadataClient, RemoteFile
 
@@ -181,7 +182,9 @@ class Session:
         hub_dir = self.config.hub_directory
         if hub_dir is None:
             return None
-        if _inside(self.config.wan2gp_root, hub_dir) or _inside(hub_dir, self.config.wan2gp_root):
+        if is_inside(self.config.wan2gp_root, hub_dir) or is_inside(
+            hub_dir, self.config.wan2gp_root
+        ):
             self.notice(
                 f"the hub {hub_dir} and the Wan2GP folder {self.config.wan2gp_root} overlap; "
                 "hub features are off, since wandown never writes into a hub"
@@ -444,6 +447,7 @@ class Session:
                 hit = self.hub.find_in_hf_cache(record.repo, record.path or "")
                 if hit is not None:
                     matches[dest] = hit[0]
+            self.hub.save()
         done = set()
         for dest, hub_file in matches.items():
             if self._was_cancelled(dest):
@@ -519,15 +523,6 @@ class Session:
         if self.catalog is None:
             raise WandownError("the catalog is not loaded yet")
         return self.catalog
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Tell whether path is folder or below it, links resolved."""
-    try:
-        Path(path).resolve().relative_to(Path(folder).resolve())
-    except (ValueError, OSError):
-        return False
-    return True
 
 
 def catalog_path(catalog: Catalog, dest: str) -> Path:

@@ -8,7 +8,6 @@ such file once for every digest wanted from it.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,12 +16,11 @@ from pathlib import Path
 from wandown.errors import WandownError
 from wandown.hub import hashing
 from wandown.hub.hashing import BLAKE3, BLOB_SHA1, SHA256, Progress
-from wandown.hub.hfcache import SHA256_NAME, HfCacheRepo
+from wandown.hub.hfcache import SHA1_NAME, SHA256_NAME, HfCacheRepo
 from wandown.hub.invokeai import InvokeAIRecord, read_records
 from wandown.hub.sidecar import FileStat, HashSidecar
 
-_HEX = {SHA256: re.compile(r"^[0-9a-f]{64}$"), BLOB_SHA1: re.compile(r"^[0-9a-f]{40}$")}
-_HEX[BLAKE3] = _HEX[SHA256]
+_HEX = {SHA256: SHA256_NAME, BLOB_SHA1: SHA1_NAME, BLAKE3: SHA256_NAME}
 
 
 class ModelHubError(WandownError):
@@ -361,7 +359,7 @@ class HubIndex:
 
         For use without Hub metadata: the snapshot link's blob name is the file's identity, so
         the same repo and path in a cache is the same file huggingface_hub would use offline. A
-        small file's blob is named by its git sha1; its sha256 is then computed (once, remembered).
+        small file's blob is named by its git sha1; its sha256 is then computed (save() keeps it).
         """
         path = path.strip("/")
         for hf_repo in self.hf_repos:
@@ -375,7 +373,6 @@ class HubIndex:
                 if SHA256_NAME.match(blob):  # type: ignore[arg-type]
                     return self.link_target(key), blob  # type: ignore[return-value]
                 sha256 = self.digests(key, {SHA256}).get(SHA256)
-                self.save()
                 if sha256 is not None:
                     return self.link_target(key), sha256
         return None

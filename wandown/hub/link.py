@@ -73,10 +73,7 @@ def dedupe(
     file's sha256 is known from its HF blob name). Hub files are only read, never touched.
     """
     folder = os.path.abspath(folder)
-    hub_real = os.path.realpath(index.hub_dir)
-    if os.path.realpath(folder) + os.sep == hub_real + os.sep or (
-        os.path.realpath(folder).startswith(hub_real + os.sep)
-    ):
+    if fsutil.is_inside(folder, index.hub_dir):
         raise ModelHubError(
             f"{folder} is inside the hub {index.hub_dir}; dedupe never changes the hub"
         )
