@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable
 
+from wandown.digests import git_blob_header, new_hash
+
+__all__ = ["PrefixHasher", "git_blob_header", "hash_file", "new_hash"]
+
 READ_BACK = 4 * 1024 * 1024
-
-
-def git_blob_header(size: int) -> bytes:
-    """Return the header git hashes before a blob's bytes (the Hub's ETag for small files)."""
-    return b"blob %d\0" % size
-
-
-def new_hash(kind: str, size: int) -> hashlib._Hash:
-    """Start a sha256 (LFS files) or a git blob sha1 (small files) of a file of `size` bytes."""
-    if kind == "sha256":
-        return hashlib.sha256()
-    if kind == "blob_sha1":
-        digest = hashlib.sha1(usedforsecurity=False)
-        digest.update(git_blob_header(size))
-        return digest
-    raise ValueError(f"unknown hash kind {kind!r}")
 
 
 def hash_file(

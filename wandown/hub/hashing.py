@@ -8,16 +8,15 @@ is skipped and everything else still works.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from wandown.digests import BLOB_SHA1, SHA256, new_hash
+
 Progress = Callable[[Path, int, int], None]
 """progress(path, bytes_done, total) while a file is read for hashing."""
 
-SHA256 = "sha256"
-BLOB_SHA1 = "blob_sha1"
 BLAKE3 = "blake3"
 
 CHUNK_SIZE = 4 * 1024 * 1024
@@ -41,11 +40,6 @@ def load_blake3() -> Callable[[], object] | None:
     return blake3
 
 
-def git_blob_sha1_prefix(size: int) -> bytes:
-    """Return the header git puts before a blob's content when naming it."""
-    return b"blob %d\0" % size
-
-
 def hash_file(
     path: Path,
     kinds: Iterable[str],
@@ -62,12 +56,10 @@ def hash_file(
     kinds = set(kinds)
     total = path.stat().st_size
     hashers: dict[str, object] = {}
-    if SHA256 in kinds:
-        hashers[SHA256] = hashlib.sha256()
+    for kind in kinds & {SHA256, BLOB_SHA1}:
+        hashers[kind] = new_hash(kind, total)
     if BLAKE3 in kinds and blake3_factory is not None:
         hashers[BLAKE3] = blake3_factory()
-    if BLOB_SHA1 in kinds:
-        hashers[BLOB_SHA1] = hashlib.sha1(git_blob_sha1_prefix(total), usedforsecurity=False)
     done = 0
     with open(path, "rb", buffering=0) as handle:
         if progress is not None:

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from wandown.digests import BLOB_SHA1, new_hash
 from wandown.fsutil import atomic_write_json, cache_dir
 
 CHUNK_SIZE = 1024 * 1024
@@ -25,17 +26,14 @@ BIG_FILE = 64 * 1024 * 1024
 
 def git_blob_sha1(data: bytes) -> str:
     """Return git's object id for a blob holding data."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    digest = new_hash(BLOB_SHA1, len(data))
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def hash_file(path: Path, size: int, kind: str) -> str:
     """Read path in chunks and return its sha256 or its git blob sha1 (kind)."""
-    if kind == "sha256":
-        digest = hashlib.sha256()
-    elif kind == "blob_sha1":
-        digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
-    else:
-        raise ValueError(f"unknown digest kind {kind!r}")
+    digest = new_hash(kind, size)
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_SIZE):
             digest.update(chunk)
