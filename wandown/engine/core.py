@@ -108,8 +108,7 @@ class Engine:
             reporter = Reporter(job.key, self.events)
             reporter.total = job.size
             self._reporters[job.key] = reporter
-            small = job.size is not None and job.size <= self.settings.small_file
-            lane = "small" if small else "large"
+            lane = "small" if self.settings.is_small(job.size) else "large"
             if self._lane_threads[lane] < self._lane_width[lane]:
                 self._lane_threads[lane] += 1
                 thread = threading.Thread(

@@ -77,6 +77,10 @@ class Settings:
     stall_window: float
     state_every: float
 
+    def is_small(self, size: int | None) -> bool:
+        """Tell whether a file is small: one plain GET, in the lane that never waits on big ones."""
+        return size is not None and size <= self.small_file
+
 
 @dataclass(frozen=True)
 class Expected:
@@ -276,7 +280,7 @@ class FileDownload:
                 return self._fetch_unknown_size(fd, expected)
             if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)
-            single = size < self.settings.small_file
+            single = self.settings.is_small(size)
             try:
                 digest = self._fetch_known_size(fd, state, expected, single)
             except RangeIgnored:
@@ -457,7 +461,7 @@ class FileDownload:
             raise Cancelled
 
     def _retrying(self, action):
-        """Run action, retrying Transient failures with backoff (used for Hub lookups)."""
+        """Run action, retrying transient failures with backoff (Hub lookups, sizeless files)."""
         failures = 0
         while True:
             if self._stopping():
@@ -465,7 +469,7 @@ class FileDownload:
             try:
                 with watching(self.cancel):
                     return action()
-            except Transient as problem:
+            except (Transient, TooSlow, LinkExpired) as problem:
                 failures += 1
                 self._recover(problem, failures)
 
@@ -586,17 +590,8 @@ class FileDownload:
 
     def _fetch_unknown_size(self, fd: int, expected: Expected) -> str | None:
         """Fetch a file whose size the Hub did not say with plain GETs; hash it after the fact."""
-        failures = 0
-        while True:
-            if self._stopping():
-                raise Cancelled
-            try:
-                received = self._stream_whole(fd)
-                break
-            except (Transient, TooSlow, LinkExpired) as problem:
-                # Without a size there is no range to resume from: each try starts at byte 0.
-                failures += 1
-                self._recover(problem, failures)
+        # Without a size there is no range to resume from: each try starts at byte 0.
+        received = self._retrying(lambda: self._stream_whole(fd))
         os.fsync(fd)
         self.reporter.total = received
         self.reporter.publish(ev.VERIFYING, received)
