@@ -27,7 +27,6 @@ from .fetch import (
     RemoteChanged,
     Resolver,
     Transient,
-    interrupt,
     origin,
     parse_content_range,
     reason,
@@ -150,10 +149,9 @@ class FileDownload:
         self.reporter = reporter
         self.cancel = cancel
         self.paths = PartialPaths.for_dest(job.dest)
-        self._responses: set[urllib3.BaseHTTPResponse] = set()
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
-        self._abort = threading.Event()
+        self._abort = CancelFlag()  # this pass failed: its other connections stop too
 
     # -- the whole job -------------------------------------------------------------------
 
@@ -370,15 +368,8 @@ class FileDownload:
     ) -> None:
         """Report progress and save the state until every connection has ended."""
         last_saved = time.monotonic()
-        interrupted = False
         while any(worker.is_alive() for worker in workers):
-            stopping = self.cancel.wait(0.1) or self._abort.is_set()
-            if stopping and not interrupted:
-                interrupted = True
-                with self._lock:
-                    responses = list(self._responses)
-                for response in responses:
-                    interrupt(response)
+            self.cancel.wait(0.1)
             self.reporter.progress(planner.done_bytes())
             if time.monotonic() - last_saved >= self.settings.state_every:
                 self._save(planner, state)
@@ -535,17 +526,14 @@ class FileDownload:
             if self.cancel.is_set():
                 raise Cancelled from error
             raise Transient(f"cannot reach {origin(url)[1]}: {reason(error)}") from error
-        with self._lock:
-            self._responses.add(response)
+        # Either flag cuts the response when set, at once if it already is.
         self.cancel.add(response)
-        if self._stopping():
-            interrupt(response)
+        self._abort.add(response)
         return response
 
     def _drop(self, response: urllib3.BaseHTTPResponse) -> None:
-        with self._lock:
-            self._responses.discard(response)
         self.cancel.discard(response)
+        self._abort.discard(response)
         # A body read to its end lets the connection go back to the pool; any other is closed,
         # or the next request on it would read the rest of this one.
         if not response.closed and response.length_remaining != 0:
