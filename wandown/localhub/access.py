@@ -81,6 +81,11 @@ class AccessPolicy:
         repos = self.tokens[token]
         return repos == "*" or repo_id in repos
 
+    def not_found(self, authorization: str | None) -> Denial:
+        """The Hub's answer for a repo it will not admit to: 401 when anonymous, else 404."""
+        status = 401 if self.known_token(authorization) is None else 404
+        return Denial(status, "RepoNotFound", REPO_NOT_FOUND)
+
     def denial(self, repo_id: str, authorization: str | None, *, files: bool) -> Denial | None:
         """Return why this request may not read repo_id, or None if it may.
 
@@ -91,8 +96,7 @@ class AccessPolicy:
             return refused
         token = self.known_token(authorization)
         if repo_id in self.private and not self._opens(token, repo_id):
-            status = 401 if token is None else 404
-            return Denial(status, "RepoNotFound", REPO_NOT_FOUND)
+            return self.not_found(authorization)
         if files and repo_id in self.gated and not self._opens(token, repo_id):
             if token is None:
                 return Denial(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,7 @@ class Snapshot:
     commit: str
     files: dict[str, RepoFile]
     last_modified_ns: int
-    folders: frozenset[str] = field(default=frozenset())
+    folders: frozenset[str] = field(init=False)  # derived from files
 
     def __post_init__(self) -> None:
         parents = set()
@@ -104,14 +105,14 @@ def _walk_files(top: Path) -> list[tuple[str, Path, os.stat_result]]:
     """List regular files under top (following file symlinks) as (relative path, path, stat)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS]  # the result is sorted
         for name in filenames:
             local = Path(dirpath, name)
             try:
                 info = local.stat()
             except OSError:
                 continue  # a broken link or a file removed while we looked
-            if not os.path.isfile(local):
+            if not stat.S_ISREG(info.st_mode):
                 continue
             found.append((local.relative_to(top).as_posix(), local, info))
     found.sort(key=lambda item: item[0])

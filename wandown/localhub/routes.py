@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
+from wandown.localhub.access import INVALID_CREDENTIALS
 from wandown.localhub.faults import Fault
 from wandown.localhub.http import Request, percent_encoded
 from wandown.localhub.protocol import (
@@ -121,11 +122,11 @@ class HubRoutes:
         denial = policy.token_denial(authorization)
         if denial is None:
             repo = self.hub.store.find(repo_id)
+            # The Hub does not tell a missing repo from a private one.
             if repo is None:
-                # The Hub does not tell a missing repo from a private one: 401 when anonymous.
-                status = 404 if policy.known_token(authorization) else 401
-                raise Refused(status, "RepoNotFound", "Repository not found")
-            denial = policy.denial(repo_id, authorization, files=files)
+                denial = policy.not_found(authorization)
+            else:
+                denial = policy.denial(repo_id, authorization, files=files)
         if denial is not None:
             raise Refused(denial.status, denial.code, denial.message)
         revision = revision or "main"
@@ -265,11 +266,9 @@ class HubRoutes:
         request.reply_json(200, answer)
 
     def _whoami(self, request: Request) -> None:
-        policy = self.hub.policy
-        denial = policy.token_denial(request.headers.get("Authorization"))
-        token = policy.known_token(request.headers.get("Authorization"))
-        if denial is not None or token is None:
-            raise Refused(401, None, "Invalid credentials in Authorization header")
+        token = self.hub.policy.known_token(request.headers.get("Authorization"))
+        if token is None:
+            raise Refused(401, None, INVALID_CREDENTIALS)
         request.reply_json(
             200,
             {
