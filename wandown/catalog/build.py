@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -115,7 +115,7 @@ class _Builder:
     def resolve(self, model_id: str, key: str, chain: tuple[str, ...] = ()) -> Any:
         """Return the value of key for model_id, following string references to other ids."""
         value = self._effective[model_id].get(key)
-        if not isinstance(value, str) or key == "VAE_URLs" or key not in REFERENCE_KEYS:
+        if not isinstance(value, str) or key not in REFERENCE_KEYS:
             return value
         if value in self.definitions:
             chain = chain or (model_id,)
@@ -131,13 +131,7 @@ class _Builder:
 
     def resolve_list(self, model_id: str, key: str) -> list[str]:
         value = self.resolve(model_id, key)
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return [value]
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
-        raise Problem(f"{key}: expected a list of URLs, found {type(value).__name__}")
+        return [] if value is None else self._url_list(value, key)
 
     # -- modules (rule 4) -----------------------------------------------------------------
 
@@ -256,15 +250,20 @@ class _Builder:
         self.add_entries(model_id, entries, role, {pick} if pick else set(), folder)
 
     def add_repo_folder(self, model_id: str | None, group: RepoFolder, role: str) -> None:
+        for url, dest in self.repo_folder_files(group):
+            self.add(model_id, url, role, dest, needed=True)
+
+    def repo_folder_files(self, group: RepoFolder) -> Iterator[tuple[str, str]]:
+        """Yield (url, destination) for each file of a code-side repo folder."""
         for name in group.files:
-            repo_path = posixpath.join(group.source_folder, name) if group.source_folder else name
+            repo_path = posixpath.join(group.source_folder, name)
             url = f"https://{HUB_HOST}/{group.repo}/resolve/main/{repo_path}"
             try:
                 dest = safe_dest(self.ckpts, group.target_folder or "", repo_path)
             except Problem as exc:
                 self.notices.append(f"code-side file {url}: {exc}")
                 continue
-            self.add(model_id, url, role, dest, needed=True)
+            yield url, dest
 
     def report(self, model_id: str, message: str) -> None:
         problems = self.models[model_id].problems
@@ -385,10 +384,7 @@ def build_records(
             )
     every_model = set(definitions)
     for group in code.core:
-        for name in group.files:
-            repo_path = posixpath.join(group.source_folder, name)
-            url = f"https://{HUB_HOST}/{group.repo}/resolve/main/{repo_path}"
-            dest = safe_dest(builder.ckpts, repo_path)
+        for url, dest in builder.repo_folder_files(group):
             builder.add(None, url, "core", dest, needed=False)
             record = builder.records[dest]
             record.needed_by |= every_model
