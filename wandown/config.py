@@ -42,12 +42,11 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
 class Config:
     """The settings in force: the file's values, resolved against the file's folder."""
 
-    path: Path
     hub_directory: Path | None
     bandwidth_limit_kb: float | None
     wan2gp_directory: Path
-    jobs: int = 2
-    connections: int = 8
+    jobs: int
+    connections: int
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -143,7 +142,6 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
 
     limit = settings["bandwidth_limit_kb"]
     return Config(
-        path=path,
         hub_directory=hub,
         bandwidth_limit_kb=float(limit) if limit else None,
         wan2gp_directory=Path(os.path.normpath(wan2gp)),

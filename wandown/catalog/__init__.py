@@ -30,9 +30,7 @@ __all__ = [
 ]
 
 
-def load_catalog(
-    root: Path, code: CodeData | None = None, settings: WanSettings | None = None
-) -> Catalog:
+def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
     """Read the Wan2GP install at root and return its catalog with each file's status."""
     root = Path(root)
     if not (root / "defaults").is_dir():
@@ -41,9 +39,8 @@ def load_catalog(
             "wan2gp_directory in config.json (or --wan2gp-dir) to Wan2GP's ckpts folder"
         )
     definitions, notices = read_definitions(root)
-    if settings is None:
-        settings, setting_notices = read_settings(root)
-        notices += setting_notices
+    settings, setting_notices = read_settings(root)
+    notices += setting_notices
     records, models, build_notices, ckpts = build_records(definitions, code or shipped(), settings)
     catalog = Catalog(root, settings, models, records, notices + build_notices, ckpts)
     refresh_status(catalog)

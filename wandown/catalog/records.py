@@ -53,10 +53,6 @@ class FileRecord:
     def folder(self) -> str:
         return self.dest.rsplit("/", 1)[0] if "/" in self.dest else ""
 
-    @property
-    def needed(self) -> bool:
-        return bool(self.needed_by)
-
     def to_json(self) -> dict:
         """Return the record in the ``--list --json`` form other tools build on."""
         return {
