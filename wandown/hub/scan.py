@@ -69,7 +69,7 @@ class _Walker:
 
     def enter(self, entry: os.DirEntry) -> bool:
         """Return True the first time a folder (by device and inode) is reached."""
-        st = entry.stat() if entry.is_symlink() else entry.stat(follow_symlinks=False)
+        st = entry.stat()  # follows a link; for a folder itself it is the cached lstat
         identity = (st.st_dev, st.st_ino)
         if identity in self.visited:
             self.index.notice(
