@@ -8,6 +8,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -474,8 +475,7 @@ class FileDownload:
         extra = {}
         if not (single and first == 0):
             extra["Range"] = f"bytes={first}-{work.end - 1}"
-        response = self._request(url, extra)
-        try:
+        with self._get(url, extra) as response:
             skip = 0
             if response.status == 206:
                 answered = parse_content_range(response.headers.get("Content-Range"))
@@ -503,6 +503,13 @@ class FileDownload:
             else:
                 raise status_problem(response, url, f"downloading {self.job.dest.name}")
             self._read_body(fd, planner, work, response, skip, stop)
+
+    @contextlib.contextmanager
+    def _get(self, url: str, extra: dict[str, str]) -> Iterator[urllib3.BaseHTTPResponse]:
+        """GET url for the block; a network error in it is Transient, or Cancelled if asked."""
+        response = self._request(url, extra)
+        try:
+            yield response
         except (urllib3.exceptions.HTTPError, OSError) as error:
             if self.cancel.is_set():
                 raise Cancelled from error
@@ -597,8 +604,7 @@ class FileDownload:
         assert link is not None
         url = link.data_url
         settings = self.settings
-        response = self._request(url, {})
-        try:
+        with self._get(url, {}) as response:
             if response.status == 403 and origin(url) != origin(self.resolver.url):
                 raise LinkExpired(url)
             if response.status != 200:
@@ -620,12 +626,6 @@ class FileDownload:
             if length and length.isdigit() and int(length) != received:
                 raise Transient("the server closed the connection early (short body)")
             return received
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            if self.cancel.is_set():
-                raise Cancelled from error
-            raise Transient(reason(error)) from error
-        finally:
-            self._drop(response)
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
