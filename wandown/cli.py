@@ -297,17 +297,15 @@ def run_download(args: argparse.Namespace, session: Session) -> int:
     reporter = PlainReporter()
     version = -1
     while True:
+        busy = session.busy()  # asked first: a snapshot taken after it being False is final
         snapshot = session.store.snapshot()
         if snapshot.version != version:
             version = snapshot.version
             for line in reporter.lines(snapshot, time.monotonic(), watched):
                 print(line, flush=True)
-        if not session.busy():
+        if not busy:
             break
         session.store.wait_for_change(version, 1.0)
-    snapshot = session.store.snapshot()
-    for line in reporter.lines(snapshot, time.monotonic(), watched):
-        print(line, flush=True)
     for line in summary_lines(snapshot, watched):
         print(line, flush=True)
     return 0 if all_present(snapshot, watched) else 1
