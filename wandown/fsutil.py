@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
+import stat
 import tempfile
 import time
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from wandown.errors import WandownError
+
+
+class UnsafePathError(WandownError):
+    """A path wandown was about to write is not a plain file or folder of its own."""
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
 
 
 def cache_dir() -> Path:
@@ -29,6 +43,73 @@ def is_inside(path: os.PathLike[str] | str, folder: os.PathLike[str] | str) -> b
     except (ValueError, OSError):
         return False
     return True
+
+
+def open_private_file(path: os.PathLike[str] | str, create: bool = True) -> int:
+    """Open a working file of wandown's for reading and writing, never through a link.
+
+    The file must be a regular file with one name: a symlink, a hard link into a hub, a fifo
+    or a device at a working path means someone else put it there, and writing would land in
+    their file.
+    """
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    if create:
+        flags |= os.O_CREAT
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UnsafePathError(
+                f"{path} is a link; wandown writes only its own files there. Remove the link "
+                "and run again."
+            ) from error
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        kind = "not a regular file" if not stat.S_ISREG(info.st_mode) else "a hard link"
+        raise UnsafePathError(
+            f"{path} is {kind}; wandown writes only its own files there. Remove it and run again."
+        )
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _renameat2_noreplace(source: str, dest: str) -> bool:
+    """Rename without replacing; False when this kernel or file system cannot do it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), dest)
+
+
+def place_new(source: os.PathLike[str] | str, dest: os.PathLike[str] | str) -> None:
+    """Move source to dest only if nothing is at dest, as one step.
+
+    Raises FileExistsError when a file, folder or link appeared at dest: a file that someone
+    else put there (Wan2GP fetching the same model, the user copying it) is never replaced.
+    """
+    source, dest = os.fspath(source), os.fspath(dest)
+    if _renameat2_noreplace(source, dest):
+        return
+    # link() never replaces either; the source name goes only once the new name exists.
+    os.link(source, dest, follow_symlinks=False)
+    os.unlink(source)
+
+
+def is_inside_any(path: os.PathLike[str] | str, folders: Iterable[os.PathLike[str] | str]) -> bool:
+    """Tell whether path, links resolved, is any of folders or below one of them."""
+    return any(is_inside(path, folder) for folder in folders)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
