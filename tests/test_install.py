@@ -10,7 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the same parser, as a package
+    tomllib = pytest.importorskip("tomli")
 
 from tests.wan2gp_fixtures import make_install, url
 from wandown import __version__

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.tui_fakes import synthetic_store
+from tests.wan2gp_fixtures import SHARED
 from wandown.tui.rows import build_rows
 
 pytestmark = [
@@ -336,6 +337,7 @@ def test_draws_with_no_colours_eight_and_many(tmp_path: Path, term: str):
         session.kill()
 
 
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/wan2gp is not here")
 def test_the_real_program_opens_the_table_offline(tmp_path: Path):
     """wandown with no mode flag, over the real Wan2GP definitions, offline and without a hub."""
     from tests.wan2gp_fixtures import real_install
