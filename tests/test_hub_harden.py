@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_airgap_cli import hf_cache_entry
 from tests.test_hub_builders import content, write
-from tests.world import BIG, build_world
+from tests.world import BIG, REPO, build_world
 from wandown.hub import scan_hub
 
 
@@ -66,3 +67,51 @@ def test_an_old_sidecar_without_ctime_is_hashed_again_not_an_error(tmp_path: Pat
     again = scan_hub(hub)
     assert again.known_digests("m.bin") == {}
     assert again.notices == []
+
+
+def pin_definition(world, commit: str) -> None:
+    """Point the test model's URLs at one commit instead of main."""
+    definition = world.root / "defaults" / "testvideo.json"
+    text = definition.read_text().replace("/resolve/main/", f"/resolve/{commit}/")
+    definition.write_text(text)
+
+
+def test_offline_a_pinned_commit_is_never_served_from_another_snapshot(world, localhub):
+    pinned, main = "b" * 40, "a" * 40
+    pin_definition(world, pinned)
+    hf_cache_entry(world.hub_dir, REPO, BIG, b"main's newer bytes" * 1000, commit=main)
+
+    result = world.run("--offline", "--download", BIG)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not os.path.lexists(world.path(f"ckpts/{BIG}"))
+
+    folder = world.hub_dir / f"models--{REPO.replace('/', '--')}"
+    pinned_bytes = world.served_file(BIG).read_bytes()
+    pinned_blob = hf_cache_entry(world.hub_dir / "second", REPO, BIG, pinned_bytes, pinned)
+    os.rename(pinned_blob, folder / "blobs" / pinned_blob.name)
+    snapshot = folder / "snapshots" / pinned / BIG
+    snapshot.parent.mkdir(parents=True)
+    os.symlink(f"../../blobs/{pinned_blob.name}", snapshot)
+
+    result = world.run("--offline", "--download", BIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.readlink(world.path(f"ckpts/{BIG}")) == str(folder / "blobs" / pinned_blob.name)
+    assert localhub.requests == []
+
+
+def test_offline_a_branch_resolves_through_its_ref(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    hf_cache_entry(hub, "o/r", "m.bin", b"old" * 100, commit="a" * 40)
+    folder = hub / "models--o--r"
+    newer = hf_cache_entry(tmp_path / "other", "o/r", "m.bin", b"new" * 100, commit="c" * 40)
+    os.rename(newer, folder / "blobs" / newer.name)
+    os.rename(newer.parent.parent / "snapshots" / ("c" * 40), folder / "snapshots" / ("c" * 40))
+    (folder / "refs" / "dev").write_text("c" * 40)
+    index = scan_hub(hub)
+    main_hit = index.find_in_hf_cache("o/r", "m.bin", "main")
+    dev_hit = index.find_in_hf_cache("o/r", "m.bin", "dev")
+    assert main_hit is not None and dev_hit is not None
+    assert main_hit[0].read_bytes() == b"old" * 100
+    assert dev_hit[0].read_bytes() == b"new" * 100
+    assert index.find_in_hf_cache("o/r", "m.bin", "nope") is None
+    assert index.find_in_hf_cache("o/r", "m.bin", "../../../etc") is None

@@ -444,7 +444,9 @@ class Session:
             for dest, record in records.items():
                 if dest in matches or dest in self.remote or record.repo is None:
                     continue
-                hit = self.hub.find_in_hf_cache(record.repo, record.path or "")
+                hit = self.hub.find_in_hf_cache(
+                    record.repo, record.path or "", record.revision or "main"
+                )
                 if hit is not None:
                     matches[dest] = hit[0]
             self.hub.save()

@@ -354,25 +354,30 @@ class HubIndex:
 
     # -- offline help ------------------------------------------------------------------------
 
-    def find_in_hf_cache(self, repo: str, path: str) -> tuple[Path, str] | None:
-        """Return (hub file, sha256) for repo's file at path in a Hugging Face cache in the hub.
+    def find_in_hf_cache(
+        self, repo: str, path: str, revision: str = "main"
+    ) -> tuple[Path, str] | None:
+        """Return (hub file, sha256) for repo's file at path and revision in a HF cache in the hub.
 
         For use without Hub metadata: the snapshot link's blob name is the file's identity, so
-        the same repo and path in a cache is the same file huggingface_hub would use offline. A
-        small file's blob is named by its git sha1; its sha256 is then computed (save() keeps it).
+        the same repo, revision and path in a cache is the file huggingface_hub would use
+        offline. A small file's blob is named by its git sha1; its sha256 is then computed
+        (save() keeps it).
         """
         path = path.strip("/")
         for hf_repo in self.hf_repos:
             if hf_repo.repo_type != "models" or hf_repo.repo_id != repo:
                 continue
-            for commit in hf_repo.commits_by_preference():
-                blob = hf_repo.snapshots[commit].get(path)
-                key = hf_repo.blobs.get(blob) if blob else None
-                if key is None:
-                    continue
-                if SHA256_NAME.match(blob):  # type: ignore[arg-type]
-                    return self.link_target(key), blob  # type: ignore[return-value]
-                sha256 = self.digests(key, {SHA256}).get(SHA256)
-                if sha256 is not None:
-                    return self.link_target(key), sha256
+            commit = hf_repo.commit_for(revision)
+            if commit is None:
+                continue
+            blob = hf_repo.snapshots[commit].get(path)
+            key = hf_repo.blobs.get(blob) if blob else None
+            if key is None:
+                continue
+            if SHA256_NAME.match(blob):  # type: ignore[arg-type]
+                return self.link_target(key), blob  # type: ignore[return-value]
+            sha256 = self.digests(key, {SHA256}).get(SHA256)
+            if sha256 is not None:
+                return self.link_target(key), sha256
         return None
