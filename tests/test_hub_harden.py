@@ -11,7 +11,7 @@ import pytest
 from tests.test_airgap_cli import hf_cache_entry
 from tests.test_hub_builders import content, write
 from tests.world import BIG, REPO, build_world
-from wandown.hub import scan_hub
+from wandown.hub import scan, scan_hub
 
 
 @pytest.fixture
@@ -115,3 +115,41 @@ def test_offline_a_branch_resolves_through_its_ref(tmp_path: Path) -> None:
     assert dev_hit[0].read_bytes() == b"new" * 100
     assert index.find_in_hf_cache("o/r", "m.bin", "nope") is None
     assert index.find_in_hf_cache("o/r", "m.bin", "../../../etc") is None
+
+
+def test_scan_does_not_follow_a_link_to_a_folder_around_the_hub(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    write(hub / "real" / "m.bin", content("m", 100))
+    write(tmp_path / "elsewhere" / "x.bin", content("x", 100))
+    write(tmp_path / "models" / "y.bin", content("y", 100))
+    os.symlink(tmp_path, hub / "up")
+    os.symlink(tmp_path / "models", hub / "models")
+    os.symlink(hub / "real", hub / "real" / "loop")
+    os.symlink(tmp_path, tmp_path / "models" / "up")
+    os.symlink(tmp_path / "elsewhere", hub / "models2")  # unrelated to the others: followed
+    write(hub / "real" / ".wandown" / "m.bin.part", content("m", 100))
+    write(hub / "real" / "__pycache__" / "m.bin", content("m", 100))
+    index = scan_hub(hub)
+    assert sorted(index.files) == ["models/y.bin", "models2/x.bin", "real/m.bin"]
+    assert any("up" in n and "contains the hub" in n for n in index.notices)
+
+
+def test_scan_does_not_walk_the_whole_file_system(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    os.symlink("/", hub / "root")
+    os.symlink("/proc", hub / "proc")
+    index = scan_hub(hub)
+    assert index.files == {}
+    assert len(index.notices) == 2
+
+
+def test_scan_stops_at_its_entry_cap_with_a_notice(tmp_path: Path, monkeypatch) -> None:
+    hub = tmp_path / "hub"
+    for n in range(50):
+        write(hub / f"d{n % 5}" / f"f{n}.bin", b"x")
+    monkeypatch.setattr(scan, "MAX_ENTRIES", 20)
+    index = scan_hub(hub)
+    assert len(index.files) < 20
+    assert sum("stopped" in n for n in index.notices) == 1
+    assert index.skipped_places >= 1
