@@ -153,3 +153,24 @@ def test_scan_stops_at_its_entry_cap_with_a_notice(tmp_path: Path, monkeypatch) 
     assert len(index.files) < 20
     assert sum("stopped" in n for n in index.notices) == 1
     assert index.skipped_places >= 1
+
+
+def test_the_working_folder_names_include_the_engines_partial_folder() -> None:
+    from wandown.engine.partial import PARTIAL_FOLDER
+
+    assert PARTIAL_FOLDER in scan.WORKING_FOLDERS
+
+
+def test_scan_leaves_out_the_wan2gp_folder_however_it_is_reached(tmp_path: Path) -> None:
+    wan = tmp_path / "Wan2GP"
+    write(wan / "ckpts" / "a.bin", content("a", 100))
+    write(tmp_path / "data" / "b.bin", content("b", 100))
+    os.symlink(wan, tmp_path / "data" / "Wan2GP")
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    os.symlink(wan / "ckpts", hub / "wan2gp")
+    os.symlink(wan / "ckpts" / "a.bin", hub / "a.bin")
+    os.symlink(tmp_path / "data", hub / "data")
+    index = scan_hub(hub, exclude=[wan])
+    assert sorted(index.files) == ["data/b.bin"]
+    assert len(index.notices) == 3

@@ -191,7 +191,11 @@ class Session:
             )
             return None
         try:
-            index = scan_hub(self.config.hub_directory, notices=lambda text: self.notice(text))
+            index = scan_hub(
+                self.config.hub_directory,
+                notices=lambda text: self.notice(text),
+                exclude=[self.config.wan2gp_root],
+            )
         except ModelHubError as exc:
             self.notice(f"{exc}; hub features are off")
             return None

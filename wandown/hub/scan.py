@@ -8,16 +8,19 @@ depth. Folder links are followed within a bound, since a link may lead anywhere 
   (a link to `/`, to the hub's parent); links to unrelated folders are the user's choice;
 - a link into /proc, /sys or /dev is not followed: no models there, and endless files;
 - after MAX_ENTRIES entries the scan stops with a notice, whatever it is walking.
+Folders given as exclude (the Wan2GP install) are never entered, nor reached through a link: a
+hub that links to Wan2GP's ckpts holds no hub files there, only Wan2GP's own copies.
 Working folders (wandown's `.wandown`, `.git`, `__pycache__`) are never entered. Every place
 that cannot be read is skipped with one notice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import stat as stat_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from wandown.hub.hashing import BLOB_SHA1, SHA256
@@ -26,7 +29,9 @@ from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.invokeai import DATABASE
 from wandown.hub.sidecar import FileStat, sidecar_path_for
 
-SKIPPED_FOLDERS = frozenset({".git", ".wandown", "__pycache__"})
+# Folders of working files, never models: wandown's partial downloads (engine.partial's
+# PARTIAL_FOLDER), git objects, Python byte code. Neither the scan nor dedupe enters them.
+WORKING_FOLDERS = frozenset({".git", ".wandown", "__pycache__"})
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
 # A large hub holds some 100,000 files (bench/hub_scan.py); ten times that is no model hub.
 MAX_ENTRIES = 1_000_000
@@ -41,6 +46,7 @@ def scan_hub(
     hub_dir: Path,
     sidecar_path: Path | None = None,
     notices: Callable[[str], None] | None = None,
+    exclude: Iterable[os.PathLike[str] | str] = (),
 ) -> HubIndex:
     """Scan the hub folder and return its index (stat facts, no file contents read)."""
     root = os.path.abspath(os.fspath(hub_dir))
@@ -57,7 +63,7 @@ def scan_hub(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _Walker(index, root).walk(root, root_stat)
+        _Walker(index, root, exclude).walk(root, root_stat)
     finally:
         if collecting:
             gc.enable()
@@ -65,9 +71,17 @@ def scan_hub(
 
 
 class _Walker:
-    def __init__(self, index: HubIndex, root: str) -> None:
+    def __init__(
+        self, index: HubIndex, root: str, exclude: Iterable[os.PathLike[str] | str]
+    ) -> None:
         self.index = index
         self.visited: set[tuple[int, int]] = set()
+        self.excluded = [os.path.realpath(place) for place in exclude]
+        self.excluded_ids: set[tuple[int, int]] = set()
+        for place in self.excluded:
+            with contextlib.suppress(OSError):
+                st = os.stat(place)
+                self.excluded_ids.add((st.st_dev, st.st_ino))
         self.trees = [os.path.realpath(root)]  # the hub and where links led
         self.entries = 0
         self.stopped = False
@@ -96,11 +110,23 @@ class _Walker:
             return None
         return entries
 
+    def is_excluded(self, real_path: str) -> bool:
+        return any(_contains(place, real_path) for place in self.excluded)
+
+    def linked_out(self, path: str, target: str) -> bool:
+        """Tell (with a notice) whether a file link leads into an excluded folder."""
+        if not self.is_excluded(target):
+            return False
+        self.index.notice(f"skipping {path}: a link into the Wan2GP folder, not a hub file")
+        return True
+
     def may_follow(self, entry: os.DirEntry, parent: str) -> bool:
         """Tell whether a folder link leads somewhere bounded (see the module doc)."""
         target, here = os.path.realpath(entry.path), os.path.realpath(parent)
         if any(_contains(system, target) for system in SYSTEM_FOLDERS):
             why = "a system folder"
+        elif self.is_excluded(target):
+            why = "inside the Wan2GP folder, whose files are not hub files"
         elif any(_contains(tree, here) and _contains(target, tree) for tree in self.trees):
             why = "a folder that contains the hub or the linked folder it is in"
         else:
@@ -113,6 +139,9 @@ class _Walker:
         """Return True the first time a folder (by device and inode) is reached."""
         st = entry.stat()  # follows a link; for a folder itself it is the cached lstat
         identity = (st.st_dev, st.st_ino)
+        if identity in self.excluded_ids:
+            self.index.notice(f"not entering {entry.path}: it is the Wan2GP folder, not the hub")
+            return False
         if identity in self.visited:
             self.index.notice(
                 f"not entering {entry.path} again: it leads to a folder already scanned"
@@ -167,7 +196,7 @@ class _Walker:
             name = entry.name
             try:
                 if entry.is_dir():
-                    if name in SKIPPED_FOLDERS:
+                    if name in WORKING_FOLDERS:
                         continue
                     if entry.is_symlink():
                         linked.append((entry, prefix + name, folder))
@@ -175,7 +204,8 @@ class _Walker:
                         self.descend(entry, prefix + name, folder, stack)
                 elif entry.is_file():
                     target = os.path.realpath(entry.path) if entry.is_symlink() else None
-                    index.add_file(prefix + name, FileStat.of(entry.stat()), link_target=target)
+                    if target is None or not self.linked_out(entry.path, target):
+                        index.add_file(prefix + name, FileStat.of(entry.stat()), link_target=target)
                 elif entry.is_symlink():
                     index.broken_links += 1
                     index.notice(f"skipping {entry.path}: a broken link")
@@ -243,6 +273,8 @@ class _Walker:
                             links[inside] = blob
                         elif entry.is_file():  # a link to somewhere else: an ordinary hub file
                             target = os.path.realpath(entry.path)
+                            if self.linked_out(entry.path, target):
+                                continue
                             self.index.add_file(
                                 key_prefix + inside, FileStat.of(entry.stat()), link_target=target
                             )
