@@ -11,7 +11,7 @@ import pytest
 from tests.test_airgap_cli import hf_cache_entry
 from tests.test_hub_builders import content, write
 from tests.world import BIG, REPO, build_world
-from wandown.hub import scan, scan_hub
+from wandown.hub import dedupe, scan, scan_hub
 
 
 @pytest.fixture
@@ -26,6 +26,46 @@ def downloaded(world) -> bytes:
     dest = world.path(f"ckpts/{BIG}")
     assert dest.is_file() and not dest.is_symlink()
     return dest.read_bytes()
+
+
+def test_dedupe_through_a_hub_link_to_ckpts_keeps_every_copy(world):
+    data = downloaded(world)
+    second = world.path("ckpts/other/copy.safetensors")
+    write(second, data)
+    os.symlink(world.path("ckpts"), world.hub_dir / "wan2gp")
+
+    result = world.run("--dedupe", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "0 files replaced by links" in result.stdout
+    for copy in (world.path(f"ckpts/{BIG}"), second):
+        assert not copy.is_symlink() and copy.read_bytes() == data
+
+    twin = write(world.hub_dir / "real" / "twin.safetensors", data)
+    result = world.run("--dedupe", "--yes")
+    assert result.returncode == 0, result.stderr
+    for copy in (world.path(f"ckpts/{BIG}"), second):
+        assert os.readlink(copy) == str(twin) and copy.read_bytes() == data
+
+
+def test_dedupe_never_touches_working_folders_venvs_or_git(world):
+    data = downloaded(world)
+    write(world.hub_dir / "twin.safetensors", data)
+    untouchable = [
+        world.path(f"ckpts/.wandown/{BIG}.part"),
+        world.path("ckpts/.git/objects/copy.bin"),
+        world.path("venv/lib/copy.bin"),
+        world.path("ckpts/__pycache__/copy.bin"),
+    ]
+    for path in untouchable:
+        write(path, data)
+    write(world.path("venv/pyvenv.cfg"), b"home = /usr/bin\n")
+
+    result = world.run("--dedupe", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "1 file replaced by a link" in result.stdout
+    assert world.path(f"ckpts/{BIG}").is_symlink()
+    for path in untouchable:
+        assert not path.is_symlink(), path
 
 
 def test_a_hub_file_rewritten_in_place_with_its_old_mtime_is_hashed_again(world):
@@ -159,6 +199,30 @@ def test_the_working_folder_names_include_the_engines_partial_folder() -> None:
     from wandown.engine.partial import PARTIAL_FOLDER
 
     assert PARTIAL_FOLDER in scan.WORKING_FOLDERS
+
+
+def test_dedupe_proves_the_hub_file_unchanged_right_before_linking(tmp_path: Path) -> None:
+    data = content("m", 3000)
+    hub_file = write(tmp_path / "hub" / "m.bin", data)
+    copy = write(tmp_path / "wan" / "m.bin", data)
+    index = scan_hub(tmp_path / "hub")
+    index.digests("m.bin", {"sha256", "blake3"})
+    os.utime(hub_file, ns=(1, 1))  # replaced or edited after it was hashed
+    report = dedupe(tmp_path / "wan", index)
+    assert report.replaced == [] and not copy.is_symlink()
+    assert any("changed since it was hashed" in n for n in index.notices)
+
+
+def test_dedupe_never_links_into_a_checkpoint_root_outside_the_folder(tmp_path: Path) -> None:
+    data = content("m", 3000)
+    shared = write(tmp_path / "shared_ckpts" / "m.bin", data)
+    copy = write(tmp_path / "wan" / "m.bin", data)
+    (tmp_path / "hub").mkdir()
+    os.symlink(shared, tmp_path / "hub" / "m.bin")
+    index = scan_hub(tmp_path / "hub")
+    assert dedupe(tmp_path / "wan", index, protected=[tmp_path / "shared_ckpts"]).replaced == []
+    assert not copy.is_symlink()
+    assert len(dedupe(tmp_path / "wan", index).replaced) == 1
 
 
 def test_scan_leaves_out_the_wan2gp_folder_however_it_is_reached(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from wandown import fsutil
 from wandown.errors import WandownError
 from wandown.hub import hashing
 from wandown.hub.hashing import BLAKE3, BLOB_SHA1, SHA256, Progress
@@ -157,6 +158,13 @@ class HubIndex:
         """
         return Path(self.link_targets.get(key) or self.path_of(key))
 
+    def reaches_into(self, key: str, folders: Sequence[str]) -> bool:
+        """Tell whether a hub entry is, links resolved, a file in one of folders, not the hub's."""
+        real = os.path.realpath(self.link_target(key))
+        if fsutil.is_inside(real, self.hub_dir):
+            return False
+        return fsutil.is_inside_any(real, folders)
+
     # -- InvokeAI leads ----------------------------------------------------------------------
 
     def invokeai_records(self) -> dict[str, InvokeAIRecord]:
@@ -277,9 +285,15 @@ class HubIndex:
         """Tell whether any hub file has exactly this size (see candidates)."""
         return bool(self._sized(size))
 
-    def candidates(self, size: int) -> list[str]:
-        """Return the hub files of exactly this size, proven-by-name and real files first."""
+    def candidates(self, size: int, outside: Sequence[str] = ()) -> list[str]:
+        """Return the hub files of exactly this size, proven-by-name and real files first.
+
+        outside lists folders whose files are not hub files for this question: a hub may reach
+        the very folder being deduped through a folder link. The hub's own files always count.
+        """
         keys = self._sized(size)
+        if outside:
+            keys = [k for k in keys if not self.reaches_into(k, outside)]
         return sorted(keys, key=lambda k: (k not in self.known, k in self.link_targets, k))
 
     def _sized(self, size: int) -> list[str]:
