@@ -238,3 +238,16 @@ def test_scan_leaves_out_the_wan2gp_folder_however_it_is_reached(tmp_path: Path)
     index = scan_hub(hub, exclude=[wan])
     assert sorted(index.files) == ["data/b.bin"]
     assert len(index.notices) == 3
+
+
+def test_dedupe_alone_keeps_both_copies_a_hub_link_reaches(tmp_path: Path) -> None:
+    data = content("m", 3000)
+    first = write(tmp_path / "wan" / "ckpts" / "a.bin", data)
+    second = write(tmp_path / "wan" / "ckpts" / "sub" / "b.bin", data)
+    (tmp_path / "hub").mkdir()
+    os.symlink(tmp_path / "wan" / "ckpts", tmp_path / "hub" / "wan2gp")
+    index = scan_hub(tmp_path / "hub")  # no exclude: dedupe must protect itself
+    assert len(index.files) == 2
+    assert dedupe(tmp_path / "wan", index).replaced == []
+    for copy in (first, second):
+        assert not copy.is_symlink() and copy.read_bytes() == data
