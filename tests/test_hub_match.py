@@ -140,7 +140,7 @@ def test_sidecar_lives_in_the_cache_and_records_identities(hub: Path, own_cache:
     assert entry["sha256"] == sha256_hex(A)
     assert entry["blake3"] == blake3_hex(A)
     assert entry["blob_sha1"] == blob_sha1_hex(A)  # small files get every identity at once
-    assert {"size", "mtime_ns", "ino", "dev"} <= set(entry)
+    assert {"size", "mtime_ns", "ctime_ns", "ino", "dev"} <= set(entry)
 
 
 def test_progress_reports_each_hashed_file(hub: Path) -> None:
@@ -297,7 +297,7 @@ from wandown.hub.sidecar import FileStat, HashSidecar
 path, writer = Path(sys.argv[1]), sys.argv[2]
 for number in range(25):
     sidecar = HashSidecar(path, Path("/hub"), print)
-    sidecar.record(f"{writer}/{number}", FileStat(number, 1, 2, 3), {"sha256": "0" * 64})
+    sidecar.record(f"{writer}/{number}", FileStat(number, 1, 2, 3, 4), {"sha256": "0" * 64})
     sidecar.save()
 """
 

@@ -330,7 +330,11 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             notice("nothing changed")
             return 1
-    report = dedupe(folder, session.hub)
+    catalog = session.catalog
+    checkpoint_roots = (
+        [catalog.root / place for place in catalog.settings.checkpoints_paths] if catalog else []
+    )
+    report = dedupe(folder, session.hub, protected=checkpoint_roots)
     for path, hub_file in report.replaced:
         print(f"linked {path} -> {hub_file}")
     reclaimed = human_bytes(report.bytes_reclaimed)

@@ -191,7 +191,11 @@ class Session:
             )
             return None
         try:
-            index = scan_hub(self.config.hub_directory, notices=lambda text: self.notice(text))
+            index = scan_hub(
+                self.config.hub_directory,
+                notices=lambda text: self.notice(text),
+                exclude=[self.config.wan2gp_root],
+            )
         except ModelHubError as exc:
             self.notice(f"{exc}; hub features are off")
             return None
@@ -444,7 +448,9 @@ class Session:
             for dest, record in records.items():
                 if dest in matches or dest in self.remote or record.repo is None:
                     continue
-                hit = self.hub.find_in_hf_cache(record.repo, record.path or "")
+                hit = self.hub.find_in_hf_cache(
+                    record.repo, record.path or "", record.revision or "main"
+                )
                 if hit is not None:
                     matches[dest] = hit[0]
             self.hub.save()

@@ -39,7 +39,7 @@ class HfCacheRepo:
     snapshots: dict[str, dict[str, str]] = field(default_factory=dict)
     snapshot_mtimes: dict[str, int] = field(default_factory=dict)
 
-    def ref_commit(self, ref: str = "main") -> str | None:
+    def ref_commit(self, ref: str) -> str | None:
         """Return the commit refs/<ref> names, read on demand (a tiny file)."""
         try:
             with open(os.path.join(self.folder, "refs", ref), encoding="ascii") as handle:
@@ -48,11 +48,17 @@ class HfCacheRepo:
             return None
         return commit or None
 
-    def commits_by_preference(self) -> list[str]:
-        """Return snapshot commits: the one refs/main names first, then newest first."""
-        ordered = sorted(self.snapshots, key=lambda c: self.snapshot_mtimes.get(c, 0), reverse=True)
-        main = self.ref_commit()
-        if main in self.snapshots:
-            ordered.remove(main)
-            ordered.insert(0, main)
-        return ordered
+    def commit_for(self, revision: str) -> str | None:
+        """Return the snapshot commit a revision names, or None when this cache lacks it.
+
+        A commit (40 hex digits) is only its own snapshot; a branch or tag resolves through
+        refs/<name>, as huggingface_hub does offline. Another snapshot is never a stand-in:
+        a pinned file may differ from the same path on main.
+        """
+        if SHA1_NAME.match(revision):
+            return revision if revision in self.snapshots else None
+        parts = revision.split("/")
+        if not revision or revision.startswith("/") or ".." in parts or "" in parts:
+            return None
+        commit = self.ref_commit(revision)
+        return commit if commit in self.snapshots else None

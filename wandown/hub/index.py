@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from wandown import fsutil
 from wandown.errors import WandownError
 from wandown.hub import hashing
 from wandown.hub.hashing import BLAKE3, BLOB_SHA1, SHA256, Progress
@@ -157,6 +158,13 @@ class HubIndex:
         """
         return Path(self.link_targets.get(key) or self.path_of(key))
 
+    def reaches_into(self, key: str, folders: Sequence[str]) -> bool:
+        """Tell whether a hub entry is, links resolved, a file in one of folders, not the hub's."""
+        real = os.path.realpath(self.link_target(key))
+        if fsutil.is_inside(real, self.hub_dir):
+            return False
+        return fsutil.is_inside_any(real, folders)
+
     # -- InvokeAI leads ----------------------------------------------------------------------
 
     def invokeai_records(self) -> dict[str, InvokeAIRecord]:
@@ -277,9 +285,15 @@ class HubIndex:
         """Tell whether any hub file has exactly this size (see candidates)."""
         return bool(self._sized(size))
 
-    def candidates(self, size: int) -> list[str]:
-        """Return the hub files of exactly this size, proven-by-name and real files first."""
+    def candidates(self, size: int, outside: Sequence[str] = ()) -> list[str]:
+        """Return the hub files of exactly this size, proven-by-name and real files first.
+
+        outside lists folders whose files are not hub files for this question: a hub may reach
+        the very folder being deduped through a folder link. The hub's own files always count.
+        """
         keys = self._sized(size)
+        if outside:
+            keys = [k for k in keys if not self.reaches_into(k, outside)]
         return sorted(keys, key=lambda k: (k not in self.known, k in self.link_targets, k))
 
     def _sized(self, size: int) -> list[str]:
@@ -354,25 +368,30 @@ class HubIndex:
 
     # -- offline help ------------------------------------------------------------------------
 
-    def find_in_hf_cache(self, repo: str, path: str) -> tuple[Path, str] | None:
-        """Return (hub file, sha256) for repo's file at path in a Hugging Face cache in the hub.
+    def find_in_hf_cache(
+        self, repo: str, path: str, revision: str = "main"
+    ) -> tuple[Path, str] | None:
+        """Return (hub file, sha256) for repo's file at path and revision in a HF cache in the hub.
 
         For use without Hub metadata: the snapshot link's blob name is the file's identity, so
-        the same repo and path in a cache is the same file huggingface_hub would use offline. A
-        small file's blob is named by its git sha1; its sha256 is then computed (save() keeps it).
+        the same repo, revision and path in a cache is the file huggingface_hub would use
+        offline. A small file's blob is named by its git sha1; its sha256 is then computed
+        (save() keeps it).
         """
         path = path.strip("/")
         for hf_repo in self.hf_repos:
             if hf_repo.repo_type != "models" or hf_repo.repo_id != repo:
                 continue
-            for commit in hf_repo.commits_by_preference():
-                blob = hf_repo.snapshots[commit].get(path)
-                key = hf_repo.blobs.get(blob) if blob else None
-                if key is None:
-                    continue
-                if SHA256_NAME.match(blob):  # type: ignore[arg-type]
-                    return self.link_target(key), blob  # type: ignore[return-value]
-                sha256 = self.digests(key, {SHA256}).get(SHA256)
-                if sha256 is not None:
-                    return self.link_target(key), sha256
+            commit = hf_repo.commit_for(revision)
+            if commit is None:
+                continue
+            blob = hf_repo.snapshots[commit].get(path)
+            key = hf_repo.blobs.get(blob) if blob else None
+            if key is None:
+                continue
+            if SHA256_NAME.match(blob):  # type: ignore[arg-type]
+                return self.link_target(key), blob  # type: ignore[return-value]
+            sha256 = self.digests(key, {SHA256}).get(SHA256)
+            if sha256 is not None:
+                return self.link_target(key), sha256
         return None

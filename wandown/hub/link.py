@@ -13,6 +13,7 @@ import enum
 import os
 import stat as stat_module
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from wandown import fsutil
 from wandown.hub import hashing
 from wandown.hub.hashing import BLAKE3, SHA256, Progress
 from wandown.hub.index import HubIndex, ModelHubError
+from wandown.hub.scan import WORKING_FOLDERS
 from wandown.hub.sidecar import FileStat
 
 
@@ -66,26 +68,33 @@ def dedupe(
     index: HubIndex,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    protected: Iterable[Path] = (),
 ) -> DedupeReport:
     """Replace real files under folder that are byte-identical to hub files with links to them.
 
     Identity is size, then BLAKE3 (sha256 when the blake3 package is missing, or when a hub
-    file's sha256 is known from its HF blob name). Hub files are only read, never touched.
+    file's sha256 is known from its HF blob name). Hub files are only read, never touched. A hub
+    entry that resolves into folder or into a protected folder (Wan2GP's checkpoint roots) is
+    one of the copies, not a hub file: a hub may reach Wan2GP's ckpts through a folder link.
     """
     folder = os.path.abspath(folder)
     if fsutil.is_inside(folder, index.hub_dir):
         raise ModelHubError(
             f"{folder} is inside the hub {index.hub_dir}; dedupe never changes the hub"
         )
+    guarded = [os.path.realpath(place) for place in (folder, *protected)]
     hub_stat = os.stat(index.hub_dir)
     report = DedupeReport()
+    replaced: set[tuple[int, int]] = set()
     try:
         for path, stat in _real_files(folder, (hub_stat.st_dev, hub_stat.st_ino), index):
             if cancel is not None and cancel.is_set():
                 break
-            hub_key = _identical_hub_file(path, stat, index, progress, cancel)
-            if hub_key is not None and _replace_with_link(path, stat, index.link_target(hub_key)):
-                report.replaced.append((Path(path), index.link_target(hub_key)))
+            hub_key = _identical_hub_file(path, stat, index, guarded, progress, cancel)
+            target = _safe_target(index, hub_key, guarded, replaced) if hub_key else None
+            if target is not None and _replace_with_link(path, stat, target):
+                replaced.add((stat.st_dev, stat.st_ino))
+                report.replaced.append((Path(path), target))
                 if stat.st_nlink == 1:
                     report.bytes_reclaimed += stat.st_size
     except hashing.HashingCancelled:
@@ -95,8 +104,46 @@ def dedupe(
     return report
 
 
+def _safe_target(
+    index: HubIndex, key: str, guarded: list[str], replaced: set[tuple[int, int]]
+) -> Path | None:
+    """Return the link target for hub file key if it is still the real file that was hashed.
+
+    Proven right before the swap, so a copy is never replaced by a link that ends in itself, in
+    another copy, in a file already replaced, or in a file that changed since it was hashed.
+    """
+    target = index.link_target(key)
+    real = os.path.realpath(target)
+    try:
+        now = os.lstat(real)
+    except OSError as exc:
+        index.notice(f"not linking to hub file {target}: {exc.strerror or exc}")
+        return None
+    if index.reaches_into(key, guarded):
+        why = f"it is {real}, inside the folder being deduped or a Wan2GP checkpoint folder"
+    elif not stat_module.S_ISREG(now.st_mode):
+        why = f"it resolves to {real}, which is not a regular file"
+    elif (now.st_dev, now.st_ino) in replaced:
+        why = "it is a file this run already replaced"
+    elif FileStat.of(now) != index.files[key]:
+        why = "it changed since it was hashed; run again"
+    else:
+        return target
+    index.notice(f"not linking to hub file {target}: {why}")
+    return None
+
+
+def _is_working_folder(entry: os.DirEntry) -> bool:
+    """Tell whether a folder holds working files (wandown's, git's, Python's), never models."""
+    return entry.name in WORKING_FOLDERS or os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))
+
+
 def _real_files(folder: str, hub_identity: tuple[int, int], index: HubIndex):
-    """Yield (path, lstat) of real files under folder whose size some hub file has."""
+    """Yield (path, lstat) of real files under folder whose size some hub file has.
+
+    Links are never followed and working folders never entered: a `.part` or a git object
+    replaced by a link would be written through it into the hub.
+    """
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -110,7 +157,7 @@ def _real_files(folder: str, hub_identity: tuple[int, int], index: HubIndex):
             try:
                 if entry.is_dir(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
-                    if (st.st_dev, st.st_ino) != hub_identity:
+                    if (st.st_dev, st.st_ino) != hub_identity and not _is_working_folder(entry):
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
@@ -124,12 +171,13 @@ def _identical_hub_file(
     path: str,
     stat: os.stat_result,
     index: HubIndex,
+    guarded: list[str],
     progress: Progress | None,
     cancel: threading.Event | None,
 ) -> str | None:
     compare = BLAKE3 if index.blake3_available else SHA256
     mine: dict[str, str] | None = None
-    for key in index.candidates(stat.st_size):
+    for key in index.candidates(stat.st_size, outside=guarded):
         hub_stat = index.files[key]
         if (hub_stat.dev, hub_stat.ino) == (stat.st_dev, stat.st_ino):
             continue  # the same file (a hard link): a symlink would free nothing

@@ -1,17 +1,26 @@
 """Walk a hub folder with os.scandir and stat only; never read or write a hub file.
 
 The hub may mix plain trees of model files, Hugging Face caches and InvokeAI installs at any
-depth. Folder links are followed, but a folder already visited (same st_dev and st_ino) is not
-entered again, so a link loop ends the descent instead of hanging it. Every place that cannot be
-read is skipped with one notice.
+depth. Folder links are followed within a bound, since a link may lead anywhere (`/` included):
+- a folder already visited (same st_dev and st_ino) is not entered again, so a loop ends;
+- a link never leads up: one whose target contains the tree it was found in (the hub, or the
+  folder an outer link led to) is not followed, since it would walk that tree's surroundings
+  (a link to `/`, to the hub's parent); links to unrelated folders are the user's choice;
+- a link into /proc, /sys or /dev is not followed: no models there, and endless files;
+- after MAX_ENTRIES entries the scan stops with a notice, whatever it is walking.
+Folders given as exclude (the Wan2GP install) are never entered, nor reached through a link: a
+hub that links to Wan2GP's ckpts holds no hub files there, only Wan2GP's own copies.
+Working folders (wandown's `.wandown`, `.git`, `__pycache__`) are never entered. Every place
+that cannot be read is skipped with one notice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import stat as stat_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from wandown.hub.hashing import BLOB_SHA1, SHA256
@@ -20,13 +29,24 @@ from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.invokeai import DATABASE
 from wandown.hub.sidecar import FileStat, sidecar_path_for
 
-SKIPPED_FOLDERS = frozenset({".git"})
+# Folders of working files, never models: wandown's partial downloads (engine.partial's
+# PARTIAL_FOLDER), git objects, Python byte code. Neither the scan nor dedupe enters them.
+WORKING_FOLDERS = frozenset({".git", ".wandown", "__pycache__"})
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+# A large hub holds some 100,000 files (bench/hub_scan.py); ten times that is no model hub.
+MAX_ENTRIES = 1_000_000
+
+
+def _contains(folder: str, path: str) -> bool:
+    """Tell whether path is folder or below it (both real, absolute paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def scan_hub(
     hub_dir: Path,
     sidecar_path: Path | None = None,
     notices: Callable[[str], None] | None = None,
+    exclude: Iterable[os.PathLike[str] | str] = (),
 ) -> HubIndex:
     """Scan the hub folder and return its index (stat facts, no file contents read)."""
     root = os.path.abspath(os.fspath(hub_dir))
@@ -43,7 +63,7 @@ def scan_hub(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _Walker(index).walk(root, root_stat)
+        _Walker(index, root, exclude).walk(root, root_stat)
     finally:
         if collecting:
             gc.enable()
@@ -51,26 +71,77 @@ def scan_hub(
 
 
 class _Walker:
-    def __init__(self, index: HubIndex) -> None:
+    def __init__(
+        self, index: HubIndex, root: str, exclude: Iterable[os.PathLike[str] | str]
+    ) -> None:
         self.index = index
         self.visited: set[tuple[int, int]] = set()
+        self.excluded = [os.path.realpath(place) for place in exclude]
+        self.excluded_ids: set[tuple[int, int]] = set()
+        for place in self.excluded:
+            with contextlib.suppress(OSError):
+                st = os.stat(place)
+                self.excluded_ids.add((st.st_dev, st.st_ino))
+        self.trees = [os.path.realpath(root)]  # the hub and where links led
+        self.entries = 0
+        self.stopped = False
 
     def skip(self, place: str, exc: OSError) -> None:
         self.index.skipped_places += 1
         self.index.notice(f"skipping {place}: {exc.strerror or exc}")
 
     def list_folder(self, path: str) -> list[os.DirEntry] | None:
+        if self.stopped:
+            return None
         try:
-            with os.scandir(path) as entries:
-                return list(entries)
+            with os.scandir(path) as listing:
+                entries = list(listing)
         except OSError as exc:
             self.skip(path, exc)
             return None
+        self.entries += len(entries)
+        if self.entries > MAX_ENTRIES:
+            self.stopped = True
+            self.index.skipped_places += 1
+            self.index.notice(
+                f"stopped scanning the hub at {path}: over {MAX_ENTRIES:,} entries, far more than "
+                "a model hub holds; does a folder link in it lead somewhere too wide?"
+            )
+            return None
+        return entries
+
+    def is_excluded(self, real_path: str) -> bool:
+        return any(_contains(place, real_path) for place in self.excluded)
+
+    def linked_out(self, path: str, target: str) -> bool:
+        """Tell (with a notice) whether a file link leads into an excluded folder."""
+        if not self.is_excluded(target):
+            return False
+        self.index.notice(f"skipping {path}: a link into the Wan2GP folder, not a hub file")
+        return True
+
+    def may_follow(self, entry: os.DirEntry, parent: str) -> bool:
+        """Tell whether a folder link leads somewhere bounded (see the module doc)."""
+        target, here = os.path.realpath(entry.path), os.path.realpath(parent)
+        if any(_contains(system, target) for system in SYSTEM_FOLDERS):
+            why = "a system folder"
+        elif self.is_excluded(target):
+            why = "inside the Wan2GP folder, whose files are not hub files"
+        elif any(_contains(tree, here) and _contains(target, tree) for tree in self.trees):
+            why = "a folder that contains the hub or the linked folder it is in"
+        else:
+            self.trees.append(target)
+            return True
+        self.index.notice(f"not following the link {entry.path}: it leads to {target}, {why}")
+        return False
 
     def enter(self, entry: os.DirEntry) -> bool:
         """Return True the first time a folder (by device and inode) is reached."""
         st = entry.stat()  # follows a link; for a folder itself it is the cached lstat
         identity = (st.st_dev, st.st_ino)
+        if identity in self.excluded_ids:
+            self.index.notice(f"not entering {entry.path}: it is the Wan2GP folder, not the hub")
+            return False
         if identity in self.visited:
             self.index.notice(
                 f"not entering {entry.path} again: it leads to a folder already scanned"
@@ -84,14 +155,15 @@ class _Walker:
         self.visited.add((root_stat.st_dev, root_stat.st_ino))
         stack: list[tuple[str, str]] = [(root, "")]
         linked: list[tuple[os.DirEntry, str, str]] = []
-        while stack or linked:
+        while (stack or linked) and not self.stopped:
             if stack:
                 folder, prefix = stack.pop()
                 self.walk_folder(folder, prefix, stack, linked)
                 continue
             entry, key, parent = linked.pop(0)
             try:
-                self.descend(entry, key, parent, stack)
+                if self.may_follow(entry, parent):
+                    self.descend(entry, key, parent, stack)
             except OSError as exc:
                 self.skip(entry.path, exc)
 
@@ -124,7 +196,7 @@ class _Walker:
             name = entry.name
             try:
                 if entry.is_dir():
-                    if name in SKIPPED_FOLDERS:
+                    if name in WORKING_FOLDERS:
                         continue
                     if entry.is_symlink():
                         linked.append((entry, prefix + name, folder))
@@ -132,7 +204,8 @@ class _Walker:
                         self.descend(entry, prefix + name, folder, stack)
                 elif entry.is_file():
                     target = os.path.realpath(entry.path) if entry.is_symlink() else None
-                    index.add_file(prefix + name, FileStat.of(entry.stat()), link_target=target)
+                    if target is None or not self.linked_out(entry.path, target):
+                        index.add_file(prefix + name, FileStat.of(entry.stat()), link_target=target)
                 elif entry.is_symlink():
                     index.broken_links += 1
                     index.notice(f"skipping {entry.path}: a broken link")
@@ -200,6 +273,8 @@ class _Walker:
                             links[inside] = blob
                         elif entry.is_file():  # a link to somewhere else: an ordinary hub file
                             target = os.path.realpath(entry.path)
+                            if self.linked_out(entry.path, target):
+                                continue
                             self.index.add_file(
                                 key_prefix + inside, FileStat.of(entry.stat()), link_target=target
                             )

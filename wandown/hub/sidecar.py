@@ -1,9 +1,12 @@
 """The hash sidecar: digests of hub files, kept in wandown's cache folder, never in the hub.
 
 One JSON file per hub, keyed by the file's path inside the hub (absolute for files outside it).
-An entry is trusted only while the file's size, mtime_ns, inode and device are unchanged, so a
-replaced or edited file is hashed again. Two wandown processes may save at once: each takes an
-exclusive flock on a lock file beside the sidecar, re-reads it and merges before writing.
+An entry is trusted only while the file's size, mtime_ns, ctime_ns, inode and device are
+unchanged, so a replaced or edited file is hashed again: ctime_ns too, because an in-place rewrite
+can put the old mtime back (touch -r, cp -p, rsync -t --inplace, 2 s mtime granularity on FAT) but
+no user call can set ctime. An entry from an older wandown lacks ctime_ns and is simply re-hashed.
+Two wandown processes may save at once: each takes an exclusive flock on a lock file beside the
+sidecar, re-reads it and merges before writing.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ class FileStat(NamedTuple):
 
     size: int
     mtime_ns: int
+    ctime_ns: int
     ino: int
     dev: int
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileStat:
         # tuple.__new__ skips the generated __new__: a third faster, called once per hub file.
-        return tuple.__new__(cls, (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
+        facts = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        return tuple.__new__(cls, facts)
 
 
 def sidecar_path_for(hub_dir: Path) -> Path:
@@ -48,9 +53,7 @@ def sidecar_path_for(hub_dir: Path) -> Path:
 
 def _entry_stat(entry: dict) -> FileStat | None:
     try:
-        return FileStat(
-            int(entry["size"]), int(entry["mtime_ns"]), int(entry["ino"]), int(entry["dev"])
-        )
+        return FileStat(*(int(entry[name]) for name in FileStat._fields))
     except (KeyError, TypeError, ValueError):
         return None
 
