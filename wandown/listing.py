@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 
 from wandown.catalog import Catalog, FileRecord
+from wandown.safetext import printable
 from wandown.units import human_bytes, size_gb
 
 COLUMNS = ("✓", "Config", "Model File", "Size (GB)", "Status", "Destination")
@@ -54,8 +55,10 @@ def table_rows(records: Iterable[FileRecord], model_count: int) -> list[tuple[st
 
 
 def format_table(rows: list[tuple[str, ...]], ascii_only: bool = False) -> list[str]:
-    """Lay rows out under the column headings, each column as wide as its widest cell."""
+    """Lay rows out under the column headings, each cell made printable and each column as wide
+    as its widest cell."""
     header = tuple("x" if ascii_only and h == "✓" else h for h in COLUMNS)
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     if ascii_only:
         rows = [("x" if r[0] == "✓" else r[0], *r[1:]) for r in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
@@ -86,5 +89,7 @@ def summary(records: list[FileRecord]) -> str:
     )
 
 
-def to_json(records: list[FileRecord]) -> str:
-    return json.dumps([record.to_json() for record in records], indent=2, ensure_ascii=False)
+def to_json(records: list[FileRecord], ascii_only: bool = False) -> str:
+    """Return the records as JSON; ascii_only escapes every non-ASCII character (for a stdout
+    that cannot encode them, where a replaced character would break the JSON)."""
+    return json.dumps([record.to_json() for record in records], indent=2, ensure_ascii=ascii_only)
