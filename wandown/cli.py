@@ -327,8 +327,10 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
             raise ConfigError("--dedupe changes files; confirm with --yes when not at a terminal")
         try:
             answer = input(
-                f"Replace files under {folder} that are identical to files in "
-                f"{session.hub.hub_dir} with links to them? [y/N] "
+                printable(
+                    f"Replace files under {folder} that are identical to files in "
+                    f"{session.hub.hub_dir} with links to them? [y/N] "
+                )
             )
         except EOFError:
             answer = ""
