@@ -269,3 +269,50 @@ def test_a_config_file_in_an_existing_folder_is_created(workdir):
     result = run(["--list", "--config-file", str(target), "--hub-dir", ""], workdir)
     assert f"created {target}" in text(result.stderr)
     assert json.loads(target.read_text())["jobs"] == 2
+
+
+def test_a_folder_suffix_with_a_control_character_makes_only_that_entry_invalid(workdir):
+    definition = install_of(workdir) / "defaults" / "badmodel.json"
+    entries = [url(R, "other.safetensors"), url(R, "x.safetensors") + "|bad\u0000dir"]
+    write_definition(definition, {"architecture": "t2v", "URLs": entries, "loras": entries[1:]})
+    result = run(["--list"], workdir)
+    assert result.returncode == 0, text(result.stderr)
+    refusals = [line for line in text(result.stderr).splitlines() if "refused" in line]
+    assert {"'URLs'" in line or "'loras'" in line for line in refusals} == {True}
+    assert len(refusals) == 2 and all("bad\\x00dir" in line for line in refusals)
+    assert "ckpts/other.safetensors" in listed_dests(workdir)
+
+
+def localhub(root: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "WANDOWN_CACHE_DIR": str(cache)}
+    return subprocess.run(
+        [sys.executable, "-m", "wandown.localhub", str(root), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("content", [DEEP, '{"gated": [1' + "0" * 5000 + "]}"])
+def test_localhub_refuses_a_hostile_config_with_its_position(tmp_path, content):
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / ".localhub.json").write_text(content)
+    result = localhub(root, tmp_path / "cache")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert ".localhub.json is not valid JSON" in result.stderr
+    assert "nested deeper" in result.stderr or "number longer" in result.stderr
+
+
+def test_localhub_starts_over_a_hostile_hash_cache(tmp_path):
+    from wandown.localhub import LocalHub
+
+    root = tmp_path / "models"
+    (root / "acme" / "tiny").mkdir(parents=True)
+    (root / "acme" / "tiny" / "a.bin").write_bytes(b"abc")
+    cache = tmp_path / "hashes.json"
+    cache.write_text(DEEP)
+    with LocalHub(root, hash_cache=cache) as hub:
+        assert hub.url.startswith("http://127.0.0.1:")
