@@ -113,12 +113,12 @@ def summary_lines_for(file_view):
 def test_json_output_stays_exact_json_even_ascii_only():
     class Record:
         def to_json(self):
-            return {"dest": "ckpts/vidéo\x1b.bin"}
+            return {"dest": "ckpts/vidéo\x1b\x9b\u202e.bin"}
 
     for ascii_only in (False, True):
         text = to_json([Record()], ascii_only=ascii_only)
-        assert json.loads(text) == [{"dest": "ckpts/vidéo\x1b.bin"}]
-        assert "\x1b" not in text
+        assert json.loads(text) == [{"dest": "ckpts/vidéo\x1b\x9b\u202e.bin"}]
+        assert all(printable(line) == line for line in text.splitlines())
     assert to_json([Record()], ascii_only=True).isascii()
 
 

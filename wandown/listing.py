@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 from wandown.catalog import Catalog, FileRecord
 from wandown.safetext import printable
 from wandown.units import human_bytes, size_gb
 
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 COLUMNS = ("✓", "Config", "Model File", "Size (GB)", "Status", "Destination")
 
 
@@ -91,5 +93,10 @@ def summary(records: list[FileRecord]) -> str:
 
 def to_json(records: list[FileRecord], ascii_only: bool = False) -> str:
     """Return the records as JSON; ascii_only escapes every non-ASCII character (for a stdout
-    that cannot encode them, where a replaced character would break the JSON)."""
-    return json.dumps([record.to_json() for record in records], indent=2, ensure_ascii=ascii_only)
+    that cannot encode them, where a replaced character would break the JSON).
+
+    json escapes only C0 controls; the other characters printable() escapes are written as
+    \\u escapes too, so the JSON decodes the same but never drives a terminal.
+    """
+    text = json.dumps([record.to_json() for record in records], indent=2, ensure_ascii=ascii_only)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
