@@ -137,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             "usage: python -m wandown.catalog.codedefaults PATH/handler-files.json", file=sys.stderr
         )
         return 2
-    source = jsonfile.read_json(args[0])
+    try:
+        source = jsonfile.read_json(args[0])
+    except (OSError, jsonfile.JSONFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     target = Path(__file__).resolve().parent.parent / "data" / DATA_NAME
     target.write_text(json.dumps(derive(source), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {target}")
