@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -17,6 +18,7 @@ from wandown.config import load_config
 from wandown.errors import ConfigError, UsageError, WandownError
 from wandown.fsutil import log_exception
 from wandown.interrupts import interrupt_on_signals
+from wandown.safetext import printable
 from wandown.units import human_bytes
 
 if TYPE_CHECKING:
@@ -134,8 +136,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def notice(message: str) -> None:
-    """Tell the user something on stderr, one line, never mixed into the table on stdout."""
-    print(f"wandown: {message}", file=sys.stderr, flush=True)
+    """Tell the user something on stderr, one line, never mixed into the table on stdout.
+
+    Messages carry names from files and servers: printable() keeps them one harmless line.
+    """
+    print(f"wandown: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def _ascii_only() -> bool:
@@ -270,7 +275,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     catalog = session.catalog
     records = listing.select_records(catalog, args.missing, args.all_variants)
     if args.json:
-        print(listing.to_json(records))
+        print(listing.to_json(records, ascii_only=_ascii_only()))
         return 0
     rows = listing.table_rows(records, len(catalog.models))
     for line in listing.format_table(rows, ascii_only=_ascii_only()):
@@ -286,7 +291,7 @@ def run_download(args: argparse.Namespace, session: Session) -> int:
     dests = session.select(args.download)
     if args.dry_run:
         for line in session.describe_plan(dests):
-            print(line)
+            print(printable(line))
         return 0
     watched = set(dests)
     before = session.store.snapshot()
@@ -322,8 +327,10 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
             raise ConfigError("--dedupe changes files; confirm with --yes when not at a terminal")
         try:
             answer = input(
-                f"Replace files under {folder} that are identical to files in "
-                f"{session.hub.hub_dir} with links to them? [y/N] "
+                printable(
+                    f"Replace files under {folder} that are identical to files in "
+                    f"{session.hub.hub_dir} with links to them? [y/N] "
+                )
             )
         except EOFError:
             answer = ""
@@ -336,7 +343,7 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     )
     report = dedupe(folder, session.hub, protected=checkpoint_roots)
     for path, hub_file in report.replaced:
-        print(f"linked {path} -> {hub_file}")
+        print(printable(f"linked {path} -> {hub_file}"))
     reclaimed = human_bytes(report.bytes_reclaimed)
     count = len(report.replaced)
     what = "1 file replaced by a link" if count == 1 else f"{count} files replaced by links"
@@ -344,8 +351,20 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def _tolerant_output() -> None:
+    """Let stdout and stderr show any name on any encoding (LC_ALL=C, a latin-1 pipe).
+
+    A character the encoding lacks is written as a backslash escape instead of raising
+    UnicodeEncodeError halfway through a listing; JSON is made ASCII-only for such a stdout.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run wandown; turn every expected failure into a message and an exit status."""
+    _tolerant_output()
     try:
         return run(argv)
     except WandownError as exc:

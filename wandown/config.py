@@ -14,6 +14,7 @@ from typing import Any
 
 from wandown.errors import ConfigError
 from wandown.fsutil import atomic_write_json
+from wandown.jsonfile import JSONFileError, read_json
 
 DEFAULTS: dict[str, Any] = {
     "hub_directory": "/mnt/llm/hub/models",
@@ -82,10 +83,20 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
 
 
 def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Return the raw settings in path, creating the file with the defaults when it is missing."""
+    """Return the raw settings in path, creating the file with the defaults when it is missing.
+
+    Only in a folder that exists: a mistyped path must not grow a folder chain and a config that
+    the user would then wonder about.
+    """
     path = Path(path)
     notices: list[str] = []
-    if not path.exists():
+    if not os.path.lexists(path):
+        folder = path.parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"config file {path} does not exist and neither does its folder {folder}; "
+                "check the --config-file path, or create the folder first"
+            )
         try:
             atomic_write_json(path, DEFAULTS)
         except OSError as exc:
@@ -94,17 +105,11 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
             notices.append(f"created {path} with the default settings")
         return dict(DEFAULTS), notices
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ConfigError(f"cannot read config file {path}: {reason}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); "
-            "fix the file or delete it to get the defaults back"
-        ) from None
+        raw = read_json(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except JSONFileError as exc:
+        raise ConfigError(f"{exc}; fix the file or delete it to get the defaults back") from None
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: the config must be a JSON object {{...}}, not a {type(raw).__name__}"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 from wandown.catalog import Catalog, FileRecord
+from wandown.safetext import printable
 from wandown.units import human_bytes, size_gb
 
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 COLUMNS = ("✓", "Config", "Model File", "Size (GB)", "Status", "Destination")
 
 
@@ -54,8 +57,10 @@ def table_rows(records: Iterable[FileRecord], model_count: int) -> list[tuple[st
 
 
 def format_table(rows: list[tuple[str, ...]], ascii_only: bool = False) -> list[str]:
-    """Lay rows out under the column headings, each column as wide as its widest cell."""
+    """Lay rows out under the column headings, each cell made printable and each column as wide
+    as its widest cell."""
     header = tuple("x" if ascii_only and h == "✓" else h for h in COLUMNS)
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     if ascii_only:
         rows = [("x" if r[0] == "✓" else r[0], *r[1:]) for r in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
@@ -86,5 +91,12 @@ def summary(records: list[FileRecord]) -> str:
     )
 
 
-def to_json(records: list[FileRecord]) -> str:
-    return json.dumps([record.to_json() for record in records], indent=2, ensure_ascii=False)
+def to_json(records: list[FileRecord], ascii_only: bool = False) -> str:
+    """Return the records as JSON; ascii_only escapes every non-ASCII character (for a stdout
+    that cannot encode them, where a replaced character would break the JSON).
+
+    json escapes only C0 controls; the other characters printable() escapes are written as
+    \\u escapes too, so the JSON decodes the same but never drives a terminal.
+    """
+    text = json.dumps([record.to_json() for record in records], indent=2, ensure_ascii=ascii_only)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -1,12 +1,14 @@
 """The plain-text view for logs and cron: a line per change, progress every few seconds.
 
-It reads snapshots of the status store and returns lines; printing is the caller's job.
+It reads snapshots of the status store and returns lines, names made printable; printing is
+the caller's job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wandown.safetext import printable
 from wandown.state import (
     ACTIVE,
     DOWNLOADING,
@@ -26,25 +28,26 @@ PROGRESS_EVERY = 5.0
 
 def progress_line(view: FileView) -> str:
     """Describe a running download, or the hashing of a hub candidate, in one line."""
+    dest = printable(view.dest)
     if not view.size:
-        return f"    ?%  {view.dest}  {human_bytes(view.done)}  {human_speed(view.speed)}"
+        return f"    ?%  {dest}  {human_bytes(view.done)}  {human_speed(view.speed)}"
     percent = f"{100 * view.done / view.size:5.1f}%"
     amount = f"{human_bytes(view.done)} of {human_bytes(view.size)}"
     if view.status == HASHING:
-        return f"{percent}  {view.dest}  hashing {view.message}  {amount}"
+        return f"{percent}  {dest}  hashing {printable(view.message)}  {amount}"
     eta = human_duration((view.size - view.done) / view.speed) if view.speed else "-"
-    return f"{percent}  {view.dest}  {amount}  {human_speed(view.speed)}  ETA {eta}"
+    return f"{percent}  {dest}  {amount}  {human_speed(view.speed)}  ETA {eta}"
 
 
 def change_line(view: FileView) -> str:
     """Describe a file that reached a new status."""
-    text = f"{view.status:<11} {view.dest}"
+    text = f"{view.status:<11} {printable(view.dest)}"
     if view.status == DOWNLOADING and view.size:
         text += f" ({human_bytes(view.size)})"
     if view.link_source and view.status == LINKED:
-        text += f" -> {view.link_source}"
+        text += f" -> {printable(view.link_source)}"
     if view.message:
-        text += f": {view.message}"
+        text += f": {printable(view.message)}"
     return text
 
 
@@ -80,9 +83,10 @@ def summary_lines(snapshot: Snapshot, watched: set[str]) -> list[str]:
     """Sum up a run: counts per final status, and every failure with its reason."""
     views = [snapshot.files[d] for d in sorted(watched) if d in snapshot.files]
     lines = [f"done: {tally([v.status for v in views])}" if views else "done: nothing to do"]
-    lines += [f"  failed: {v.dest}: {v.message}" for v in views if v.status == FAILED]
+    failed = [v for v in views if v.status == FAILED]
+    lines += [f"  failed: {printable(v.dest)}: {printable(v.message)}" for v in failed]
     unfinished = [v for v in views if v.status in ACTIVE]
-    lines += [f"  unfinished: {v.dest} ({v.status.lower()})" for v in unfinished]
+    lines += [f"  unfinished: {printable(v.dest)} ({v.status.lower()})" for v in unfinished]
     return lines
 
 

@@ -7,7 +7,9 @@ facts that ship with the project's test material; each function below names the 
 from __future__ import annotations
 
 import functools
+import os
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,9 @@ REFERENCE_KEYS = (
 ON_DEMAND_KEYS = ("distill_lora_URL",)
 ON_DEMAND_PREFIXES = ("ltx2_lora_",)
 DEFAULT_LORA_DIR = "loras"
+MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
+MAX_PATH_BYTES = 4000  # below PATH_MAX (4096), leaving room for the Wan2GP folder itself
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class Problem(Exception):
@@ -58,12 +63,39 @@ def is_remote(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
+def name_problem(name: str) -> str | None:
+    """Say why name cannot be one file or folder name on disk, or None when it can."""
+    if name in ("", ".", ".."):
+        return "it names no file" if name != ".." else "it would leave the Wan2GP folder"
+    if "/" in name or "\\" in name:
+        return "it holds a slash"
+    if _CONTROL.search(name):
+        return "it holds a control character"
+    try:
+        encoded = os.fsencode(name)
+    except UnicodeError:  # LC_ALL=C without UTF-8 mode: file names are ASCII here
+        return "this system's file name encoding cannot hold it (use a UTF-8 locale)"
+    if len(encoded) > MAX_NAME_BYTES:
+        return f"it is longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
 def safe_dest(*parts: str) -> str:
-    """Join destination parts; refuse anything that would leave the Wan2GP root."""
+    """Join destination parts; refuse anything that would leave the Wan2GP root or that cannot
+    be a path (a control character, an over-long part, a last part that is no file name)."""
     joined = posixpath.join(*[p.replace("\\", "/") for p in parts if p])
     segments = joined.split("/")
     if joined.startswith("/") or ".." in segments or not segments[-1] or ":" in segments[0]:
         raise Problem(f"refused destination '{joined}': it would leave the Wan2GP folder")
+    for segment in segments[:-1]:
+        problem = name_problem(segment) if segment not in ("", ".") else None
+        if problem:
+            raise Problem(f"refused destination '{joined}': {problem}")
+    problem = name_problem(segments[-1])
+    if problem is None and len(joined.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        problem = f"it is longer than {MAX_PATH_BYTES} bytes"
+    if problem:
+        raise Problem(f"refused destination '{joined}': {problem}")
     return posixpath.normpath(joined)
 
 
@@ -204,8 +236,13 @@ class _Builder:
 
     def entry_dest(self, model_id: str, entry: str, folder: str | None, lora: bool) -> str:
         """Return where an entry goes: its ``|dir`` suffix, the LoRA folder or a ckpts folder."""
-        _, suffix = strip_suffix(entry)
+        url, suffix = strip_suffix(entry)
+        if _CONTROL.search(url) or " " in url:
+            raise Problem("refused URL: it holds a space or a control character")
         name = file_name(entry)
+        problem = name_problem(name)
+        if problem:
+            raise Problem(f"refused file name '{name}': {problem}")
         lora_dir = self.lora_dir(model_id)
         if suffix == "%lora_dir":
             return safe_dest(lora_dir, name)
@@ -224,6 +261,7 @@ class _Builder:
         role: str,
         needed: set[str] | bool,
         folder: str | None = None,
+        key: str = "",
     ) -> None:
         for entry in entries:
             if not is_remote(strip_suffix(entry)[0]):
@@ -232,7 +270,8 @@ class _Builder:
             try:
                 dest = self.entry_dest(model_id, entry, folder, lora=role == "lora")
             except Problem as exc:
-                self.report(model_id, f"{exc} (from '{entry}')")
+                where = self.definition_files(model_id)
+                self.report(model_id, f"{where}'{key or role}': {exc} (from '{entry}')")
                 continue
             is_needed = needed if isinstance(needed, bool) else entry in needed
             self.add(model_id, entry, role, dest, is_needed)
@@ -245,9 +284,15 @@ class _Builder:
         quantization: str,
         needed: bool = True,
         folder: str | None = None,
+        key: str = "",
     ) -> None:
         pick = pick_variant(entries, quantization, self.settings.dtype) if needed else None
-        self.add_entries(model_id, entries, role, {pick} if pick else set(), folder)
+        self.add_entries(model_id, entries, role, {pick} if pick else set(), folder, key)
+
+    def definition_files(self, model_id: str) -> str:
+        """Name the files model_id was read from, for a notice: "defaults/x.json: "."""
+        sources = self.definitions[model_id].sources
+        return "".join(f"{source}: " for source in sources[-1:])
 
     def add_repo_folder(self, model_id: str | None, group: RepoFolder, role: str) -> None:
         for url, dest in self.repo_folder_files(group):
@@ -286,6 +331,7 @@ class _Builder:
                     "main",
                     transformer,
                     needed=local not in model,
+                    key=key,
                 ),
             )
         self._guarded(model_id, lambda: self.add_modules(model_id))
@@ -293,7 +339,7 @@ class _Builder:
             self._guarded(
                 model_id,
                 lambda key=key, role=role: self.add_entries(
-                    model_id, self.resolve_list(model_id, key), role, True
+                    model_id, self.resolve_list(model_id, key), role, True, key=key
                 ),
             )
         self._guarded(
@@ -304,6 +350,7 @@ class _Builder:
                 "text_encoder",
                 self.settings.text_encoder_quantization,
                 folder=self.text_encoder_folder(model_id),
+                key="text_encoder_URLs",
             ),
         )
         self._guarded(model_id, lambda: self.add_on_demand(model_id))
@@ -351,6 +398,7 @@ class _Builder:
                     "module",
                     self.settings.transformer_quantization,
                     needed=local not in model,
+                    key="modules",
                 )
 
     def add_on_demand(self, model_id: str) -> None:
@@ -360,7 +408,7 @@ class _Builder:
                 entries = [value] if isinstance(value, str) else value
                 if isinstance(entries, list):
                     strings = [e for e in entries if isinstance(e, str)]
-                    self.add_entries(model_id, strings, "on_demand", False)
+                    self.add_entries(model_id, strings, "on_demand", False, key=key)
 
 
 class _CodeOnlyModule(Problem):

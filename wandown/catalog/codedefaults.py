@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wandown import jsonfile
+
 DATA_NAME = "code_defaults.json"
 _MODEL_KEYS = ("architecture", "lora_dir", "text_encoder_URLs", "text_encoder_folder", "VAE_URLs")
 
@@ -124,7 +126,7 @@ def _parse(data: dict[str, Any]) -> CodeData:
 def shipped() -> CodeData:
     """Return the code-side facts shipped inside the package."""
     text = resources.files("wandown.data").joinpath(DATA_NAME).read_text(encoding="utf-8")
-    return _parse(json.loads(text))
+    return _parse(jsonfile.loads(text, DATA_NAME))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             "usage: python -m wandown.catalog.codedefaults PATH/handler-files.json", file=sys.stderr
         )
         return 2
-    source = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    try:
+        source = jsonfile.read_json(args[0])
+    except (OSError, jsonfile.JSONFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     target = Path(__file__).resolve().parent.parent / "data" / DATA_NAME
     target.write_text(json.dumps(derive(source), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {target}")

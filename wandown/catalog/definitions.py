@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wandown.jsonfile import JSONFileError, read_json
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # no path holds these; NUL crashes stat()
 DEFAULT_SETTINGS = {
     "transformer_quantization": "int8",
     "transformer_dtype_policy": "",
@@ -51,15 +54,12 @@ class WanSettings:
 
 def _read_json(path: Path) -> tuple[Any, str | None]:
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_json(path), None
     except OSError as exc:
         return None, f"cannot read it ({exc.strerror})"
-    except UnicodeDecodeError:
-        return None, "it is not UTF-8 text"
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+    except JSONFileError as exc:
+        where = f"line {exc.line} column {exc.column}: " if exc.line is not None else ""
+        return None, f"{where}{exc.reason}"
 
 
 def read_definitions(root: Path) -> tuple[dict[str, Definition], list[str]]:
@@ -104,7 +104,11 @@ def read_settings(root: Path) -> tuple[WanSettings, list[str]]:
     for key, default in DEFAULT_SETTINGS.items():
         value = data.get(key, default)
         if key == "checkpoints_paths":
-            ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+            ok = (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, str) and not _CONTROL.search(v) for v in value)
+            )
             value = tuple(value) if ok else tuple(default)
         else:
             ok = isinstance(value, str)

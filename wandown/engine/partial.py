@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wandown.fsutil import atomic_write_json
+from wandown.jsonfile import read_json
 
 from .ranges import RangeSet
 
@@ -120,8 +120,7 @@ class PartialState:
 def load_state(path: Path) -> PartialState | None:
     """Read a state file; a missing, unreadable or damaged one reads as None (start over)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-        return PartialState.from_json(json.loads(text))
+        return PartialState.from_json(read_json(path))
     except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
 

@@ -11,11 +11,12 @@ BLAKE3 should be. A match is still proven by hashing.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from wandown import jsonfile
 
 DATABASE = os.path.join("databases", "invokeai.db")
 TABLES = ("models", "model_config")
@@ -112,9 +113,13 @@ def _config_rows(
         return []
 
 
+def _loads(text: str | bytes) -> object:
+    return jsonfile.decode(text) if isinstance(text, bytes) else jsonfile.loads(text)
+
+
 def _parse_config(text: object, models_dir: str) -> InvokeAIRecord | None:
     try:
-        config = json.loads(text) if isinstance(text, (str, bytes)) else None
+        config = _loads(text) if isinstance(text, (str, bytes)) else None
     except ValueError:
         return None
     if not isinstance(config, dict) or not isinstance(config.get("path"), str):

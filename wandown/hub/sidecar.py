@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from wandown import fsutil
+from wandown import fsutil, jsonfile
 
 FORMAT_VERSION = 1
 
@@ -82,9 +81,11 @@ class HashSidecar:
         except UnicodeDecodeError:
             text = ""
         try:
-            data = json.loads(text)
-        except ValueError:
-            self._notice(f"the hash sidecar {self.path} is not valid JSON; starting afresh")
+            data = jsonfile.loads(text, self.path)
+        except ValueError as exc:
+            aside = jsonfile.move_aside(self.path)
+            kept = f"; moved to {aside}" if aside else ""
+            self._notice(f"the hash sidecar is not valid JSON ({exc}){kept}; starting afresh")
             return {}
         if not isinstance(data, dict):
             data = {}

@@ -8,12 +8,12 @@ is 401 with the message "Invalid credentials in Authorization header" (and no er
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from wandown.errors import ConfigError
+from wandown.jsonfile import JSONFileError, read_json
 
 CONFIG_NAME = ".localhub.json"
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
@@ -121,11 +121,11 @@ class AccessPolicy:
 def load_config(path: Path) -> dict:
     """Read a ``.localhub.json`` into LocalHub keyword arguments (gated, private, tokens)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_json(path)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
-    except ValueError as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    except JSONFileError as err:
+        raise ConfigError(f"{path} is not valid JSON: {err.reason}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object")
     unknown = set(data) - {"gated", "private", "tokens"}

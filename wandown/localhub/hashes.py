@@ -8,7 +8,6 @@ wandown's cache folder. Entries are keyed by real path and trusted only while si
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from wandown.digests import BLOB_SHA1, new_hash
 from wandown.fsutil import atomic_write_json, cache_dir
+from wandown.jsonfile import read_json
 
 CHUNK_SIZE = 1024 * 1024
 CACHE_VERSION = 1
@@ -72,7 +72,7 @@ class HashCache:
     def _load(self) -> None:
         for candidate in self._candidates:
             try:
-                data = json.loads(Path(candidate).read_text(encoding="utf-8"))
+                data = read_json(candidate)
             except (OSError, ValueError):
                 continue
             if isinstance(data, dict) and data.get("version") == CACHE_VERSION:

@@ -8,7 +8,6 @@ never lose each other's entries. The token is never part of any entry.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wandown import jsonfile
 from wandown.errors import RemoteError
 from wandown.fsutil import atomic_write_json, cache_dir
 
@@ -180,7 +180,7 @@ class MetadataCache:
         except (OSError, UnicodeDecodeError) as exc:
             raise MetadataFileError(f"Cannot read metadata file {source}: {exc}") from None
         try:
-            files, branches = _from_json(json.loads(text))
+            files, branches = _from_json(jsonfile.loads(text, source))
         except (ValueError, MetadataFileError) as exc:
             raise MetadataFileError(f"{source} is not a wandown metadata file: {exc}") from None
         with self._lock:
@@ -215,7 +215,7 @@ class MetadataCache:
         except (OSError, UnicodeDecodeError) as exc:
             return self._set_aside(str(exc))
         try:
-            return _from_json(json.loads(text))
+            return _from_json(jsonfile.loads(text, self.path))
         except (ValueError, MetadataFileError) as exc:
             return self._set_aside(str(exc))
 

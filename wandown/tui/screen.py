@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from wandown.errors import WandownError
+from wandown.safetext import printable
 from wandown.tui.render import Line
 from wandown.tui.text import clip, display_width
 from wandown.tui.theme import CursesTheme
@@ -121,6 +122,7 @@ def put(window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…")
     height, width = window.getmaxyx()
     if not (0 <= y < height and 0 <= x < width) or not text:
         return
+    text = printable(text)  # a raw NUL makes addstr raise, an ESC reaches the terminal
     room = width - x
     if display_width(text) > room:
         text = clip(text, room, ellipsis)
