@@ -95,3 +95,30 @@ def test_open_private_file_refuses_what_is_not_its_own(tmp_path, kind):
     with pytest.raises(fsutil.UnsafePathError, match=r"x\.part is"):
         fsutil.open_private_file(path)
     assert other.read_bytes() == b"hub"
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "lstat-replace"])
+def test_a_file_that_replaces_a_link_while_it_is_relinked_is_kept(tmp_path, monkeypatch, exchange):
+    target = tmp_path / "hub.bin"
+    target.write_bytes(b"hub")
+    link = tmp_path / "x.bin"
+    link.symlink_to(tmp_path / "old-hub.bin")
+    real_place_new = fsutil.place_new
+
+    def a_file_replaces_the_link_first(source, dest):
+        os.unlink(link)
+        link.write_bytes(b"written by Wan2GP meanwhile")
+        real_place_new(source, dest)
+
+    monkeypatch.setattr(fsutil, "place_new", a_file_replaces_the_link_first)
+    if not exchange:
+        real_renameat2 = fsutil._renameat2
+
+        def no_exchange(source, dest, flags):
+            return flags != fsutil._RENAME_EXCHANGE and real_renameat2(source, dest, flags)
+
+        monkeypatch.setattr(fsutil, "_renameat2", no_exchange)
+    with pytest.raises(FileExistsError, match="is a real file"):
+        fsutil.atomic_symlink(target, link)
+    assert link.read_bytes() == b"written by Wan2GP meanwhile"
+    assert names(tmp_path) == ["hub.bin", "x.bin"]

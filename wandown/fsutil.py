@@ -39,6 +39,7 @@ class UnsafePathError(WandownError):
 
 
 _RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
@@ -93,14 +94,17 @@ def open_private_file(path: os.PathLike[str] | str, create: bool = True) -> int:
 
 def _renameat2_noreplace(source: str, dest: str) -> bool:
     """Rename without replacing; False when this kernel or file system cannot do it."""
+    return _renameat2(source, dest, _RENAME_NOREPLACE)
+
+
+def _renameat2(source: str, dest: str, flags: int) -> bool:
+    """Call renameat2(2) with flags; False when this kernel or file system cannot do it."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    result = renameat2(
-        _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE
-    )
+    result = renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(dest), flags)
     if result == 0:
         return True
     code = ctypes.get_errno()
@@ -172,14 +176,27 @@ def atomic_symlink(target: Path, link: Path, replace_file: bool = False) -> None
         try:
             place_new(tmp, link)
         except FileExistsError:
-            if not stat.S_ISLNK(os.lstat(link).st_mode):
-                raise FileExistsError(
-                    f"{link} is a real file; not replacing it with a link"
-                ) from None
-            os.replace(tmp, link)  # a link replaced by a link: no user file is lost
+            _replace_link(os.fspath(tmp), os.fspath(link))
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _replace_link(new: str, link: str) -> None:
+    """Put the link new at link in place of a link there; never in place of a real file.
+
+    With RENAME_EXCHANGE the two names swap in one step, and the old entry, now at new, is
+    looked at afterwards: a real file that got there in between is swapped back, untouched.
+    """
+    real_file = FileExistsError(f"{link} is a real file; not replacing it with a link")
+    if _renameat2(new, link, _RENAME_EXCHANGE):
+        if stat.S_ISLNK(os.lstat(new).st_mode):
+            return  # the old link is at new now; the caller removes it
+        _renameat2(new, link, _RENAME_EXCHANGE)
+        raise real_file
+    if not stat.S_ISLNK(os.lstat(link).st_mode):
+        raise real_file
+    os.replace(new, link)  # no exchange here: replace a link seen a moment ago
 
 
 def _new_link(target: Path, link: Path) -> Path:
