@@ -242,3 +242,17 @@ def test_a_refused_destination_is_its_own_plan_outcome():
     step = plan.decide(record, None, Path("/hub/m.bin"), False, refusal="ckpts/m.bin is bad")
     assert (step.action, step.reason) == (plan.REFUSED, "ckpts/m.bin is bad")
     assert plan.describe("ckpts/m.bin", step) == "ckpts/m.bin: refused: ckpts/m.bin is bad"
+
+
+def test_a_working_folder_that_links_into_the_hub_is_never_written(world, localhub):
+    working = world.path("ckpts/.wandown")
+    inside = world.hub_dir / "elsewhere"
+    inside.mkdir()
+    working.parent.mkdir(parents=True)
+    working.symlink_to(inside, target_is_directory=True)
+
+    result = world.run("--download", BIG)
+    assert result.returncode == 1
+    assert f"{working} is a link (to {inside})" in result.stdout
+    assert list(inside.iterdir()) == []
+    assert not world.path(f"ckpts/{BIG}").exists()

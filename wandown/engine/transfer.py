@@ -212,7 +212,17 @@ class FileDownload:
                 ) from error
 
     def _refuse_what_is_in_the_way(self) -> None:
-        """Refuse a destination that is a folder, a link or a device: never write through it."""
+        """Refuse a destination that is a folder, a link or a device: never write through it.
+
+        The hidden working folder must be a real folder too: through a link, the part files
+        would be written wherever it points (a hub, say).
+        """
+        folder = self.paths.folder
+        if folder.is_symlink():
+            raise DownloadError(
+                f"{folder} is a link (to {os.readlink(folder)}); wandown keeps its partial "
+                "downloads in a real folder there. Remove the link and run again"
+            )
         dest = self.job.dest
         try:
             mode = os.lstat(dest).st_mode
