@@ -1,4 +1,19 @@
-"""File-system moves that never leave a half-written or wrong file at a destination."""
+"""File-system moves that never leave a half-written or wrong file at a destination.
+
+Every write wandown makes goes through here, and keeps three promises:
+- A file appears at a destination only verified: downloads are written to a private part file
+  and moved into place by `place_new` after their digest matched; links come from
+  `atomic_symlink`, made under a temporary name and moved into place in one step.
+- Never a write into a hub: working files are opened by `open_private_file`, which refuses a
+  link, a hard link or anything but a plain file (O_NOFOLLOW, then fstat), and a destination
+  whose real path lies inside a hub folder is refused before anything is written (see
+  `is_inside_any`, used by wandown.destination).
+- Never a replaced user file: `place_new` and `atomic_symlink` move into place with a rename
+  that never replaces (renameat2 RENAME_NOREPLACE, else link and unlink), so a file that
+  appeared at the destination meanwhile stays as it is. Only an existing link is replaced,
+  and only dedupe, after proving a file identical to its hub copy, replaces a real file.
+  A rename never follows the link it replaces, so no write ever lands at a link's target.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +26,7 @@ import stat
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +39,7 @@ class UnsafePathError(WandownError):
 
 
 _RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
@@ -77,14 +94,17 @@ def open_private_file(path: os.PathLike[str] | str, create: bool = True) -> int:
 
 def _renameat2_noreplace(source: str, dest: str) -> bool:
     """Rename without replacing; False when this kernel or file system cannot do it."""
+    return _renameat2(source, dest, _RENAME_NOREPLACE)
+
+
+def _renameat2(source: str, dest: str, flags: int) -> bool:
+    """Call renameat2(2) with flags; False when this kernel or file system cannot do it."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    result = renameat2(
-        _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE
-    )
+    result = renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(dest), flags)
     if result == 0:
         return True
     code = ctypes.get_errno()
@@ -113,7 +133,11 @@ def is_inside_any(path: os.PathLike[str] | str, folders: Iterable[os.PathLike[st
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path through a temporary file in the same folder and a rename."""
+    """Write data to path through a temporary file in the same folder and a rename.
+
+    The rename replaces whatever name is at path, a link included, without following it: a
+    link's target is never written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -136,25 +160,54 @@ def atomic_write_json(path: Path, value: Any) -> None:
 
 
 def atomic_symlink(target: Path, link: Path, replace_file: bool = False) -> None:
-    """Make link point at target, replacing an existing link without ever following it.
+    """Make link point at target in one step, never following what is at link.
 
-    A real file at link is replaced only with replace_file (dedupe does that, after proving the
-    file identical to target); otherwise FileExistsError is raised.
+    Nothing at link: the new link is placed without replacing anything, so a file that
+    appears meanwhile wins. A link at link is replaced. A real file is replaced only with
+    replace_file (dedupe, after proving it identical to target); otherwise FileExistsError.
     """
     link = Path(link)
-    if not replace_file and link.exists() and not link.is_symlink():
-        raise FileExistsError(f"{link} is a real file; not replacing it with a link")
     link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    os.symlink(target, tmp)
+    tmp = _new_link(target, link)
     try:
-        os.replace(tmp, link)
-    except BaseException:
-        with contextlib.suppress(OSError):
+        if replace_file:
+            os.replace(tmp, link)
+            return
+        try:
+            place_new(tmp, link)
+        except FileExistsError:
+            _replace_link(os.fspath(tmp), os.fspath(link))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+
+
+def _replace_link(new: str, link: str) -> None:
+    """Put the link new at link in place of a link there; never in place of a real file.
+
+    With RENAME_EXCHANGE the two names swap in one step, and the old entry, now at new, is
+    looked at afterwards: a real file that got there in between is swapped back, untouched.
+    """
+    real_file = FileExistsError(f"{link} is a real file; not replacing it with a link")
+    if _renameat2(new, link, _RENAME_EXCHANGE):
+        if stat.S_ISLNK(os.lstat(new).st_mode):
+            return  # the old link is at new now; the caller removes it
+        _renameat2(new, link, _RENAME_EXCHANGE)
+        raise real_file
+    if not stat.S_ISLNK(os.lstat(link).st_mode):
+        raise real_file
+    os.replace(new, link)  # no exchange here: replace a link seen a moment ago
+
+
+def _new_link(target: Path, link: Path) -> Path:
+    """Create a symlink to target under a fresh hidden name beside link; return that name."""
+    while True:
+        tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:12]}.link")
+        try:
+            os.symlink(target, tmp)
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def log_exception(name: str, exc: BaseException) -> Path | None:

@@ -18,6 +18,7 @@ LINK = "link"  # the hub proves it holds the file
 DOWNLOAD = "download"
 UNKNOWN = "unknown"  # offline, or nothing proves what the file is
 FAILED = "failed"  # the Hub told us why it cannot be had
+REFUSED = "refused"  # the destination is unsafe to write: inside a hub, or a broken link
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,16 @@ def decide(
     proven_in_hub: Path | None,
     offline: bool,
     problem: str | None = None,
+    refusal: str | None = None,
 ) -> Step:
-    """Decide for one file once the hub has said what it proves (before or after hashing)."""
+    """Decide for one file once the hub has said what it proves (before or after hashing).
+
+    refusal is why its destination must not be written (wandown.destination.problem).
+    """
     if record.status != "missing":
         return Step(NOTHING, f"{record.status}: nothing to do")
+    if refusal is not None:
+        return Step(REFUSED, refusal)
     if proven_in_hub is not None:
         return Step(LINK, link_source=proven_in_hub)
     if remote is None:

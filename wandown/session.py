@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown import plan, state
+from wandown import destination, plan, state
 from wandown.catalog import Catalog, FileRecord, load_catalog, refresh_status
 from wandown.config import Config
 from wandown.engine import DownloadJob, Engine, Event
@@ -304,7 +304,24 @@ class Session:
             proven_in_hub,
             self.hub_settings.offline,
             self.problems.get(record.dest),
+            refusal=self._refusal(record),
         )
+
+    def _refusal(self, record: FileRecord) -> str | None:
+        """Say why a missing file's destination must not be written, looking at it now."""
+        if record.status != "missing":
+            return None
+        place = catalog_path(self._require_catalog(), record.dest)
+        return destination.problem(place, record.dest, self.hub_folders())
+
+    def hub_folders(self) -> list[Path]:
+        """Return the folders wandown never writes into: the hub and the HF caches it holds."""
+        if self.config.hub_directory is None:
+            return []
+        folders = [Path(self.config.hub_directory)]
+        if self.hub is not None:
+            folders += [Path(repo.folder) for repo in self.hub.hf_repos]
+        return folders
 
     # -- controller: what the views ask for ----------------------------------------------------
 
@@ -413,6 +430,8 @@ class Session:
         catalog = self._require_catalog()
         wanted = set(dests)
         records = {r.dest: r for r in catalog.records if r.dest in wanted}
+        records = {dest: r for dest, r in records.items() if not self._refused(r)}
+        dests = [dest for dest in dests if dest in records]
         linked = self._link_from_hub(records)
         for dest in dests:
             if dest in linked or self._stop.is_set():
@@ -421,6 +440,13 @@ class Session:
                 self._finish(dest, state.CANCELLED, "cancelled before it started")
                 continue
             self._download(records[dest])
+
+    def _refused(self, record: FileRecord) -> bool:
+        """Fail a file whose destination is unsafe to write (checked again before each write)."""
+        refusal = self._refusal(record)
+        if refusal is not None:
+            self._finish(record.dest, state.FAILED, refusal)
+        return refusal is not None
 
     def _link_from_hub(self, records: dict[str, FileRecord]) -> set[str]:
         if self.hub is None:
@@ -458,9 +484,17 @@ class Session:
         for dest, hub_file in matches.items():
             if self._was_cancelled(dest):
                 continue
+            if self._refused(records[dest]):  # hashing took a while: look again
+                done.add(dest)
+                continue
             self.store.update(dest, status=state.LINKING, message="")
             try:
                 link_into_place(hub_file, catalog_path(self._require_catalog(), dest))
+            except FileExistsError:
+                # Someone (Wan2GP, the user) put a file there meanwhile: it is theirs to keep.
+                self._finish(dest, state.FAILED, _appeared_while_linking(dest))
+                done.add(dest)
+                continue
             except (OSError, ModelHubError) as exc:
                 self.store.update(dest, message=f"could not link from the hub: {exc}")
                 continue
@@ -529,6 +563,13 @@ class Session:
         if self.catalog is None:
             raise WandownError("the catalog is not loaded yet")
         return self.catalog
+
+
+def _appeared_while_linking(dest: str) -> str:
+    return (
+        f"{dest} appeared while linking it from the hub; left it as it is (if it is incomplete, "
+        "remove it and run again)"
+    )
 
 
 def catalog_path(catalog: Catalog, dest: str) -> Path:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import random
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 import urllib3
 
+from wandown import fsutil
 from wandown.errors import DownloadError
 
 from . import events as ev
@@ -153,6 +155,7 @@ class FileDownload:
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
         self._abort = CancelFlag()  # this pass failed: its other connections stop too
+        self._part_identity: tuple[int, int] | None = None  # the part file this run verified
 
     # -- the whole job -------------------------------------------------------------------
 
@@ -169,14 +172,14 @@ class FileDownload:
                     ev.COMPLETE, size, message="fetched by another wandown process"
                 )
             try:
-                self._download()
+                message = self._download()
             finally:
                 # Leave the hidden folder behind only while it holds something to resume.
                 leftover = self.paths.part.exists() or self.paths.state.exists()
                 lock.release(remove=not leftover)
                 if not leftover:
                     self.paths.tidy()
-            return self.reporter.publish(ev.COMPLETE, self.reporter.done)
+            return self.reporter.publish(ev.COMPLETE, self.reporter.done, message=message)
         except Cancelled:
             return self.reporter.publish(ev.CANCELLED, message="stopped; the partial is kept")
         except DownloadError as error:
@@ -188,8 +191,7 @@ class FileDownload:
 
     def _prepare_folder(self) -> None:
         dest = self.job.dest
-        if dest.is_dir() and not dest.is_symlink():
-            raise DownloadError(f"cannot save {dest}: a folder is in the way")
+        self._refuse_what_is_in_the_way()
         probe = self.paths.folder / f".probe.{os.getpid()}.{threading.get_ident()}"
         for attempt in range(1, 6):
             try:
@@ -209,6 +211,33 @@ class FileDownload:
                     f"cannot write into {dest.parent}: {error.strerror or error}"
                 ) from error
 
+    def _refuse_what_is_in_the_way(self) -> None:
+        """Refuse a destination that is a folder, a link or a device: never write through it.
+
+        The hidden working folder must be a real folder too: through a link, the part files
+        would be written wherever it points (a hub, say).
+        """
+        folder = self.paths.folder
+        if folder.is_symlink():
+            raise DownloadError(
+                f"{folder} is a link (to {os.readlink(folder)}); wandown keeps its partial "
+                "downloads in a real folder there. Remove the link and run again"
+            )
+        dest = self.job.dest
+        try:
+            mode = os.lstat(dest).st_mode
+        except OSError:
+            return  # nothing there, or no folder yet: the folder's preparation says why
+        if stat.S_ISDIR(mode):
+            raise DownloadError(f"cannot save {dest}: a folder is in the way")
+        if stat.S_ISLNK(mode):
+            raise DownloadError(
+                f"cannot save {dest}: a link is in the way (to {os.readlink(dest)}); remove it "
+                "and run again"
+            )
+        if not stat.S_ISREG(mode):
+            raise DownloadError(f"cannot save {dest}: something that is not a file is in the way")
+
     def _take_lock(self, lock: FileLock) -> bool:
         """Lock the file against other processes; False if one of them finished it meanwhile."""
         before = _identity(self.job.dest)
@@ -225,7 +254,8 @@ class FileDownload:
             return False
         return True
 
-    def _download(self) -> None:
+    def _download(self) -> str:
+        """Fetch and place the file; return what the user should know beyond 'complete'."""
         link = self._retrying(self.resolver.resolve)
         expected = expected_file(self.job, link)
         self.reporter.total = expected.size
@@ -245,8 +275,7 @@ class FileDownload:
             self.reporter.publish(ev.DOWNLOADING, identity.done.total())
             digest = self._fetch(identity, expected)
             if expected.kind is None or digest == expected.digest:
-                self._place()
-                return
+                return self._place(expected)
             self.paths.discard()
             identity.done = RangeSet()
             problem = (
@@ -257,22 +286,54 @@ class FileDownload:
                 raise DownloadError(f"{problem} (twice); the bad download was removed")
             self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
 
-    def _place(self) -> None:
+    def _place(self, expected: Expected) -> str:
+        """Move the verified part to the destination, never replacing what appeared there."""
+        part, dest = self.paths.part, self.job.dest
+        if _identity_of_name(part) != self._part_identity:
+            raise DownloadError(
+                f"{part} was replaced while {dest.name} was downloading; not placing it. Remove "
+                "it and run again"
+            )
         try:
-            os.replace(self.paths.part, self.job.dest)
+            fsutil.place_new(part, dest)
+        except FileExistsError:
+            return self._appeared(expected)
         except OSError as error:
             raise DownloadError(
-                f"cannot put {self.job.dest} in place: {error.strerror or error}; the verified "
-                f"download stays in {self.paths.part}"
+                f"cannot put {dest} in place: {error.strerror or error}; the verified "
+                f"download stays in {part}"
             ) from error
         with contextlib.suppress(FileNotFoundError):
             self.paths.state.unlink()
+        return ""
+
+    def _appeared(self, expected: Expected) -> str:
+        """A file appeared at the destination during the download: keep it; drop ours if equal."""
+        part, dest = self.paths.part, self.job.dest
+        if expected.kind is not None and _same_file(dest, expected, self.cancel):
+            self.paths.discard()
+            return (
+                f"{dest.name} appeared while downloading and matches the Hub's; kept it and "
+                "dropped the download"
+            )
+        raise DownloadError(
+            f"{dest} appeared while downloading and is not the Hub's file (or is still being "
+            f"written); left it as it is. The verified download is kept at {part}: move it "
+            "there yourself to use it, or delete it"
+        )
 
     # -- one pass over the bytes -------------------------------------------------------------
 
     def _fetch(self, state: PartialState, expected: Expected) -> str | None:
         """Fill the part file, hashing alongside; return its digest (None if unhashed)."""
-        fd = os.open(self.paths.part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = fsutil.open_private_file(self.paths.part)
+        except fsutil.UnsafePathError as error:
+            # Our bookkeeping for it is worthless now; the thing at the part's name is not ours.
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.state.unlink()
+            raise DownloadError(f"{self.job.dest.name}: {error}") from error
+        self._part_identity = _identity_of_fd(fd)
         try:
             size = expected.size
             if size is None:
@@ -626,6 +687,34 @@ class FileDownload:
             if length and length.isdigit() and int(length) != received:
                 raise Transient("the server closed the connection early (short body)")
             return received
+
+
+def _identity_of_fd(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
+
+
+def _identity_of_name(path: Path) -> tuple[int, int] | None:
+    """Return the (device, inode) of the name itself, a link not followed."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _same_file(path: Path, expected: Expected, cancel: CancelFlag) -> bool:
+    """Tell whether the regular file at path is the expected one, by size and digest."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_size != expected.size:
+        return False
+    try:
+        return hash_file(path, expected.kind, stop=cancel) == expected.digest
+    except OSError:
+        return False
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
