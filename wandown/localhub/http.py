@@ -180,6 +180,11 @@ class Request(BaseHTTPRequestHandler):
         """
         fault = fault or Fault()
         wanted = None if fault.ignore_range else parse_range(self.headers.get("Range"), size)
+        if fault.content_range is not None:
+            first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
+            value = fault.content_range.format(first=first, last=last, size=size, before=first - 1)
+            self.reply(206, {**headers, "Content-Range": value})
+            return
         if wanted == UNSATISFIABLE:
             self.reply(416, {**headers, "Content-Range": f"bytes */{size}"})
             return

@@ -297,6 +297,8 @@ class HubRoutes:
         if fault is not None and fault.status is not None:
             return reply_fault_status(request, fault)
         meta = self.hub.meta(file)
+        if fault is not None and fault.redirect_to is not None:
+            return request.reply(302, {"Location": fault.redirect_to, **_linked(meta)})
         headers = {
             "X-Repo-Commit": found.snapshot.commit,
             "Accept-Ranges": "bytes",
@@ -325,6 +327,13 @@ class HubRoutes:
     def _base(self, request: Request) -> str:
         host = request.headers.get("Host") or f"{self.hub.host}:{self.hub.port}"
         return f"http://{host}"
+
+
+def _linked(meta: FileMeta) -> dict[str, str]:
+    """Return the X-Linked-* headers the Hub puts on an LFS file's redirect (none otherwise)."""
+    if not meta.lfs:
+        return {}
+    return {"X-Linked-Etag": f'"{meta.etag}"', "X-Linked-Size": str(meta.size)}
 
 
 def _path_only(file: RepoFile) -> FileMeta:
