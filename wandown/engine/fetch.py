@@ -238,11 +238,14 @@ def status_problem(response: urllib3.BaseHTTPResponse, url: str, what: str) -> E
         )
     if status == 403:
         return DownloadError(f"{what}: access denied (403); the repository may be gated")
+    said = response.headers.get("X-Error-Message")
     if status == 404:
-        return DownloadError(f"{what}: not found on the Hub (404): {url}")
+        # localhub (and the Hub) say why in X-Error-Message, e.g. a file changed since listed.
+        return DownloadError(f"{what}: not found on the Hub (404): {shown_url(said or url)}")
     if status == 416:
         return RemoteChanged(f"{what}: the server refused the byte range (416)")
-    return DownloadError(f"{what}: unexpected answer {status} from {url}")
+    detail = f" ({shown_url(said)})" if said else ""
+    return DownloadError(f"{what}: unexpected answer {status} from {url}{detail}")
 
 
 @dataclass(frozen=True)
