@@ -203,16 +203,24 @@ def test_missing_repo_revision_and_entry(hub: LocalHub) -> None:
     assert fetch(f"{hub.url}/api/spaces").status == 404
 
 
-def test_commit_follows_the_files_and_old_commits_are_gone(hub: LocalHub) -> None:
+def test_commit_follows_the_files_and_old_commits_serve_only_unchanged_files(
+    hub: LocalHub,
+) -> None:
     before = hub.commit_of("acme/tiny")
     assert len(before) == 40
     assert before == hub.commit_of("acme/tiny")
     write_repo(hub.root, "acme/tiny", {"added.txt": b"new"})
     after = hub.commit_of("acme/tiny")
     assert after != before
-    assert_hub_error(fetch(resolve(hub, "config.json", revision=before)), 404, "RevisionNotFound")
+    # A client that listed the repo before the change still gets the files that did not change.
+    assert fetch(resolve(hub, "config.json", revision=before)).status == 200
+    assert_hub_error(fetch(resolve(hub, "added.txt", revision=before)), 404, "EntryNotFound")
+    write_repo(hub.root, "acme/tiny", {"config.json": b"{}"})
+    changed = fetch(resolve(hub, "config.json", revision=before))
+    assert_hub_error(changed, 404, "EntryNotFound")
+    assert "changed on disk since commit" in changed.headers["x-error-message"]
     with pytest.raises(LocalHubError):
-        hub.commit_of("acme/tiny", before)
+        hub.commit_of("acme/tiny", "0" * 40)
 
 
 # -- API --------------------------------------------------------------------------------------

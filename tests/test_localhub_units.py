@@ -118,7 +118,7 @@ def test_hash_cache_hashes_once_under_concurrency(tmp_path: Path) -> None:
     assert cache.hashed == 2
     cache.flush()  # a save within a second of the last one waits for a timer or a flush
     [entry] = json.loads((tmp_path / "hashes.json").read_text())["files"].values()
-    assert set(entry) == {"size", "mtime_ns", "sha256", "blob_sha1"}
+    assert set(entry) == {"size", "mtime_ns", "ctime_ns", "inode", "sha256", "blob_sha1"}
 
 
 def test_hash_cache_ignores_a_damaged_file(tmp_path: Path) -> None:

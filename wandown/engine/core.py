@@ -14,7 +14,7 @@ from .events import Event, Reporter
 from .fetch import CancelFlag, Resolver, watched_pool_manager
 from .ranges import MIB
 from .ratelimit import KIB, RateLimiter, kb_to_rate
-from .transfer import DownloadJob, FileDownload, Settings
+from .transfer import DownloadJob, FileDownload, Nap, Settings, nap
 
 
 def no_headers(url: str) -> Mapping[str, str]:
@@ -51,6 +51,8 @@ class Engine:
         min_speed: float = 1024.0,
         stall_window: float = 30.0,
         state_every: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        nap: Nap = nap,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise ValueError("jobs and connections must be at least 1")
@@ -67,6 +69,8 @@ class Engine:
             min_speed=min_speed,
             stall_window=stall_window,
             state_every=state_every,
+            clock=clock,
+            nap=nap,
         )
         self._headers_for = headers_for
         self._own_pool = pool is None

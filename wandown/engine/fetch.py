@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 import urllib3.connection
@@ -238,11 +238,14 @@ def status_problem(response: urllib3.BaseHTTPResponse, url: str, what: str) -> E
         )
     if status == 403:
         return DownloadError(f"{what}: access denied (403); the repository may be gated")
+    said = response.headers.get("X-Error-Message")
     if status == 404:
-        return DownloadError(f"{what}: not found on the Hub (404): {url}")
+        # localhub (and the Hub) say why in X-Error-Message, e.g. a file changed since listed.
+        return DownloadError(f"{what}: not found on the Hub (404): {shown_url(said or url)}")
     if status == 416:
         return RemoteChanged(f"{what}: the server refused the byte range (416)")
-    return DownloadError(f"{what}: unexpected answer {status} from {url}")
+    detail = f" ({shown_url(said)})" if said else ""
+    return DownloadError(f"{what}: unexpected answer {status} from {url}{detail}")
 
 
 @dataclass(frozen=True)
@@ -315,7 +318,7 @@ class Resolver:
                 location = headers.get("Location")
                 if not location:
                     raise DownloadError(f"the Hub redirected {self.url} nowhere")
-                url = urljoin(url, location)
+                url = self._follow(url, location)
                 if origin(url) != origin(self.url) and size is not None:
                     # The Hub said size and hash on the redirect (X-Linked-*): the CDN's
                     # answer would only repeat them, so save the round trip.
@@ -332,6 +335,26 @@ class Resolver:
             return self._remember(Link(url, size, sha256, blob_sha1, commit))
         raise DownloadError(f"too many redirects for {self.url}")
 
+    def _follow(self, url: str, location: str) -> str:
+        """Return where a redirect from url leads; refuse, at once, anything but http(s)."""
+        try:
+            target = urljoin(url, location)
+            parts = urlsplit(target)
+            host = parts.hostname
+        except ValueError:
+            target, parts, host = location, None, None
+        why = None
+        if parts is None or parts.scheme.lower() not in ("http", "https"):
+            why = "which is not an http(s) URL"
+        elif not host:
+            why = "which names no host"
+        if why is not None:
+            raise DownloadError(
+                f"the Hub redirected {hub_file(url)} to {shown_url(target)}, {why}; "
+                "not following it"
+            )
+        return target
+
     def _remember(self, link: Link) -> Link:
         with self._lock:
             self.link = link
@@ -344,6 +367,20 @@ class Resolver:
         if current is not None and current != stale_url:
             return current
         return self.resolve().data_url
+
+
+def hub_file(url: str) -> str:
+    """Name a Hub /resolve/ URL as repo/path for messages ('owner/repo/resolve/rev/a/b' -> ...)."""
+    repo, found, rest = urlsplit(url).path.partition("/resolve/")
+    if not found or "/" not in rest:
+        return shown_url(url)
+    return shown_url(unquote(f"{repo.strip('/')}/{rest.split('/', 1)[1]}"))
+
+
+def shown_url(text: str, limit: int = 200) -> str:
+    """Return a URL from a server fit for a one-line message: control characters escaped, cut."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
 def _size(value: str | None) -> int | None:

@@ -9,7 +9,7 @@ import random
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +43,13 @@ from .ratelimit import RateLimiter
 from .watchdog import SpeedWatchdog, TooSlow
 
 T = TypeVar("T")
+
+Nap = Callable[[threading.Event, float], object]
+
+
+def nap(flag: threading.Event, seconds: float) -> None:
+    """Sleep for seconds, waking at once when flag is set (the engine's default pause)."""
+    flag.wait(seconds)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class Settings:
     min_speed: float
     stall_window: float
     state_every: float
+    clock: Callable[[], float] = time.monotonic  # backoff deadlines; tests pass a fake clock
+    nap: Nap = nap  # ...and a pause that advances it
 
     def is_small(self, size: int | None) -> bool:
         """Tell whether a file is small: one plain GET, in the lane that never waits on big ones."""
@@ -473,14 +482,12 @@ class FileDownload:
                 try:
                     while work.cursor < work.end and not self._stopping():
                         before = work.cursor
-                        try:
-                            self._fetch_range(fd, planner, work, single)
-                        except (Transient, TooSlow, LinkExpired) as problem:
-                            failures = 0 if work.cursor > before else failures
+                        problem = self._attempt(fd, planner, work, single)
+                        if work.cursor > before:
+                            failures = 0
+                        if problem is not None:
                             failures += 1
                             self._recover(problem, failures)
-                        else:
-                            failures = 0
                 finally:
                     planner.finish(work)
         except Cancelled:
@@ -489,6 +496,23 @@ class FileDownload:
             self._fail(error)
         except Exception as error:  # a bug must end the file, not hang it
             self._fail(DownloadError(f"{self.job.dest.name}: internal error: {error!r}"))
+
+    def _attempt(
+        self, fd: int, planner: RangePlanner, work: Assignment, single: bool
+    ) -> Exception | None:
+        """Make one request for work; return why it failed, or None if it brought new bytes.
+
+        A request that ends without error yet adds no byte (a 206 whose range is empty) is a
+        failure too: counted like any other, it cannot make the connection ask again forever.
+        """
+        before = work.cursor
+        try:
+            self._fetch_range(fd, planner, work, single)
+        except (Transient, TooSlow, LinkExpired) as problem:
+            return problem
+        if work.cursor > before or self._stopping():
+            return None
+        return Transient(f"the server sent no bytes for bytes {before}-{work.end - 1}")
 
     def _recover(self, problem: Exception, failures: int) -> None:
         """Wait before trying again, or give up when the server keeps failing."""
@@ -507,9 +531,10 @@ class FileDownload:
         if wait is None:
             wait = min(30.0, settings.backoff * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
         self.reporter.progress(self.reporter.done, message=f"{problem}; retrying")
-        deadline = time.monotonic() + wait
-        while not self._stopping() and time.monotonic() < deadline:
-            self.cancel.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        clock = settings.clock
+        deadline = clock() + wait
+        while not self._stopping() and clock() < deadline:
+            settings.nap(self.cancel, min(0.1, max(0.0, deadline - clock())))
         if self._stopping():
             raise Cancelled
 
@@ -539,9 +564,7 @@ class FileDownload:
         with self._get(url, extra) as response:
             skip = 0
             if response.status == 206:
-                answered = parse_content_range(response.headers.get("Content-Range"))
-                if answered is None or answered[0] != first:
-                    raise Transient(f"the server sent the wrong range ({answered})")
+                answered = self._answered_range(response, first, work.end - 1)
                 if answered[2] is not None and answered[2] != size:
                     raise RemoteChanged(
                         f"{self.job.dest.name}: the server now has {answered[2]} bytes, "
@@ -564,6 +587,24 @@ class FileDownload:
             else:
                 raise status_problem(response, url, f"downloading {self.job.dest.name}")
             self._read_body(fd, planner, work, response, skip, stop)
+
+    @staticmethod
+    def _answered_range(
+        response: urllib3.BaseHTTPResponse, first: int, last: int
+    ) -> tuple[int, int, int | None]:
+        """Return a 206's Content-Range; Transient unless it starts where asked and is not empty."""
+        header = response.headers.get("Content-Range")
+        answered = parse_content_range(header)
+        if answered is None:
+            raise Transient(
+                f"the server answered Content-Range {header!r} for bytes {first}-{last}, "
+                "which is not a byte range"
+            )
+        if answered[0] != first or answered[1] < answered[0]:
+            raise Transient(
+                f"the server answered bytes {answered[0]}-{answered[1]} for bytes {first}-{last}"
+            )
+        return answered
 
     @contextlib.contextmanager
     def _get(self, url: str, extra: dict[str, str]) -> Iterator[urllib3.BaseHTTPResponse]:
@@ -606,6 +647,11 @@ class FileDownload:
         # or the next request on it would read the rest of this one.
         if not response.closed and response.length_remaining != 0:
             response.close()
+        elif not response.closed:
+            # An empty body nobody read (a 206 refused for its Content-Range): reading its
+            # end is what frees http.client's connection for the next request on it.
+            with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+                response.read()
         response.release_conn()
 
     def _read_body(

@@ -31,6 +31,10 @@ class Fault:
     short_body: int | None = None  # send only this many bytes, then close cleanly (FIN)
     corrupt_at: int | None = None  # flip every bit of the byte at this file offset
     expire_after: float | None = None  # the CDN answers 403 for links older than this
+    # Answer 206 with this Content-Range and no body; {first}, {last}, {size} and {before}
+    # (first - 1) are the asked range's, e.g. "bytes {first}-{before}/{size}" ends before it starts.
+    content_range: str | None = None
+    redirect_to: str | None = None  # the hub answers 302 to this Location instead of the file
     server: str | None = None
 
     def __post_init__(self) -> None:
@@ -50,7 +54,13 @@ class Fault:
         """Tell whether this fault changes how the file's bytes are sent."""
         return self.ignore_range or any(
             v is not None
-            for v in (self.drop_after, self.stall_after, self.short_body, self.corrupt_at)
+            for v in (
+                self.drop_after,
+                self.stall_after,
+                self.short_body,
+                self.corrupt_at,
+                self.content_range,
+            )
         )
 
 
@@ -60,6 +70,7 @@ NO_BODY_FAULT = {
     "ignore_range": False,
     "short_body": None,
     "corrupt_at": None,
+    "content_range": None,
 }
 
 
@@ -104,7 +115,7 @@ class FaultBoard:
                 and link_age > fault.expire_after
             )
             body = sends_body and fault.has_body_fault
-            if fault.status is None and not expired and not body:
+            if fault.status is None and fault.redirect_to is None and not expired and not body:
                 return None
             if remaining is not None:
                 if remaining <= 0:

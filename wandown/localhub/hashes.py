@@ -2,7 +2,8 @@
 
 The cache lives beside the served root (``<parent>/.<root name>.localhub-hashes.json``) so that
 a machine serving gigabytes restarts instantly; when that folder is read-only it falls back to
-wandown's cache folder. Entries are keyed by real path and trusted only while size and mtime match.
+wandown's cache folder. Entries are keyed by real path and trusted only while size, mtime, ctime
+and inode match.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def hash_file(path: Path, size: int, kind: str) -> str:
         while chunk := handle.read(CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _stamp(entry: dict) -> tuple:
+    """Return what a cache entry says the file looked like: size, mtime, ctime, inode."""
+    return tuple(entry.get(name, 0) for name in ("size", "mtime_ns", "ctime_ns", "inode"))
 
 
 def default_cache_paths(root: Path) -> tuple[Path, Path]:
@@ -82,35 +88,44 @@ class HashCache:
                     self.path = Path(candidate)
                     return
 
-    def lookup(self, path: Path, size: int, mtime_ns: int, kind: str) -> str | None:
-        """Return path's remembered digest of this kind if the file has not changed since."""
+    def lookup(
+        self, path: Path, size: int, mtime_ns: int, kind: str, *, ctime_ns: int = 0, inode: int = 0
+    ) -> str | None:
+        """Return path's remembered digest of this kind if the file has not changed since.
+
+        Size and mtime alone miss a file replaced by one with the same size and mtime (rsync -a,
+        cp -p, a write within the clock's tick): ctime and inode, which no copy keeps, catch it.
+        """
         key = os.path.realpath(path)
         with self._lock:
             entry = self._entries.get(key)
-        if entry and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns:
+        if entry and _stamp(entry) == (size, mtime_ns, ctime_ns, inode):
             value = entry.get(kind)
             return value if isinstance(value, str) else None
         return None
 
-    def digest(self, path: Path, size: int, mtime_ns: int, kind: str) -> str:
+    def digest(
+        self, path: Path, size: int, mtime_ns: int, kind: str, *, ctime_ns: int = 0, inode: int = 0
+    ) -> str:
         """Return path's digest of this kind, reading the file (once, even under concurrent
         callers) if it is not remembered."""
-        known = self.lookup(path, size, mtime_ns, kind)
+        stamp = {"ctime_ns": ctime_ns, "inode": inode}
+        known = self.lookup(path, size, mtime_ns, kind, **stamp)
         if known is not None:
             return known
         key = os.path.realpath(path)
         with self._lock:
             file_lock = self._file_locks.setdefault(key, threading.Lock())
         with file_lock:
-            known = self.lookup(path, size, mtime_ns, kind)
+            known = self.lookup(path, size, mtime_ns, kind, **stamp)
             if known is not None:
                 return known
             value = hash_file(path, size, kind)
             with self._lock:
                 self.hashed += 1
                 entry = self._entries.get(key, {})
-                if (entry.get("size"), entry.get("mtime_ns")) != (size, mtime_ns):
-                    entry = {"size": size, "mtime_ns": mtime_ns}
+                if _stamp(entry) != (size, mtime_ns, ctime_ns, inode):
+                    entry = {"size": size, "mtime_ns": mtime_ns, **stamp}
                 self._entries[key] = {**entry, kind: value}
                 self._dirty = True
             self._save_soon(now=size >= BIG_FILE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import struct
 import sys
@@ -172,20 +173,31 @@ class Request(BaseHTTPRequestHandler):
         headers: dict[str, str],
         fault: Fault | None,
         stopping: threading.Event,
+        changed: Callable[[os.stat_result], str | None] | None = None,
     ) -> None:
         """Stream local (or the requested range of it), honouring Range and any body fault.
 
         Fault byte counts (drop_after, stall_after, short_body) count bytes of this body;
-        corrupt_at is an offset in the file.
+        corrupt_at is an offset in the file. `changed(stat of the opened file)` returns why it is
+        not the file the headers describe (it changed on disk since): then a 503 says so.
         """
         fault = fault or Fault()
         wanted = None if fault.ignore_range else parse_range(self.headers.get("Range"), size)
+        if fault.content_range is not None:
+            first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
+            value = fault.content_range.format(first=first, last=last, size=size, before=first - 1)
+            self.reply(206, {**headers, "Content-Range": value})
+            return
         if wanted == UNSATISFIABLE:
             self.reply(416, {**headers, "Content-Range": f"bytes */{size}"})
             return
         first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
         length = last - first + 1
         with open(local, "rb") as handle:  # opened first: a vanished file is a 500, not a cut
+            problem = changed(os.fstat(handle.fileno())) if changed is not None else None
+            if problem is not None:
+                self.reply_error(503, None, problem, {"Retry-After": "1"})
+                return
             self.send_response(206 if isinstance(wanted, tuple) else 200)
             for name, value in headers.items():
                 self.send_header(name, value)

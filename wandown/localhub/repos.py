@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,7 @@ CACHE_PREFIX = "models--"
 HEX40 = re.compile(r"[0-9a-f]{40}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 SKIPPED_DIRS = frozenset({".git"})
+KEEP_COMMITS = 64  # per folder repo: how many of its past commits stay servable
 CACHE_SEARCH_DEPTH = 3
 
 
@@ -80,6 +82,27 @@ class RepoFile:
     mtime_ns: int
     lfs: bool
     known_digest: str | None = None  # sha256 (LFS) or blob sha1, when a cache blob name says so
+    ctime_ns: int = 0
+    inode: int = 0
+
+    @property
+    def identity(self) -> tuple[int, int, int, int]:
+        """Return what tells this version of the file from any other: size, mtime, ctime, inode."""
+        return self.size, self.mtime_ns, self.ctime_ns, self.inode
+
+    def changed_from(self, info: os.stat_result) -> bool:
+        """Tell whether info (a stat of the file now) shows another file than this one."""
+        now = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        return now != self.identity
+
+
+def repo_file(
+    rel: str, local: Path, info: os.stat_result, lfs: bool, known: str | None = None
+) -> RepoFile:
+    """Describe the file rel at local from its stat."""
+    return RepoFile(
+        rel, local, info.st_size, info.st_mtime_ns, lfs, known, info.st_ctime_ns, info.st_ino
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,8 @@ class Snapshot:
     commit: str
     files: dict[str, RepoFile]
     last_modified_ns: int
+    # Files this commit had that changed on disk since, with why (a folder's old commits).
+    changed: dict[str, str] = field(default_factory=dict)
     folders: frozenset[str] = field(init=False)  # derived from files
 
     def __post_init__(self) -> None:
@@ -119,14 +144,40 @@ def _walk_files(top: Path) -> list[tuple[str, Path, os.stat_result]]:
     return found
 
 
+class History:
+    """The last commits each folder repo had, so that a commit a client was told stays usable.
+
+    A folder's commit id changes with any file in it; without this, one changed file made every
+    file of the repo unknown (404) to a client that listed the repo before the change.
+    """
+
+    def __init__(self, keep: int = KEEP_COMMITS) -> None:
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._commits: dict[str, OrderedDict[str, Snapshot]] = {}
+
+    def remember(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            commits = self._commits.setdefault(snapshot.repo_id, OrderedDict())
+            commits[snapshot.commit] = snapshot
+            commits.move_to_end(snapshot.commit)
+            while len(commits) > self._keep:
+                commits.popitem(last=False)
+
+    def get(self, repo_id: str, commit: str) -> Snapshot | None:
+        with self._lock:
+            return self._commits.get(repo_id, {}).get(commit)
+
+
 class FolderRepo:
     """A plain folder served as a repo with a single branch, ``main``."""
 
     branch = "main"
 
-    def __init__(self, repo_id: str, folder: Path) -> None:
+    def __init__(self, repo_id: str, folder: Path, history: History | None = None) -> None:
         self.repo_id = repo_id
         self.folder = folder
+        self.history = history or History()
 
     def current(self) -> Snapshot:
         """Scan the folder and return its snapshot, with a commit id derived from the listing."""
@@ -134,12 +185,13 @@ class FolderRepo:
         files: dict[str, RepoFile] = {}
         newest = 0
         for rel, local, info in _walk_files(self.folder):
-            listing.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
-            files[rel] = RepoFile(
-                rel, local, info.st_size, info.st_mtime_ns, is_lfs(rel, info.st_size)
-            )
+            file = repo_file(rel, local, info, is_lfs(rel, info.st_size))
+            listing.update(f"{rel}\0{file.identity}\n".encode())
+            files[rel] = file
             newest = max(newest, info.st_mtime_ns)
-        return Snapshot(self.repo_id, listing.hexdigest(), files, newest)
+        snapshot = Snapshot(self.repo_id, listing.hexdigest(), files, newest)
+        self.history.remember(snapshot)
+        return snapshot
 
     def branches(self) -> dict[str, str]:
         """Return branch name -> commit id."""
@@ -148,7 +200,26 @@ class FolderRepo:
     def resolve(self, revision: str) -> Snapshot | None:
         """Return the snapshot at revision (branch or commit), or None if there is none."""
         snapshot = self.current()
-        return snapshot if revision in (self.branch, snapshot.commit) else None
+        if revision in (self.branch, snapshot.commit):
+            return snapshot
+        old = self.history.get(self.repo_id, revision)
+        return _carried(old, snapshot) if old is not None else None
+
+
+def _carried(old: Snapshot, now: Snapshot) -> Snapshot:
+    """Return the old commit with the files still as they were; the others say what happened."""
+    files, changed = {}, {}
+    since = f"since commit {old.commit[:12]}"
+    for path, was in old.files.items():
+        current = now.files.get(path)
+        if current is None:
+            changed[path] = f"was removed from the folder {since}"
+        elif current.identity != was.identity:
+            sizes = f" ({was.size} bytes then, {current.size} now)"
+            changed[path] = f"changed on disk {since}" + ("" if current.size == was.size else sizes)
+        else:
+            files[path] = current
+    return Snapshot(old.repo_id, old.commit, files, old.last_modified_ns, changed)
 
 
 class CacheRepo:
@@ -191,7 +262,7 @@ class CacheRepo:
                 lfs, known = False, blob_name
             else:
                 lfs, known = is_lfs(rel, info.st_size), None
-            files[rel] = RepoFile(rel, local, info.st_size, info.st_mtime_ns, lfs, known)
+            files[rel] = repo_file(rel, local, info, lfs, known)
             newest = max(newest, info.st_mtime_ns)
         return Snapshot(self.repo_id, commit, files, newest)
 
@@ -214,6 +285,7 @@ class RepoStore:
         self.root = Path(root)
         self._cache_folders: dict[str, Path] = {}
         self._lock = threading.Lock()
+        self.history = History()
         self._scan_cache_folders()
 
     def _scan_cache_folders(self) -> None:
@@ -245,7 +317,7 @@ class RepoStore:
         folder = self.root / parts[0] / parts[1]
         if not folder.is_dir() or self._holds_caches(folder):
             return None
-        return FolderRepo(repo_id, folder)
+        return FolderRepo(repo_id, folder, self.history)
 
     @staticmethod
     def _holds_caches(folder: Path) -> bool:

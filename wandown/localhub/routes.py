@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, unquote, urlencode
@@ -32,13 +34,14 @@ from wandown.localhub.protocol import (
     sign_link,
     split_revision,
 )
-from wandown.localhub.repos import Repo, RepoFile, Snapshot
+from wandown.localhub.repos import HEX40, FolderRepo, Repo, RepoFile, Snapshot
 
 if TYPE_CHECKING:
     from wandown.localhub.server import LocalHub
 
 REPO_ACTIONS = frozenset({"revision", "tree", "paths-info", "refs", "resolve"})
 LINK_LIFETIME = 3600  # seconds a CDN link stays valid, like the Hub's signed URLs
+RELIST = "(wandown: run with --reset-cache)"
 
 
 class Refused(Exception):
@@ -132,7 +135,14 @@ class HubRoutes:
         revision = revision or "main"
         snapshot = repo.resolve(revision)
         if snapshot is None:
-            raise Refused(404, "RevisionNotFound", f"Invalid rev id: {shown(revision)}")
+            message = f"Invalid rev id: {shown(revision)}"
+            if isinstance(repo, FolderRepo) and HEX40.fullmatch(revision):
+                message += (
+                    f": the folder {shown(repo_id)} has changed since (or this localhub was "
+                    "restarted), and only its current files are served; list the repo again "
+                    f"{RELIST}"
+                )
+            raise Refused(404, "RevisionNotFound", message)
         return Found(repo, snapshot)
 
     # -- /api ---------------------------------------------------------------------------------
@@ -290,13 +300,15 @@ class HubRoutes:
         found = self._find(request, repo_id, revision, files=True)
         file = found.snapshot.files.get(path)
         if file is None:
-            raise Refused(404, "EntryNotFound", f"Entry not found: {shown(path)}")
+            raise Refused(404, "EntryNotFound", _not_found(found.snapshot, path))
         fault = self.hub.faults.take(
             repo_id, path, server="hub", sends_body=request.command == "GET" and not file.lfs
         )
         if fault is not None and fault.status is not None:
             return reply_fault_status(request, fault)
         meta = self.hub.meta(file)
+        if fault is not None and fault.redirect_to is not None:
+            return request.reply(302, {"Location": fault.redirect_to, **_linked(meta)})
         headers = {
             "X-Repo-Commit": found.snapshot.commit,
             "Accept-Ranges": "bytes",
@@ -320,11 +332,40 @@ class HubRoutes:
                 "Content-Disposition": content_disposition(path),
             }
         )
-        request.send_file(file.local, file.size, headers, fault, self.hub.stopping)
+        request.send_file(
+            file.local, file.size, headers, fault, self.hub.stopping, _changed_check(file)
+        )
 
     def _base(self, request: Request) -> str:
         host = request.headers.get("Host") or f"{self.hub.host}:{self.hub.port}"
         return f"http://{host}"
+
+
+def _not_found(snapshot: Snapshot, path: str) -> str:
+    """Say why path is not in snapshot: never there, or changed on disk since that commit."""
+    why = snapshot.changed.get(path)
+    if why is None:
+        return f"Entry not found: {shown(path)}"
+    served = "and only the folder's current files are served"
+    return f"{shown(path)} {why}, {served}; list the repo again {RELIST}"
+
+
+def _changed_check(file: RepoFile) -> Callable[[os.stat_result], str | None]:
+    """Return the check send_file makes on the file it opened: is it still this version?"""
+
+    def check(info: os.stat_result) -> str | None:
+        if not file.changed_from(info):
+            return None
+        return f"{shown(file.path)} changed on disk while it was being served; ask again"
+
+    return check
+
+
+def _linked(meta: FileMeta) -> dict[str, str]:
+    """Return the X-Linked-* headers the Hub puts on an LFS file's redirect (none otherwise)."""
+    if not meta.lfs:
+        return {}
+    return {"X-Linked-Etag": f'"{meta.etag}"', "X-Linked-Size": str(meta.size)}
 
 
 def _path_only(file: RepoFile) -> FileMeta:
@@ -357,7 +398,7 @@ class CdnRoutes:
         except Refused as refused:
             request.reply(
                 refused.status,
-                {"Content-Type": "application/xml"},
+                {"Content-Type": "application/xml", "X-Error-Message": refused.message},
                 f"<Error><Code>{refused.code}</Code><Message>{refused.message}"
                 "</Message></Error>".encode(),
             )
@@ -381,7 +422,13 @@ class CdnRoutes:
         snapshot = repo and (repo.resolve(commit) or repo.resolve("main"))
         file = snapshot.files.get(path) if snapshot else None
         if file is None or self.hub.meta(file).sha256 != sha256:
-            raise Refused(404, "NoSuchKey", "The specified key does not exist.")
+            message = "The specified key does not exist."
+            if snapshot and (path in snapshot.changed or file is not None):
+                message = (
+                    f"{shown(path)} changed on disk after this link was issued, and only its "
+                    f"current version is served; ask the Hub again {RELIST}"
+                )
+            raise Refused(404, "NoSuchKey", message)
         try:
             age = now - float(issued)
         except ValueError:
@@ -399,7 +446,9 @@ class CdnRoutes:
             "Content-Type": content_type(path),
             "Content-Disposition": content_disposition(path),
         }
-        request.send_file(file.local, file.size, headers, fault, self.hub.stopping)
+        request.send_file(
+            file.local, file.size, headers, fault, self.hub.stopping, _changed_check(file)
+        )
 
 
 def make_cdn_link(base: str, secret: bytes, repo_id: str, commit: str, meta: FileMeta) -> str:

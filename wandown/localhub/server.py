@@ -191,7 +191,9 @@ class LocalHub:
             return plain_meta(file, file.known_digest)
         # Only the digest the Hub shows is computed: sha256 for LFS files, blob sha1 otherwise.
         kind = "sha256" if file.lfs else "blob_sha1"
-        digest = self.hashes.digest(file.local, file.size, file.mtime_ns, kind)
+        digest = self.hashes.digest(
+            file.local, file.size, file.mtime_ns, kind, ctime_ns=file.ctime_ns, inode=file.inode
+        )
         return lfs_meta(file, digest) if file.lfs else plain_meta(file, digest)
 
     def cdn_link(self, request: Request, repo_id: str, commit: str, meta: FileMeta) -> str:

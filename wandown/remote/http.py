@@ -174,10 +174,7 @@ class HubHttp:
             location = response.headers.get("location")
             if response.status not in REDIRECT_STATUSES or not location:
                 return response, url
-            try:
-                url = urljoin(url, location)
-            except ValueError:
-                raise messages.unexpected(url, "the redirect location is malformed") from None
+            url = _redirect_target(url, location)
             if response.status == 303:
                 method = "GET"
         raise messages.unexpected(url, f"more than {MAX_REDIRECTS} redirects")
@@ -237,6 +234,24 @@ class HubHttp:
                     raise messages.timed_out(host, failure, waited)
                 raise messages.gave_up(response.status, waited, asked_wait)
             self._wait(wait, cancel)
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """Return where a redirect from url leads; a HubError, never retried, if not http(s)."""
+    try:
+        target = urljoin(url, location)
+        parts = urlsplit(target)
+        host = parts.hostname
+    except ValueError:
+        raise messages.unexpected(url, "the redirect location is malformed") from None
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in target)[:200]
+    if parts.scheme.lower() not in ("http", "https"):
+        raise messages.unexpected(
+            url, f"it redirects to {shown}, which is not an http(s) URL; not following it"
+        )
+    if not host:
+        raise messages.unexpected(url, f"it redirects to {shown}, which names no host")
+    return target
 
 
 def _host_and_port(url: str) -> str:
