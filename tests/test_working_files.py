@@ -18,6 +18,7 @@ import pytest
 from tests.test_engine_support import job_for, put_file, small_engine
 from tests.test_engine_support import payload as random_bytes
 from tests.world import BIG, REPO, World, build_world, payload
+from wandown import cli
 from wandown.engine.partial import (
     NAME_MAX,
     FileLock,
@@ -66,6 +67,42 @@ def leftovers(world: World) -> list[Path]:
 
 
 # -- finding 8: the hidden folder's life cycle --------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_folder_of_many_small_files_downloads_whole_every_time(
+    tmp_path, localhub, monkeypatch, capsys
+):
+    world = build_world(tmp_path, localhub, big_size=2000)
+    add_model(world, "tok", {name: 300 for name in TOKENIZER_FILES})
+    monkeypatch.chdir(world.workdir)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    for round_number in range(20):
+        forget_tokenizer(world)
+        status = cli.main(["--download", "tok"])
+        out = capsys.readouterr()
+        assert status == 0, f"round {round_number}: {out.out}{out.err}"
+        assert "Failed" not in out.out
+        for name in TOKENIZER_FILES:
+            assert served_matches(world, f"ckpts/{name}", name), (round_number, name)
+        assert leftovers(world) == []
+
+
+@pytest.mark.slow
+def test_three_concurrent_runs_on_one_install_never_fail_a_file(tmp_path, localhub):
+    world = build_world(tmp_path, localhub, big_size=200_000)
+    add_model(world, "tok", {name: 300 for name in TOKENIZER_FILES})
+    for round_number in range(20):
+        forget_tokenizer(world)
+        runs = [world.popen("--download", "missing") for _ in range(3)]
+        for process in runs:
+            out, err = process.communicate(timeout=60)
+            assert "Traceback" not in out + err
+            assert process.returncode == 0, f"round {round_number}: {out}{err}"
+            assert "Failed" not in out, f"round {round_number}: {out}"
+        for name in TOKENIZER_FILES:
+            assert served_matches(world, f"ckpts/{name}", name), (round_number, name)
+        assert leftovers(world) == []
 
 
 def test_a_neighbour_finishing_between_mkdir_and_open_removes_nothing(
