@@ -6,6 +6,7 @@ several at once; a file may never end Failed because two of them raced on the hi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from tests.test_engine_support import job_for, put_file, small_engine
 from tests.test_engine_support import payload as random_bytes
 from tests.world import BIG, REPO, World, build_world, payload
 from wandown import cli
+from wandown.engine.fetch import Resolver
 from wandown.engine.partial import (
     NAME_MAX,
     FileLock,
@@ -282,3 +284,60 @@ def test_a_live_holder_is_waited_for_past_the_timeout(tmp_path, localhub):
             holder.send_signal(signal.SIGKILL)
         holder.communicate()
     assert served_matches(world, f"ckpts/{BIG}", BIG)
+
+
+def test_a_held_lock_names_its_holder_and_keeps_beating(tmp_path):
+    path = tmp_path / "f.lock"
+    lock = FileLock(path, heartbeat=0.05)
+    assert lock.try_acquire()
+    try:
+        os.utime(path, (0, 0))  # long silent, until the next beat
+        time.sleep(0.3)
+        holder = FileLock(path).holder()
+        assert holder is not None and holder.pid == os.getpid()
+        assert holder.idle < 5
+        assert holder.describe() == f"pid {os.getpid()}"
+    finally:
+        lock.release(remove=True)
+    assert FileLock(path).holder() is None
+
+
+def full_disk_for_parts(monkeypatch) -> None:
+    """Make every write into a .part file fail as on a full disk; other files still write."""
+    real_pwrite = os.pwrite
+
+    def pwrite(fd, data, offset):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".part"):
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["size-known", "size-unknown"])
+def test_a_full_disk_says_truly_whether_the_download_resumes(
+    localhub, tmp_path, monkeypatch, sized
+):
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to tell the part file's writes apart")
+    data = random_bytes(300 * 1024, seed=5)
+    put_file(localhub, "model.safetensors", data)
+    job = job_for(localhub, "model.safetensors", tmp_path, data, known=sized)
+    if not sized:
+        real_resolve = Resolver.resolve
+
+        def resolve(self):
+            return self._remember(dataclasses.replace(real_resolve(self), size=None))
+
+        monkeypatch.setattr(Resolver, "resolve", resolve)
+    full_disk_for_parts(monkeypatch)
+    with small_engine() as engine:
+        engine.submit(job)
+        result = engine.wait(timeout=30)[job.key]
+    assert result.state == "failed"
+    assert "the disk is full" in result.message
+    saved = load_state(PartialPaths.for_dest(job.dest).state)
+    if sized:
+        assert "will resume" in result.message and saved is not None
+    else:
+        assert "the next run starts over" in result.message, result.message
