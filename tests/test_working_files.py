@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -341,3 +342,36 @@ def test_a_full_disk_says_truly_whether_the_download_resumes(
         assert "will resume" in result.message and saved is not None
     else:
         assert "the next run starts over" in result.message, result.message
+
+
+def test_a_lock_file_removed_as_it_is_opened_is_not_called_a_hard_link(tmp_path):
+    path = tmp_path / "f.lock"
+    stop = threading.Event()
+    problems = []
+
+    def finish_over_and_over():
+        holder = FileLock(path)
+        while not stop.is_set():
+            if holder.try_acquire():
+                holder.release(remove=True)  # what a finished download does
+
+    def wait_over_and_over():
+        waiter = FileLock(path)
+        while not stop.is_set():
+            try:
+                if waiter.try_acquire():
+                    waiter.release(remove=True)
+            except Exception as error:
+                problems.append(error)
+                return
+
+    threads = [threading.Thread(target=finish_over_and_over)] + [
+        threading.Thread(target=wait_over_and_over) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert problems == []

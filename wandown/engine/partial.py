@@ -308,7 +308,9 @@ class FileLock:
     def try_acquire(self) -> bool:
         """Take the lock without waiting; return False if another process holds it."""
         while True:
-            fd = open_private_file(self.path)
+            fd = self._open()
+            if fd is None:
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -325,6 +327,21 @@ class FileLock:
                 self._hold(fd)
                 return True
             os.close(fd)
+
+    def _open(self) -> int | None:
+        """Open the lock file; None if it was removed as we opened it (then open it anew)."""
+        try:
+            return open_private_file(self.path)
+        except UnsafePathError:
+            # A holder that finished unlinks the file: opened just then, it has no name left
+            # (st_nlink 0), which is not someone else's file but ours, gone.
+            try:
+                info = os.lstat(self.path)
+            except FileNotFoundError:
+                return None
+            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+                return None
+            raise
 
     def _hold(self, fd: int) -> None:
         self._fd = fd
