@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import pathlib
 import queue
 import socket
 import threading
@@ -29,7 +28,7 @@ from tests.test_engine_support import (
 )
 from wandown.engine import DownloadJob, PartialPaths, hashing
 from wandown.engine.fetch import Resolver
-from wandown.engine.partial import load_state
+from wandown.engine.partial import FileLock, WorkingFolder, load_state
 from wandown.localhub import Fault
 
 NAME = "model.safetensors"
@@ -305,26 +304,28 @@ def test_close_is_bounded_even_when_a_request_cannot_be_cut(tmp_path, silent_ser
     engine.pool.clear()
 
 
-def test_a_hidden_folder_removed_by_a_finishing_neighbour_is_made_again(
+def test_a_finishing_neighbour_cannot_remove_the_hidden_folder_in_use(
     localhub, tmp_path, monkeypatch
 ):
     data = payload(200 * KIB, seed=46)
     put_file(localhub, NAME, data)
     job = job_for(localhub, NAME, tmp_path, data)
-    folder = PartialPaths.for_dest(job.dest).folder
-    real_touch = pathlib.Path.touch
-    removed = []
+    real_acquire = FileLock.try_acquire
+    still_there = []
 
-    def touch(path, *args, **kwargs):
-        if path.name.startswith(".probe.") and not removed:
-            folder.rmdir()  # what another file's tidy() does as it completes
-            removed.append(path)
-        return real_touch(path, *args, **kwargs)
+    def try_acquire(lock):
+        # What another file of this folder does as it completes, between our mkdir and open.
+        neighbour = WorkingFolder(lock.path.parent)
+        neighbour.enter()
+        neighbour.leave(tidy=True)
+        still_there.append(lock.path.parent.is_dir())
+        return real_acquire(lock)
 
-    monkeypatch.setattr(pathlib.Path, "touch", touch)
+    monkeypatch.setattr(FileLock, "try_acquire", try_acquire)
     with small_engine() as engine:
         engine.submit(job)
         result = engine.wait(timeout=30)[job.key]
-    assert removed
+    assert still_there == [True]
     assert result.state == "complete", result.message
     assert job.dest.read_bytes() == data
+    assert not PartialPaths.for_dest(job.dest).folder.exists()  # the last one out tidies

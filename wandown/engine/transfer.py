@@ -10,14 +10,14 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import urllib3
 
 from wandown import fsutil
-from wandown.errors import DownloadError
+from wandown.errors import DownloadError, WandownError
 
 from . import events as ev
 from .events import Event, Reporter
@@ -37,7 +37,15 @@ from .fetch import (
     watching,
 )
 from .hashing import PrefixHasher, hash_file
-from .partial import FileLock, PartialPaths, PartialState, load_state, save_state
+from .partial import (
+    FileLock,
+    Holder,
+    PartialPaths,
+    PartialState,
+    WorkingFolder,
+    load_state,
+    save_state,
+)
 from .ranges import Assignment, RangePlanner, RangeSet
 from .ratelimit import RateLimiter
 from .watchdog import SpeedWatchdog, TooSlow
@@ -87,6 +95,7 @@ class Settings:
     state_every: float
     clock: Callable[[], float] = time.monotonic  # backoff deadlines; tests pass a fake clock
     nap: Nap = nap  # ...and a pause that advances it
+    busy_timeout: float = field(default_factory=lambda: _env_seconds("WANDOWN_BUSY_TIMEOUT", 600))
 
     def is_small(self, size: int | None) -> bool:
         """Tell whether a file is small: one plain GET, in the lane that never waits on big ones."""
@@ -123,6 +132,31 @@ def expected_file(job: DownloadJob, link: Link) -> Expected:
     return Expected(size, "blob_sha1" if blob is not None else None, blob, commit)
 
 
+def _env_seconds(name: str, default: float) -> float:
+    """Read a number of seconds from the environment (tests shorten waits this way)."""
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+class DiskFull(DownloadError):
+    """The disk filled up while writing a partial download."""
+
+    def __init__(self, part: Path, resumable: bool = True) -> None:
+        self.part = part
+        self.resumable = resumable
+        after = (
+            "the partial download is kept and will resume"
+            if resumable
+            else "the partial download could not be kept for resuming; the next run starts over"
+        )
+        super().__init__(
+            f"the disk is full while writing {part.parent.parent}: free some space and run "
+            f"again; {after}"
+        )
+
+
 def write_at(fd: int, data: bytes | memoryview, offset: int, part: Path) -> None:
     """pwrite all of data at offset; a full disk becomes a clear DownloadError."""
     view = memoryview(data)
@@ -131,10 +165,7 @@ def write_at(fd: int, data: bytes | memoryview, offset: int, part: Path) -> None
             written = os.pwrite(fd, view, offset)
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DownloadError(
-                    f"the disk is full while writing {part.parent.parent}: free some space and "
-                    "run again; the partial download is kept and will resume"
-                ) from error
+                raise DiskFull(part) from error
             raise DownloadError(f"cannot write {part}: {error.strerror or error}") from error
         view = view[written:]
         offset += written
@@ -171,24 +202,14 @@ class FileDownload:
     def run(self) -> Event:
         """Fetch, verify and place the file; never raises for expected failures."""
         name = self.job.dest.name
+        folder = WorkingFolder(self.paths.folder)
         try:
-            self._prepare_folder()
-            lock = FileLock(self.paths.lock)
-            if not self._take_lock(lock):
-                size = self.job.dest.stat().st_size
-                self.reporter.total = size
-                return self.reporter.publish(
-                    ev.COMPLETE, size, message="fetched by another wandown process"
-                )
+            self._prepare_folder(folder)
             try:
-                message = self._download()
+                return self._run_locked()
             finally:
-                # Leave the hidden folder behind only while it holds something to resume.
-                leftover = self.paths.part.exists() or self.paths.state.exists()
-                lock.release(remove=not leftover)
-                if not leftover:
-                    self.paths.tidy()
-            return self.reporter.publish(ev.COMPLETE, self.reporter.done, message=message)
+                # Removed only when empty: a part or state to resume keeps it.
+                folder.leave(tidy=True)
         except Cancelled:
             return self.reporter.publish(ev.CANCELLED, message="stopped; the partial is kept")
         except DownloadError as error:
@@ -198,27 +219,34 @@ class FileDownload:
             where = error.filename or self.paths.folder
             return self.reporter.publish(ev.FAILED, message=f"{name}: {detail}: {where}")
 
-    def _prepare_folder(self) -> None:
+    def _run_locked(self) -> Event:
+        lock = FileLock(self.paths.lock)
+        if not self._take_lock(lock):
+            size = self.job.dest.stat().st_size
+            self.reporter.total = size
+            return self.reporter.publish(
+                ev.COMPLETE, size, message="fetched by another wandown process"
+            )
+        try:
+            message = self._download()
+        finally:
+            # The lock file stays only beside something to resume.
+            leftover = self.paths.part.exists() or self.paths.state.exists()
+            lock.release(remove=not leftover)
+        return self.reporter.publish(ev.COMPLETE, self.reporter.done, message=message)
+
+    def _prepare_folder(self, folder: WorkingFolder) -> None:
+        """Make and hold the hidden folder; it cannot vanish until folder.leave()."""
         dest = self.job.dest
         self._refuse_what_is_in_the_way()
-        probe = self.paths.folder / f".probe.{os.getpid()}.{threading.get_ident()}"
-        for attempt in range(1, 6):
-            try:
-                self.paths.folder.mkdir(parents=True, exist_ok=True)
-                probe.touch()
-                probe.unlink()
-                return
-            except FileNotFoundError as error:
-                # Another file of this folder just finished and removed the empty hidden
-                # folder between our mkdir and touch: make it again.
-                if attempt == 5 or not dest.parent.is_dir():
-                    raise DownloadError(
-                        f"cannot write into {dest.parent}: {error.strerror or error}"
-                    ) from error
-            except OSError as error:
-                raise DownloadError(
-                    f"cannot write into {dest.parent}: {error.strerror or error}"
-                ) from error
+        try:
+            folder.enter()
+        except WandownError as error:
+            raise DownloadError(str(error)) from error
+        except OSError as error:
+            raise DownloadError(
+                f"cannot write into {dest.parent}: {error.strerror or error}"
+            ) from error
 
     def _refuse_what_is_in_the_way(self) -> None:
         """Refuse a destination that is a folder, a link or a device: never write through it.
@@ -248,20 +276,45 @@ class FileDownload:
             raise DownloadError(f"cannot save {dest}: something that is not a file is in the way")
 
     def _take_lock(self, lock: FileLock) -> bool:
-        """Lock the file against other processes; False if one of them finished it meanwhile."""
+        """Lock the file against other processes; False if one of them finished it meanwhile.
+
+        A holder that stops showing signs of life (stopped with Ctrl-Z, hung) is waited for
+        only busy_timeout seconds; its lock is never taken from it, so there are never two
+        writers.
+        """
         before = _identity(self.job.dest)
-        if lock.try_acquire():
+        if self._try_lock(lock):
             return True
-        self.reporter.publish(ev.BUSY, message="another wandown process is fetching this file")
-        while not lock.try_acquire():
+        shown = None
+        while not self._try_lock(lock):
+            holder = lock.holder()
+            message = busy_message(holder)
+            if message != shown:
+                self.reporter.publish(ev.BUSY, message=message)
+                shown = message
+            if holder is not None and holder.idle > self.settings.busy_timeout:
+                raise DownloadError(
+                    f"{self.job.dest.name}: {holder.describe()} holds its lock but has shown no "
+                    f"progress for {idle_text(holder.idle)} (stopped or hung?); continue or end "
+                    "that process, then run again"
+                )
             if self.cancel.wait(0.2):
                 raise Cancelled
         after = _identity(self.job.dest)
         if after is not None and after != before:
             lock.release(remove=True)
-            self.paths.tidy()
             return False
         return True
+
+    def _try_lock(self, lock: FileLock) -> bool:
+        try:
+            return lock.try_acquire()
+        except WandownError as error:
+            raise DownloadError(str(error)) from error
+        except OSError as error:
+            raise DownloadError(
+                f"cannot write into {self.paths.folder}: {error.strerror or error}"
+            ) from error
 
     def _download(self) -> str:
         """Fetch and place the file; return what the user should know beyond 'complete'."""
@@ -282,6 +335,7 @@ class FileDownload:
             self.paths.discard()
         for attempt in (1, 2):
             self.reporter.publish(ev.DOWNLOADING, identity.done.total())
+            self._save_first(identity)
             digest = self._fetch(identity, expected)
             if expected.kind is None or digest == expected.digest:
                 return self._place(expected)
@@ -294,6 +348,22 @@ class FileDownload:
             if attempt == 2:
                 raise DownloadError(f"{problem} (twice); the bad download was removed")
             self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
+
+    def _save_first(self, state: PartialState) -> None:
+        """Write the state before any byte of data, so a disk that fills up can still resume."""
+        try:
+            save_state(self.paths.state, state)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DownloadError(
+                    f"the disk is full in {self.job.dest.parent}: no room to start "
+                    f"{self.job.dest.name}; free some space and run again"
+                ) from error
+            raise DownloadError(
+                f"cannot write {self.paths.state}: {error.strerror or error}"
+            ) from error
+        except WandownError as error:
+            raise DownloadError(str(error)) from error
 
     def _place(self, expected: Expected) -> str:
         """Move the verified part to the destination, never replacing what appeared there."""
@@ -445,10 +515,12 @@ class FileDownload:
             if time.monotonic() - last_saved >= self.settings.state_every:
                 self._save(planner, state)
                 last_saved = time.monotonic()
-        self._save(planner, state)
+        if not self._save(planner, state) and isinstance(self._failure, DiskFull):
+            self._failure = DiskFull(self.paths.part, resumable=False)
         self.reporter.progress(planner.done_bytes())
 
-    def _save(self, planner: RangePlanner, state: PartialState) -> None:
+    def _save(self, planner: RangePlanner, state: PartialState) -> bool:
+        """Save the finished ranges; False if they could not be saved."""
         snapshot = PartialState(
             state.url,
             state.size,
@@ -457,8 +529,11 @@ class FileDownload:
             state.commit,
             RangeSet(planner.snapshot()),
         )
-        with contextlib.suppress(OSError):  # a full disk must not hide the real error
+        try:
             save_state(self.paths.state, snapshot)
+        except (OSError, WandownError):  # a full disk must not hide the real error
+            return False
+        return True
 
     # -- one connection ----------------------------------------------------------------------
 
@@ -693,7 +768,10 @@ class FileDownload:
     def _fetch_unknown_size(self, fd: int, expected: Expected) -> str | None:
         """Fetch a file whose size the Hub did not say with plain GETs; hash it after the fact."""
         # Without a size there is no range to resume from: each try starts at byte 0.
-        received = self._retrying(lambda: self._stream_whole(fd))
+        try:
+            received = self._retrying(lambda: self._stream_whole(fd))
+        except DiskFull as error:
+            raise DiskFull(self.paths.part, resumable=False) from error
         os.fsync(fd)
         self.reporter.total = received
         self.reporter.publish(ev.VERIFYING, received)
@@ -761,6 +839,24 @@ def _same_file(path: Path, expected: Expected, cancel: CancelFlag) -> bool:
         return hash_file(path, expected.kind, stop=cancel) == expected.digest
     except OSError:
         return False
+
+
+def busy_message(holder: Holder | None) -> str:
+    """Say who is fetching a file we wait for, and how long it has shown no progress."""
+    who = holder.describe() if holder is not None else "another wandown process"
+    message = f"{who} is fetching this file"
+    if holder is not None and holder.idle >= 10:
+        message += f" (no progress for {idle_text(holder.idle)})"
+    return message
+
+
+def idle_text(seconds: float) -> str:
+    """Round a waiting time the way a person says it: 40 s, 3 min (steps, so it rarely changes)."""
+    if seconds < 10:
+        return f"{int(seconds)} s"
+    if seconds < 60:
+        return f"{int(seconds) // 10 * 10} s"
+    return f"{int(seconds) // 60} min"
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
