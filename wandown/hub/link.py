@@ -17,9 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wandown import fsutil
-from wandown.hub import hashing
-from wandown.hub.hashing import BLAKE3, SHA256, Progress
+from wandown import digests, fsutil
+from wandown.digests import BLAKE3, SHA256, Progress
 from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.scan import WORKING_FOLDERS
 from wandown.hub.sidecar import FileStat
@@ -97,7 +96,7 @@ def dedupe(
                 report.replaced.append((Path(path), target))
                 if stat.st_nlink == 1:
                     report.bytes_reclaimed += stat.st_size
-    except hashing.HashingCancelled:
+    except digests.HashingCancelled:
         pass
     finally:
         index.save()
@@ -183,12 +182,12 @@ def _identical_hub_file(
             continue  # the same file (a hard link): a symlink would free nothing
         if mine is None:
             try:
-                mine = hashing.hash_file(
+                mine = digests.hash_file(
                     Path(path),
                     {SHA256, BLAKE3} if index.blake3_available else {SHA256},
                     progress=progress,
                     cancel=cancel,
-                    blake3_factory=hashing.load_blake3(),
+                    blake3_factory=digests.load_blake3(),
                 )
             except OSError as exc:
                 index.notice(f"cannot read {path}: {exc.strerror or exc}")

@@ -23,8 +23,8 @@ import stat as stat_module
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from wandown.hub.hashing import BLOB_SHA1, SHA256
-from wandown.hub.hfcache import SHA1_NAME, SHA256_NAME, HfCacheRepo, repo_id_from_folder
+from wandown.digests import BLOB_SHA1, SHA256, is_sha1, is_sha256
+from wandown.hub.hfcache import HfCacheRepo, repo_id_from_folder
 from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.invokeai import DATABASE
 from wandown.hub.sidecar import FileStat, sidecar_path_for
@@ -241,9 +241,9 @@ class _Walker:
     def hf_blobs(self, hf_repo: HfCacheRepo, folder: str, prefix: str) -> None:
         for blob in self.list_folder(folder) or []:
             name = blob.name
-            if SHA256_NAME.match(name):
+            if is_sha256(name):
                 known = {SHA256: name}
-            elif SHA1_NAME.match(name):
+            elif is_sha1(name):
                 known = {BLOB_SHA1: name}
             else:
                 continue  # "<etag>.incomplete": a download still running or abandoned

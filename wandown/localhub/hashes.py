@@ -14,11 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-from wandown.digests import BLOB_SHA1, new_hash
+from wandown.digests import BLOB_SHA1, hash_file, new_hash
 from wandown.fsutil import atomic_write_json, cache_dir
 from wandown.jsonfile import read_json
 
-CHUNK_SIZE = 1024 * 1024
 CACHE_VERSION = 1
 # Saving rewrites the whole file; after many small files, once a second is plenty.
 SAVE_EVERY = 1.0
@@ -29,15 +28,6 @@ def git_blob_sha1(data: bytes) -> str:
     """Return git's object id for a blob holding data."""
     digest = new_hash(BLOB_SHA1, len(data))
     digest.update(data)
-    return digest.hexdigest()
-
-
-def hash_file(path: Path, size: int, kind: str) -> str:
-    """Read path in chunks and return its sha256 or its git blob sha1 (kind)."""
-    digest = new_hash(kind, size)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -120,7 +110,9 @@ class HashCache:
             known = self.lookup(path, size, mtime_ns, kind, **stamp)
             if known is not None:
                 return known
-            value = hash_file(path, size, kind)
+            value = hash_file(path, [kind]).get(kind)
+            if value is None or os.stat(path).st_size != size:
+                raise OSError(f"{path} changed while it was hashed")
             with self._lock:
                 self.hashed += 1
                 entry = self._entries.get(key, {})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
+from wandown.digests import is_sha1
 from wandown.localhub.access import INVALID_CREDENTIALS
 from wandown.localhub.faults import Fault
 from wandown.localhub.http import Request, percent_encoded
@@ -34,7 +35,7 @@ from wandown.localhub.protocol import (
     sign_link,
     split_revision,
 )
-from wandown.localhub.repos import HEX40, FolderRepo, Repo, RepoFile, Snapshot
+from wandown.localhub.repos import FolderRepo, Repo, RepoFile, Snapshot
 
 if TYPE_CHECKING:
     from wandown.localhub.server import LocalHub
@@ -136,7 +137,7 @@ class HubRoutes:
         snapshot = repo.resolve(revision)
         if snapshot is None:
             message = f"Invalid rev id: {shown(revision)}"
-            if isinstance(repo, FolderRepo) and HEX40.fullmatch(revision):
+            if isinstance(repo, FolderRepo) and is_sha1(revision):
                 message += (
                     f": the folder {shown(repo_id)} has changed since (or this localhub was "
                     "restarted), and only its current files are served; list the repo again "
