@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.localhub_fixtures import fetch
 from tests.world import BIG, build_world
 from wandown import cli, digests, interrupts
 from wandown.digests import BLAKE3, BLOB_SHA1, SHA256, HashingCancelled, file_digest, hash_file
@@ -160,6 +161,7 @@ def test_the_cli_runs_in_a_host_programs_thread(tmp_path: Path, monkeypatch) -> 
 
 
 def test_localhub_under_nohup_keeps_serving_through_a_hang_up(tmp_path: Path) -> None:
+    """A guard: localhub now stops on SIGHUP, except when started ignoring it."""
     root = tmp_path / "models"
     (root / "acme" / "tiny").mkdir(parents=True)
     (root / "acme" / "tiny" / "config.json").write_text("{}\n")
@@ -181,10 +183,12 @@ def test_localhub_under_nohup_keeps_serving_through_a_hang_up(tmp_path: Path) ->
     )
     try:
         assert process.stdout is not None
-        assert process.stdout.readline().startswith("listening on ")
+        first = process.stdout.readline()
+        assert first.startswith("listening on ")
         process.send_signal(signal.SIGHUP)
-        with pytest.raises(subprocess.TimeoutExpired):
-            process.wait(timeout=1.5)
+        answer = fetch(first.split()[-1] + "/acme/tiny/resolve/main/config.json")
+        assert (answer.status, answer.body) == (200, b"{}\n")
+        assert process.poll() is None
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=10)
         assert process.returncode == 0, err
