@@ -391,10 +391,10 @@ class HubIndex:
                 continue
             blob = hf_repo.snapshots[commit].get(path)
             key = hf_repo.blobs.get(blob) if blob else None
-            if key is None:
+            if blob is None or key is None:
                 continue
             if digests.is_sha256(blob):
-                return self.link_target(key), blob  # type: ignore[return-value]
+                return self.link_target(key), blob
             sha256 = self.digests(key, {SHA256}).get(SHA256)
             if sha256 is not None:
                 return self.link_target(key), sha256
