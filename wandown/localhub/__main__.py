@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wandown.errors import WandownError
 from wandown.interrupts import ALL_SIGNALS, on_signals
-from wandown.localhub.access import CONFIG_NAME, load_config
+from wandown.localhub.access import CONFIG_NAME, LocalHubConfig, load_config
 from wandown.localhub.server import LocalHub
 
 
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_hub(args: argparse.Namespace) -> LocalHub:
     """Build the LocalHub the flags and the config file describe."""
-    config: dict = {"gated": [], "private": [], "tokens": {}}
+    config = LocalHubConfig(gated=[], private=[], tokens={})
     config_path = args.config or args.root / CONFIG_NAME
     if args.config is not None or config_path.is_file():
         config = load_config(config_path)

@@ -31,7 +31,11 @@ def git_blob_sha1(data: bytes) -> str:
     return digest.hexdigest()
 
 
-def _stamp(entry: dict) -> tuple:
+Entry = dict[str, object]
+"""One file's record: size, mtime_ns, ctime_ns, inode and {kind: hex digest}, as read from JSON."""
+
+
+def _stamp(entry: Entry) -> tuple[object, ...]:
     """Return what a cache entry says the file looked like: size, mtime, ctime, inode."""
     return tuple(entry.get(name, 0) for name in ("size", "mtime_ns", "ctime_ns", "inode"))
 
@@ -54,7 +58,7 @@ class HashCache:
     def __init__(self, root: Path, path: Path | None = None) -> None:
         beside, fallback = default_cache_paths(root)
         self._candidates = [path] if path is not None else [beside, fallback]
-        self._entries: dict[str, dict] = {}
+        self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
         self._file_locks: dict[str, threading.Lock] = {}
         self._save_lock = threading.Lock()
@@ -153,7 +157,7 @@ class HashCache:
                 value = {"version": CACHE_VERSION, "files": dict(self._entries)}
             self._write(value)
 
-    def _write(self, value: dict) -> None:
+    def _write(self, value: dict[str, object]) -> None:
         ordered = [self.path] if self.path is not None else []
         ordered += [c for c in self._candidates if c != self.path]
         for candidate in ordered:

@@ -165,7 +165,8 @@ class History:
 
     def get(self, repo_id: str, commit: str) -> Snapshot | None:
         with self._lock:
-            return self._commits.get(repo_id, {}).get(commit)
+            commits = self._commits.get(repo_id)
+            return commits.get(commit) if commits is not None else None
 
 
 class FolderRepo:
@@ -341,7 +342,7 @@ class RepoStore:
 
     def repo_ids(self) -> list[str]:
         """List every repo id served, sorted."""
-        ids = set()
+        ids: set[str] = set()
         for owner in self.root.iterdir() if self.root.is_dir() else []:
             if (
                 owner.is_dir()
