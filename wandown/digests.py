@@ -13,7 +13,10 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 SHA256 = "sha256"
 BLOB_SHA1 = "blob_sha1"
@@ -34,7 +37,7 @@ Progress = Callable[[Path, int, int], None]
 class Hasher(Protocol):
     """What hash_file needs of a hash object (hashlib's and blake3's both qualify)."""
 
-    def update(self, data: bytes, /) -> object: ...
+    def update(self, data: ReadableBuffer, /) -> object: ...
 
     def hexdigest(self) -> str: ...
 
