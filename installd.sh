@@ -40,7 +40,7 @@ else
 fi
 
 runtime=(urllib3 blake3)
-devtools=(pytest ruff huggingface_hub wheel)
+devtools=(pytest ruff mypy huggingface_hub wheel)
 wanted=("${runtime[@]}")
 [ "$dev" = 1 ] && wanted+=("${devtools[@]}")
 

@@ -192,11 +192,29 @@ def test_demo_refuses_flags_that_would_touch_real_folders(tmp_path):
     assert not (tmp_path / "config.json").exists()
 
 
-@pytest.mark.parametrize("limit", ["nan", "inf", "-5"])
+@pytest.mark.parametrize("limit", ["nan", "inf", "-5", "0.0001", "1e300"])
 def test_a_limit_that_is_not_a_number_of_kb_is_refused(workdir, limit):
     result = run(["--list", "--limit", limit], workdir)
     assert result.returncode == 2
     assert "--limit must be a number of KB/s" in result.stderr
+
+
+@pytest.mark.parametrize("limit", ["-5", "0.000001", "1e300"])
+def test_a_limit_in_the_config_that_no_download_could_keep_is_refused(workdir, limit):
+    """The file's value goes through the same one check as --limit, with the file named."""
+    (workdir / "config.json").write_text(f'{{"bandwidth_limit_kb": {limit}}}')
+    result = run(["--list", "--hub-dir", ""], workdir)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert "config.json: 'bandwidth_limit_kb' must be a number of KB/s from 1 to" in line
+    assert "or 0 for no limit" in line
+
+
+@pytest.mark.parametrize("limit", ["0", "null", "1", "90000"])
+def test_a_limit_in_the_config_within_range_is_used(workdir, limit):
+    (workdir / "config.json").write_text(f'{{"bandwidth_limit_kb": {limit}}}')
+    result = run(["--list", "--hub-dir", ""], workdir)
+    assert result.returncode == 0, result.stderr
 
 
 def test_nan_in_the_config_is_refused(workdir):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from wandown.digests import file_digest
 from wandown.engine import KIB, RateLimiter, kb_to_rate
 from wandown.engine.events import COMPLETE, DOWNLOADING, Event, Reporter, SpeedMeter
 from wandown.engine.fetch import clean_etag, origin, parse_content_range, retry_wait
-from wandown.engine.hashing import PrefixHasher, git_blob_header, hash_file
+from wandown.engine.hashing import PrefixHasher, git_blob_header
 from wandown.engine.partial import FileLock, PartialPaths, PartialState, load_state, save_state
 from wandown.engine.ranges import RangePlanner, RangeSet
 from wandown.engine.watchdog import SpeedWatchdog, TooSlow
@@ -299,9 +300,10 @@ def test_prefix_hasher_follows_a_growing_prefix(tmp_path: Path):
             condition.notify_all()
     assert hasher.result(timeout=10) == hashlib.sha256(data).hexdigest()
     os.close(fd)
-    assert hash_file(path, "sha256") == hashlib.sha256(data).hexdigest()
+    assert file_digest(path, "sha256") == hashlib.sha256(data).hexdigest()
     assert (
-        hash_file(path, "blob_sha1") == hashlib.sha1(git_blob_header(len(data)) + data).hexdigest()
+        file_digest(path, "blob_sha1")
+        == hashlib.sha1(git_blob_header(len(data)) + data).hexdigest()
     )
 
 

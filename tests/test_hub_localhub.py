@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.test_hub_builders import content, write
-from wandown.hub import Wanted, hashing, link_into_place, scan_hub
+from wandown import digests
+from wandown.hub import Wanted, link_into_place, scan_hub
 from wandown.localhub import LocalHub
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
@@ -52,9 +53,9 @@ def test_files_downloaded_by_huggingface_hub_are_matched_by_name(
         blob_sha1 = None if info.lfs else info.blob_id
         wanted[info.path] = Wanted(info.size, sha256, blob_sha1, repo="wan/tiny", path=info.path)
     reads: list[Path] = []
-    real = hashing.hash_file
+    real = digests.hash_file
     monkeypatch.setattr(
-        hashing, "hash_file", lambda p, k, **kw: reads.append(p) or real(p, k, **kw)
+        digests, "hash_file", lambda p, k, **kw: reads.append(p) or real(p, k, **kw)
     )
     index = scan_hub(hub_dir)
     matches = index.match(wanted.values())

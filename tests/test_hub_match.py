@@ -20,7 +20,8 @@ from tests.test_hub_builders import (
     sha256_hex,
     write,
 )
-from wandown.hub import ModelHubError, Wanted, hashing, link_into_place, scan_hub
+from wandown import digests
+from wandown.hub import ModelHubError, Wanted, link_into_place, scan_hub
 
 A = content("true A", 5000)
 B = content("true B vae", 6000)
@@ -63,13 +64,13 @@ ALL = [WANT_A, WANT_B, WANT_C, WANT_CONFIG, WANT_MISSING]
 def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Record every hub file hash_file reads from now on."""
     reads: list[Path] = []
-    real = hashing.hash_file
+    real = digests.hash_file
 
     def counting(path, kinds, **kwargs):
         reads.append(Path(path))
         return real(path, kinds, **kwargs)
 
-    monkeypatch.setattr(hashing, "hash_file", counting)
+    monkeypatch.setattr(digests, "hash_file", counting)
     return reads
 
 

@@ -59,7 +59,7 @@ def test_first_line_names_the_address_and_the_files_are_served(served) -> None:
     assert (ok.status, ok.body) == (200, b"[]\n")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signals_stop_it_cleanly(served, signum: int) -> None:
     process, first = served
     assert first.startswith("listening on ")

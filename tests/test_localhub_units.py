@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.localhub_fixtures import git_blob_sha1, lfs_pointer_oid, write_hf_cache, write_repo
+from wandown.digests import BLOB_SHA1, SHA256, hash_file
 from wandown.errors import ConfigError
 from wandown.localhub.access import AccessPolicy, bearer_token, load_config
-from wandown.localhub.hashes import HashCache, hash_file
+from wandown.localhub.hashes import HashCache
 from wandown.localhub.http import header_value
 from wandown.localhub.protocol import (
     UNSATISFIABLE,
@@ -82,10 +83,10 @@ def test_hash_file_reads_in_chunks(tmp_path: Path) -> None:
     data = b"x" * (3 * 1024 * 1024 + 7)
     target = tmp_path / "f"
     target.write_bytes(data)
-    assert hash_file(target, len(data), "sha256") == hashlib.sha256(data).hexdigest()
-    assert hash_file(target, len(data), "blob_sha1") == git_blob_sha1(data)
+    assert hash_file(target, [SHA256])[SHA256] == hashlib.sha256(data).hexdigest()
+    assert hash_file(target, [BLOB_SHA1])[BLOB_SHA1] == git_blob_sha1(data)
     with pytest.raises(ValueError):
-        hash_file(target, len(data), "md5")
+        hash_file(target, ["md5"])
 
 
 def test_hash_cache_hashes_once_under_concurrency(tmp_path: Path) -> None:

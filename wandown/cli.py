@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from wandown.errors import ConfigError, UsageError, WandownError
 from wandown.fsutil import log_exception
 from wandown.interrupts import interrupt_on_signals
 from wandown.safetext import printable
-from wandown.units import human_bytes
+from wandown.units import bandwidth_limit_kb, human_bytes
 
 if TYPE_CHECKING:
     from wandown.session import Session
@@ -123,9 +122,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_limit:
         overrides["bandwidth_limit_kb"] = None
     elif args.limit is not None:
-        if not math.isfinite(args.limit) or args.limit < 0:
-            raise ConfigError("--limit must be a number of KB/s, 0 or more")
-        overrides["bandwidth_limit_kb"] = args.limit
+        try:
+            overrides["bandwidth_limit_kb"] = bandwidth_limit_kb(args.limit, "--limit")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     for key in ("jobs", "connections"):
         value = getattr(args, key)
         if value is not None:

@@ -6,7 +6,6 @@ A broken file is reported and never overwritten; a missing one is created with t
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from wandown.errors import ConfigError
 from wandown.fsutil import atomic_write_json
 from wandown.jsonfile import JSONFileError, read_json
+from wandown.units import bandwidth_limit_kb
 
 DEFAULTS: dict[str, Any] = {
     "hub_directory": "/mnt/llm/hub/models",
@@ -76,9 +76,10 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
     for key in ("jobs", "connections"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: '{key}' must be 1 or more, not {raw[key]}")
-    limit = raw.get("bandwidth_limit_kb")
-    if limit is not None and (not math.isfinite(limit) or limit < 0):
-        raise ConfigError(f"{path}: 'bandwidth_limit_kb' must be 0 or more, not {limit}")
+    try:
+        bandwidth_limit_kb(raw.get("bandwidth_limit_kb"), "'bandwidth_limit_kb'")
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return notices
 
 
@@ -145,7 +146,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     else:
         notices.append("no hub folder set; hub features are off")
 
-    limit = settings["bandwidth_limit_kb"]
+    limit = settings["bandwidth_limit_kb"]  # checked where it entered: the file or --limit
     return Config(
         hub_directory=hub,
         bandwidth_limit_kb=float(limit) if limit else None,

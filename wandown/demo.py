@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from wandown.catalog import Catalog, load_catalog
+from wandown.digests import SHA256, hash_file
 from wandown.errors import WandownError
 from wandown.fsutil import atomic_write_json
 from wandown.localhub import LocalHub
-from wandown.localhub.hashes import hash_file
 
 MB = 1024 * 1024
 BANDWIDTH_LIMIT_KB = 12000  # about 25 s for the ~300 MB a full demo downloads
@@ -274,7 +274,7 @@ def plant_hub(hub_dir: Path, served: Path, commit_22: str) -> None:
     # huggingface_hub's cache layout: blobs named by sha256, a snapshot of relative links.
     cache = hub_dir / HF_CACHE
     source = served / WAN22 / LOW
-    blob_name = hash_file(source, source.stat().st_size, "sha256")
+    blob_name = hash_file(source, [SHA256])[SHA256]
     (cache / "blobs").mkdir(parents=True)
     shutil.copyfile(source, cache / "blobs" / blob_name)
     snapshot = cache / "snapshots" / commit_22

@@ -41,3 +41,25 @@ def human_duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+LIMIT_MIN_KB = 1
+LIMIT_MAX_KB = 1_000_000_000
+
+
+def bandwidth_limit_kb(value: float | None, name: str) -> float | None:
+    """Check a bandwidth limit where it enters (config file, --limit) and return it as the
+    engine and the views take it: KB/s, None for no limit (the user's 0 or null).
+
+    Below 1 KB/s a download waits minutes for each byte while the header shows "0 KB/s";
+    above 1 TB/s no link is that fast and the engine's bytes per second become infinite.
+    """
+    if value is None or value == 0:
+        return None
+    # Comparisons, not float(): NaN fails them, and a huge JSON integer cannot overflow them.
+    if not LIMIT_MIN_KB <= value <= LIMIT_MAX_KB:
+        raise ValueError(
+            f"{name} must be a number of KB/s from {LIMIT_MIN_KB} to {LIMIT_MAX_KB:,}, "
+            f"or 0 for no limit, not {value}"
+        )
+    return float(value)

@@ -17,6 +17,7 @@ import urllib3
 import urllib3.connection
 
 from wandown import __version__
+from wandown.digests import is_sha1
 from wandown.errors import DownloadError
 
 USER_AGENT = f"wandown/{__version__}"
@@ -91,7 +92,6 @@ def retry_wait(headers: Mapping[str, str], now: float | None = None) -> float | 
     return None
 
 
-GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
@@ -330,7 +330,7 @@ class Resolver:
                 size = _size(headers.get("Content-Length"))
             etag = clean_etag(headers.get("ETag"))
             same_origin = origin(url) == origin(self.url)
-            if sha256 is None and same_origin and etag and GIT_SHA1.fullmatch(etag):
+            if sha256 is None and same_origin and etag and is_sha1(etag):
                 blob_sha1 = etag  # the Hub's ETag for a small file is its git blob id
             return self._remember(Link(url, size, sha256, blob_sha1, commit))
         raise DownloadError(f"too many redirects for {self.url}")

@@ -8,23 +8,9 @@ from collections.abc import Callable
 
 from wandown.digests import git_blob_header, new_hash
 
-__all__ = ["PrefixHasher", "git_blob_header", "hash_file", "new_hash"]
+__all__ = ["PrefixHasher", "git_blob_header", "new_hash"]
 
 READ_BACK = 4 * 1024 * 1024
-
-
-def hash_file(
-    path: os.PathLike[str] | str, kind: str, stop: threading.Event | None = None
-) -> str | None:
-    """Return the hex digest of a whole file; None if stop was set before the end."""
-    size = os.path.getsize(path)
-    digest = new_hash(kind, size)
-    with open(path, "rb") as handle:
-        while block := handle.read(READ_BACK):
-            if stop is not None and stop.is_set():
-                return None
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class PrefixHasher:

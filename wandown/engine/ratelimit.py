@@ -18,7 +18,7 @@ _MAX_GRANT = 64 * KIB
 
 def kb_to_rate(limit_kb: float | None) -> float | None:
     """Turn a limit in KB/s (1 KB = 1024 bytes; None or 0 = unlimited) into bytes per second."""
-    if limit_kb is None or limit_kb <= 0:
+    if not limit_kb:
         return None
     return float(limit_kb) * KIB
 
@@ -59,7 +59,7 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             self._refill(now)
-            if rate_bytes_per_s is None or rate_bytes_per_s <= 0:
+            if not rate_bytes_per_s:
                 self._rate = None
                 return
             self._rate = float(rate_bytes_per_s)

@@ -17,6 +17,7 @@ from typing import TypeVar
 import urllib3
 
 from wandown import fsutil
+from wandown.digests import file_digest
 from wandown.errors import DownloadError, WandownError
 
 from . import events as ev
@@ -36,7 +37,7 @@ from .fetch import (
     status_problem,
     watching,
 )
-from .hashing import PrefixHasher, hash_file
+from .hashing import PrefixHasher
 from .partial import (
     FileLock,
     Holder,
@@ -777,7 +778,7 @@ class FileDownload:
         self.reporter.publish(ev.VERIFYING, received)
         if expected.kind is None:
             return None
-        digest = hash_file(self.paths.part, expected.kind, stop=self.cancel)
+        digest = file_digest(self.paths.part, expected.kind, self.cancel)
         if digest is None:
             raise Cancelled
         return digest
@@ -836,7 +837,7 @@ def _same_file(path: Path, expected: Expected, cancel: CancelFlag) -> bool:
     if not stat.S_ISREG(info.st_mode) or info.st_size != expected.size:
         return False
     try:
-        return hash_file(path, expected.kind, stop=cancel) == expected.digest
+        return file_digest(path, expected.kind, cancel) == expected.digest
     except OSError:
         return False
 

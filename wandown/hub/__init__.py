@@ -8,7 +8,7 @@ Typical use::
         link_into_place(hub_file, destination_of(wanted))
 """
 
-from wandown.hub.hashing import Progress
+from wandown.digests import Progress
 from wandown.hub.index import HubIndex, ModelHubError, Wanted
 from wandown.hub.link import DedupeReport, LinkOutcome, dedupe, link_into_place
 from wandown.hub.scan import scan_hub

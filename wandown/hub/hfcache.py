@@ -13,9 +13,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from wandown.digests import is_sha1
+
 REPO_FOLDER = re.compile(r"^(models|datasets|spaces)--(.+)$")
-SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
-SHA1_NAME = re.compile(r"^[0-9a-f]{40}$")
 
 
 def repo_id_from_folder(name: str) -> tuple[str, str] | None:
@@ -55,7 +55,7 @@ class HfCacheRepo:
         refs/<name>, as huggingface_hub does offline. Another snapshot is never a stand-in:
         a pinned file may differ from the same path on main.
         """
-        if SHA1_NAME.match(revision):
+        if is_sha1(revision):
             return revision if revision in self.snapshots else None
         parts = revision.split("/")
         if not revision or revision.startswith("/") or ".." in parts or "" in parts:

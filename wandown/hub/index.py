@@ -13,15 +13,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown import fsutil
+from wandown import digests, fsutil
+from wandown.digests import BLAKE3, BLOB_SHA1, SHA256, Progress
 from wandown.errors import WandownError
-from wandown.hub import hashing
-from wandown.hub.hashing import BLAKE3, BLOB_SHA1, SHA256, Progress
-from wandown.hub.hfcache import SHA1_NAME, SHA256_NAME, HfCacheRepo
+from wandown.hub.hfcache import HfCacheRepo
 from wandown.hub.invokeai import InvokeAIRecord, read_records
 from wandown.hub.sidecar import FileStat, HashSidecar
 
-_HEX = {SHA256: SHA256_NAME, BLOB_SHA1: SHA1_NAME, BLAKE3: SHA256_NAME}
+_HEX = {SHA256: digests.SHA256_HEX, BLOB_SHA1: digests.SHA1_HEX, BLAKE3: digests.SHA256_HEX}
+
+# Files this small are hashed for every identity at once: the Hub stores files under 10 MB
+# outside LFS (identified by git blob sha1), and reading them is cheap, so a later run that asks
+# for another identity never has to read them again.
+SMALL_FILE_LIMIT = 10 * 1024 * 1024
 
 
 class ModelHubError(WandownError):
@@ -54,7 +58,7 @@ class Wanted:
             if value is None:
                 continue
             normal = str(value).strip().lower()
-            if not _HEX[kind].match(normal):
+            if not _HEX[kind].fullmatch(normal):
                 raise ModelHubError(
                     f"wanted {kind} {value!r} is not a hex digest of the right length"
                 )
@@ -101,7 +105,7 @@ class HubIndex:
         self._invokeai: dict[str, InvokeAIRecord] | None = None
         self._invokeai_lock = threading.Lock()
         self._computed: dict[FileStat, dict[str, str]] = {}  # this run's digests by file identity
-        self._blake3 = hashing.load_blake3()
+        self._blake3 = digests.load_blake3()
         self._blake3_notice_given = False
 
     # -- facts -------------------------------------------------------------------------------
@@ -245,11 +249,11 @@ class HubIndex:
         if self._blake3 is None:
             self._blake3_missing()
         read_kinds = kinds | {SHA256, BLAKE3}
-        if stat.size <= hashing.SMALL_FILE_LIMIT:
+        if stat.size <= SMALL_FILE_LIMIT:
             read_kinds |= {BLOB_SHA1}
         path = self.path_of(key)
         try:
-            fresh = hashing.hash_file(
+            fresh = digests.hash_file(
                 path, read_kinds, progress=progress, cancel=cancel, blake3_factory=self._blake3
             )
             after = FileStat.of(os.stat(path))
@@ -329,7 +333,7 @@ class HubIndex:
             for size, group in pending.items():
                 if group:
                     self._match_size(self.candidates(size), group, found, progress, cancel)
-        except hashing.HashingCancelled:
+        except digests.HashingCancelled:
             pass
         finally:
             self.save()
@@ -387,10 +391,10 @@ class HubIndex:
                 continue
             blob = hf_repo.snapshots[commit].get(path)
             key = hf_repo.blobs.get(blob) if blob else None
-            if key is None:
+            if blob is None or key is None:
                 continue
-            if SHA256_NAME.match(blob):  # type: ignore[arg-type]
-                return self.link_target(key), blob  # type: ignore[return-value]
+            if digests.is_sha256(blob):
+                return self.link_target(key), blob
             sha256 = self.digests(key, {SHA256}).get(SHA256)
             if sha256 is not None:
                 return self.link_target(key), sha256

@@ -93,7 +93,8 @@ def read_records(root: str, notice: Callable[[str], None]) -> list[InvokeAIRecor
 
 def _config_rows(
     connection: sqlite3.Connection, db_path: str, notice: Callable[[str], None]
-) -> list:
+) -> list[object]:
+    """Return each model's config column as stored (JSON text, normally; checked later)."""
     try:
         tables = {
             row[0]

@@ -13,13 +13,12 @@ import enum
 import os
 import stat as stat_module
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wandown import fsutil
-from wandown.hub import hashing
-from wandown.hub.hashing import BLAKE3, SHA256, Progress
+from wandown import digests, fsutil
+from wandown.digests import BLAKE3, SHA256, Progress
 from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.scan import WORKING_FOLDERS
 from wandown.hub.sidecar import FileStat
@@ -64,7 +63,7 @@ class DedupeReport:
 
 
 def dedupe(
-    folder: Path,
+    folder: str | os.PathLike[str],
     index: HubIndex,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
@@ -77,17 +76,17 @@ def dedupe(
     entry that resolves into folder or into a protected folder (Wan2GP's checkpoint roots) is
     one of the copies, not a hub file: a hub may reach Wan2GP's ckpts through a folder link.
     """
-    folder = os.path.abspath(folder)
-    if fsutil.is_inside(folder, index.hub_dir):
+    root = os.path.abspath(folder)
+    if fsutil.is_inside(root, index.hub_dir):
         raise ModelHubError(
-            f"{folder} is inside the hub {index.hub_dir}; dedupe never changes the hub"
+            f"{root} is inside the hub {index.hub_dir}; dedupe never changes the hub"
         )
-    guarded = [os.path.realpath(place) for place in (folder, *protected)]
+    guarded = [os.path.realpath(root), *(os.path.realpath(place) for place in protected)]
     hub_stat = os.stat(index.hub_dir)
     report = DedupeReport()
     replaced: set[tuple[int, int]] = set()
     try:
-        for path, stat in _real_files(folder, (hub_stat.st_dev, hub_stat.st_ino), index):
+        for path, stat in _real_files(root, (hub_stat.st_dev, hub_stat.st_ino), index):
             if cancel is not None and cancel.is_set():
                 break
             hub_key = _identical_hub_file(path, stat, index, guarded, progress, cancel)
@@ -97,7 +96,7 @@ def dedupe(
                 report.replaced.append((Path(path), target))
                 if stat.st_nlink == 1:
                     report.bytes_reclaimed += stat.st_size
-    except hashing.HashingCancelled:
+    except digests.HashingCancelled:
         pass
     finally:
         index.save()
@@ -133,12 +132,14 @@ def _safe_target(
     return None
 
 
-def _is_working_folder(entry: os.DirEntry) -> bool:
+def _is_working_folder(entry: os.DirEntry[str]) -> bool:
     """Tell whether a folder holds working files (wandown's, git's, Python's), never models."""
     return entry.name in WORKING_FOLDERS or os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))
 
 
-def _real_files(folder: str, hub_identity: tuple[int, int], index: HubIndex):
+def _real_files(
+    folder: str, hub_identity: tuple[int, int], index: HubIndex
+) -> Iterator[tuple[str, os.stat_result]]:
     """Yield (path, lstat) of real files under folder whose size some hub file has.
 
     Links are never followed and working folders never entered: a `.part` or a git object
@@ -183,12 +184,12 @@ def _identical_hub_file(
             continue  # the same file (a hard link): a symlink would free nothing
         if mine is None:
             try:
-                mine = hashing.hash_file(
+                mine = digests.hash_file(
                     Path(path),
                     {SHA256, BLAKE3} if index.blake3_available else {SHA256},
                     progress=progress,
                     cancel=cancel,
-                    blake3_factory=hashing.load_blake3(),
+                    blake3_factory=digests.load_blake3(),
                 )
             except OSError as exc:
                 index.notice(f"cannot read {path}: {exc.strerror or exc}")

@@ -23,8 +23,8 @@ import stat as stat_module
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from wandown.hub.hashing import BLOB_SHA1, SHA256
-from wandown.hub.hfcache import SHA1_NAME, SHA256_NAME, HfCacheRepo, repo_id_from_folder
+from wandown.digests import BLOB_SHA1, SHA256, is_sha1, is_sha256
+from wandown.hub.hfcache import HfCacheRepo, repo_id_from_folder
 from wandown.hub.index import HubIndex, ModelHubError
 from wandown.hub.invokeai import DATABASE
 from wandown.hub.sidecar import FileStat, sidecar_path_for
@@ -90,7 +90,7 @@ class _Walker:
         self.index.skipped_places += 1
         self.index.notice(f"skipping {place}: {exc.strerror or exc}")
 
-    def list_folder(self, path: str) -> list[os.DirEntry] | None:
+    def list_folder(self, path: str) -> list[os.DirEntry[str]] | None:
         if self.stopped:
             return None
         try:
@@ -120,7 +120,7 @@ class _Walker:
         self.index.notice(f"skipping {path}: a link into the Wan2GP folder, not a hub file")
         return True
 
-    def may_follow(self, entry: os.DirEntry, parent: str) -> bool:
+    def may_follow(self, entry: os.DirEntry[str], parent: str) -> bool:
         """Tell whether a folder link leads somewhere bounded (see the module doc)."""
         target, here = os.path.realpath(entry.path), os.path.realpath(parent)
         if any(_contains(system, target) for system in SYSTEM_FOLDERS):
@@ -135,7 +135,7 @@ class _Walker:
         self.index.notice(f"not following the link {entry.path}: it leads to {target}, {why}")
         return False
 
-    def enter(self, entry: os.DirEntry) -> bool:
+    def enter(self, entry: os.DirEntry[str]) -> bool:
         """Return True the first time a folder (by device and inode) is reached."""
         st = entry.stat()  # follows a link; for a folder itself it is the cached lstat
         identity = (st.st_dev, st.st_ino)
@@ -154,7 +154,7 @@ class _Walker:
         """Walk real folders first and folder links last, so a file is keyed by its real place."""
         self.visited.add((root_stat.st_dev, root_stat.st_ino))
         stack: list[tuple[str, str]] = [(root, "")]
-        linked: list[tuple[os.DirEntry, str, str]] = []
+        linked: list[tuple[os.DirEntry[str], str, str]] = []
         while (stack or linked) and not self.stopped:
             if stack:
                 folder, prefix = stack.pop()
@@ -168,7 +168,7 @@ class _Walker:
                 self.skip(entry.path, exc)
 
     def descend(
-        self, entry: os.DirEntry, key: str, parent: str, stack: list[tuple[str, str]]
+        self, entry: os.DirEntry[str], key: str, parent: str, stack: list[tuple[str, str]]
     ) -> None:
         """Enter a folder once: as a Hugging Face cache repo, or onto the stack to walk."""
         if not self.enter(entry):
@@ -185,7 +185,7 @@ class _Walker:
         folder: str,
         prefix: str,
         stack: list[tuple[str, str]],
-        linked: list[tuple[os.DirEntry, str, str]],
+        linked: list[tuple[os.DirEntry[str], str, str]],
     ) -> None:
         entries = self.list_folder(folder)
         if entries is None:
@@ -241,9 +241,9 @@ class _Walker:
     def hf_blobs(self, hf_repo: HfCacheRepo, folder: str, prefix: str) -> None:
         for blob in self.list_folder(folder) or []:
             name = blob.name
-            if SHA256_NAME.match(name):
+            if is_sha256(name):
                 known = {SHA256: name}
-            elif SHA1_NAME.match(name):
+            elif is_sha1(name):
                 known = {BLOB_SHA1: name}
             else:
                 continue  # "<etag>.incomplete": a download still running or abandoned

@@ -41,7 +41,7 @@ class FileStat(NamedTuple):
         return tuple.__new__(cls, facts)
 
 
-def sidecar_path_for(hub_dir: Path) -> Path:
+def sidecar_path_for(hub_dir: str | os.PathLike[str]) -> Path:
     """Return the sidecar for a hub: cache_dir()/hub/<tail>-<digest of its absolute path>.json."""
     absolute = os.path.abspath(hub_dir)
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -50,25 +50,37 @@ def sidecar_path_for(hub_dir: Path) -> Path:
     return fsutil.cache_dir() / "hub" / f"{tail}-{digest}.json"
 
 
-def _entry_stat(entry: dict) -> FileStat | None:
+Entry = dict[str, object]
+"""One file's record: its FileStat fields and {kind: hex digest}, as read from JSON."""
+
+
+def _whole_number(value: object) -> int:
+    if isinstance(value, (int, float, str)):
+        return int(value)
+    raise TypeError(f"not a number: {value!r}")
+
+
+def _entry_stat(entry: Entry) -> FileStat | None:
     try:
-        return FileStat(*(int(entry[name]) for name in FileStat._fields))
-    except (KeyError, TypeError, ValueError):
+        return FileStat(*(_whole_number(entry[name]) for name in FileStat._fields))
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
 
 
 class HashSidecar:
     """Digests remembered between runs for one hub."""
 
-    def __init__(self, path: Path, hub_dir: Path, notice: Callable[[str], None]) -> None:
+    def __init__(
+        self, path: Path, hub_dir: str | os.PathLike[str], notice: Callable[[str], None]
+    ) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.hub_dir = os.path.abspath(hub_dir)
         self._notice = notice
-        self._entries: dict[str, dict] = self._read()
-        self._changed: dict[str, dict] = {}
+        self._entries: dict[str, Entry] = self._read()
+        self._changed: dict[str, Entry] = {}
 
-    def _read(self) -> dict[str, dict]:
+    def _read(self) -> dict[str, Entry]:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -103,11 +115,17 @@ class HashSidecar:
         entry = self._entries.get(key)
         if entry is None or _entry_stat(entry) != stat:
             return {}
-        return {kind: value for kind, value in entry.items() if kind not in FileStat._fields}
+        # A hand-edited or damaged value is no digest: counting it as known would mean the
+        # file is never read, so never proven.
+        return {
+            kind: value
+            for kind, value in entry.items()
+            if kind not in FileStat._fields and isinstance(value, str)
+        }
 
     def record(self, key: str, stat: FileStat, digests: dict[str, str]) -> None:
         """Remember digests for key (merged with what is known for the same unchanged file)."""
-        entry = {**self.digests(key, stat), **digests, **stat._asdict()}
+        entry: Entry = {**self.digests(key, stat), **digests, **stat._asdict()}
         self._entries[key] = entry
         self._changed[key] = entry
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from pathlib import Path
 
 from wandown.errors import WandownError
-from wandown.localhub.access import CONFIG_NAME, load_config
+from wandown.interrupts import ALL_SIGNALS, on_signals
+from wandown.localhub.access import CONFIG_NAME, LocalHubConfig, load_config
 from wandown.localhub.server import LocalHub
 
 
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_hub(args: argparse.Namespace) -> LocalHub:
     """Build the LocalHub the flags and the config file describe."""
-    config: dict = {"gated": [], "private": [], "tokens": {}}
+    config = LocalHubConfig(gated=[], private=[], tokens={})
     config_path = args.config or args.root / CONFIG_NAME
     if args.config is not None or config_path.is_file():
         config = load_config(config_path)
@@ -86,31 +86,26 @@ def make_hub(args: argparse.Namespace) -> LocalHub:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve until Ctrl-C or SIGTERM."""
+    """Serve until Ctrl-C, SIGTERM or a hang-up, then save what was hashed."""
     args = build_parser().parse_args(argv)
     if args.page_size < 1:
         print("localhub: error: --page-size must be at least 1", file=sys.stderr)
         return 2
     done = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        hub = make_hub(args).start()
-    except WandownError as err:
-        print(f"localhub: error: {err}", file=sys.stderr)
-        return err.exit_code
-    try:
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"listening on http://{host}:{hub.port}", flush=True)
-        print(f"cdn on http://{host}:{hub.cdn_port}", flush=True)
-        while not done.wait(0.5):
-            pass
-    finally:
-        hub.stop()
+    with on_signals(lambda signum: done.set(), ALL_SIGNALS):
+        try:
+            hub = make_hub(args).start()
+        except WandownError as err:
+            print(f"localhub: error: {err}", file=sys.stderr)
+            return err.exit_code
+        try:
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            print(f"listening on http://{host}:{hub.port}", flush=True)
+            print(f"cdn on http://{host}:{hub.cdn_port}", flush=True)
+            while not done.wait(0.5):
+                pass
+        finally:
+            hub.stop()
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from wandown.errors import ConfigError
 from wandown.jsonfile import JSONFileError, read_json
@@ -118,7 +119,15 @@ class AccessPolicy:
         return "manual" if repo_id in self.gated else False
 
 
-def load_config(path: Path) -> dict:
+class LocalHubConfig(TypedDict):
+    """A ``.localhub.json``: LocalHub's gated, private and tokens keyword arguments."""
+
+    gated: list[str]
+    private: list[str]
+    tokens: dict[str, list[str] | str]
+
+
+def load_config(path: Path) -> LocalHubConfig:
     """Read a ``.localhub.json`` into LocalHub keyword arguments (gated, private, tokens)."""
     try:
         data = read_json(path)
@@ -133,17 +142,16 @@ def load_config(path: Path) -> dict:
         raise ConfigError(
             f"{path}: unknown keys {', '.join(sorted(unknown))} (expected gated, private, tokens)"
         )
-    config: dict = {}
+    lists: dict[str, list[str]] = {}
     for key in ("gated", "private"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{path}: {key!r} must be a list of repo ids")
-        config[key] = value
+        lists[key] = value
     tokens = data.get("tokens", {})
     if not isinstance(tokens, dict) or not all(
         v == "*" or (isinstance(v, list) and all(isinstance(r, str) for r in v))
         for v in tokens.values()
     ):
         raise ConfigError(f'{path}: "tokens" must map each token to a list of repo ids or "*"')
-    config["tokens"] = tokens
-    return config
+    return LocalHubConfig(gated=lists["gated"], private=lists["private"], tokens=tokens)

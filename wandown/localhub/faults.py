@@ -64,14 +64,23 @@ class Fault:
         )
 
 
-NO_BODY_FAULT = {
-    "drop_after": None,
-    "stall_after": None,
-    "ignore_range": False,
-    "short_body": None,
-    "corrupt_at": None,
-    "content_range": None,
-}
+def without_body_fault(fault: Fault) -> Fault:
+    """Return fault minus what it does to a response body (for a request that sends none)."""
+    return dataclasses.replace(
+        fault,
+        drop_after=None,
+        stall_after=None,
+        ignore_range=False,
+        short_body=None,
+        corrupt_at=None,
+        content_range=None,
+    )
+
+
+@dataclasses.dataclass
+class _Armed:
+    fault: Fault
+    remaining: int | None  # requests it still applies to; None: every one
 
 
 class FaultBoard:
@@ -79,12 +88,12 @@ class FaultBoard:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._armed: dict[tuple[str, str], list] = {}  # key -> [fault, remaining or None]
+        self._armed: dict[tuple[str, str], _Armed] = {}
 
     def set(self, repo_id: str, path: str, fault: Fault) -> None:
         """Arm fault for one file, replacing any fault it had."""
         with self._lock:
-            self._armed[(repo_id, path)] = [fault, fault.times]
+            self._armed[(repo_id, path)] = _Armed(fault, fault.times)
 
     def clear(self) -> None:
         """Disarm every fault."""
@@ -105,7 +114,7 @@ class FaultBoard:
             slot = self._armed.get((repo_id, path))
             if slot is None:
                 return None
-            fault, remaining = slot
+            fault, remaining = slot.fault, slot.remaining
             if fault.server not in (None, server):
                 return None
             expired = (
@@ -120,10 +129,10 @@ class FaultBoard:
             if remaining is not None:
                 if remaining <= 0:
                     return None
-                slot[1] = remaining - 1
+                slot.remaining = remaining - 1
             active = fault
             if not expired:
                 active = dataclasses.replace(active, expire_after=None)
             if not body:
-                active = dataclasses.replace(active, **NO_BODY_FAULT)
+                active = without_body_fault(active)
             return active

@@ -14,11 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-from wandown.digests import BLOB_SHA1, new_hash
+from wandown.digests import BLOB_SHA1, hash_file, new_hash
 from wandown.fsutil import atomic_write_json, cache_dir
 from wandown.jsonfile import read_json
 
-CHUNK_SIZE = 1024 * 1024
 CACHE_VERSION = 1
 # Saving rewrites the whole file; after many small files, once a second is plenty.
 SAVE_EVERY = 1.0
@@ -32,16 +31,11 @@ def git_blob_sha1(data: bytes) -> str:
     return digest.hexdigest()
 
 
-def hash_file(path: Path, size: int, kind: str) -> str:
-    """Read path in chunks and return its sha256 or its git blob sha1 (kind)."""
-    digest = new_hash(kind, size)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+Entry = dict[str, object]
+"""One file's record: size, mtime_ns, ctime_ns, inode and {kind: hex digest}, as read from JSON."""
 
 
-def _stamp(entry: dict) -> tuple:
+def _stamp(entry: Entry) -> tuple[object, ...]:
     """Return what a cache entry says the file looked like: size, mtime, ctime, inode."""
     return tuple(entry.get(name, 0) for name in ("size", "mtime_ns", "ctime_ns", "inode"))
 
@@ -64,7 +58,7 @@ class HashCache:
     def __init__(self, root: Path, path: Path | None = None) -> None:
         beside, fallback = default_cache_paths(root)
         self._candidates = [path] if path is not None else [beside, fallback]
-        self._entries: dict[str, dict] = {}
+        self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
         self._file_locks: dict[str, threading.Lock] = {}
         self._save_lock = threading.Lock()
@@ -120,7 +114,9 @@ class HashCache:
             known = self.lookup(path, size, mtime_ns, kind, **stamp)
             if known is not None:
                 return known
-            value = hash_file(path, size, kind)
+            value = hash_file(path, [kind]).get(kind)
+            if value is None or os.stat(path).st_size != size:
+                raise OSError(f"{path} changed while it was hashed")
             with self._lock:
                 self.hashed += 1
                 entry = self._entries.get(key, {})
@@ -161,7 +157,7 @@ class HashCache:
                 value = {"version": CACHE_VERSION, "files": dict(self._entries)}
             self._write(value)
 
-    def _write(self, value: dict) -> None:
+    def _write(self, value: dict[str, object]) -> None:
         ordered = [self.path] if self.path is not None else []
         ordered += [c for c in self._candidates if c != self.path]
         for candidate in ordered:

@@ -68,7 +68,8 @@ class Request(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self.headers_sent = False
-        self.raw_path, self.query, self.body = "", {}, b""
+        self.raw_path, self.body = "", b""
+        self.query: dict[str, list[str]] = {}
         try:
             self._answer()
         except (ConnectionError, TimeoutError):
@@ -110,7 +111,7 @@ class Request(BaseHTTPRequestHandler):
         """Tell whether no header went out yet; then forget any that were only buffered."""
         if self.headers_sent:
             return False
-        self._headers_buffer = []  # http.server holds headers here until end_headers()
+        self._headers_buffer: list[bytes] = []  # http.server holds headers here till end_headers()
         return True
 
     def end_headers(self) -> None:
@@ -255,6 +256,10 @@ def _flip(chunk: bytes, index: int) -> bytes:
     return chunk
 
 
+_Connection = socket.socket | tuple[bytes, socket.socket]
+"""What socketserver hands a server per request (typeshed's type; TCP gives the socket)."""
+
+
 class Server(ThreadingHTTPServer):
     """A threading HTTP server that can close its kept-alive connections when stopped."""
 
@@ -272,7 +277,7 @@ class Server(ThreadingHTTPServer):
         self.name = name
         self._route = route
         self._record = record
-        self._open: set[socket.socket] = set()
+        self._open: set[_Connection] = set()
         self._open_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -286,13 +291,13 @@ class Server(ThreadingHTTPServer):
         """Note one request for LocalHub.requests."""
         self._record(self.name, request)
 
-    def process_request(self, request: socket.socket, client_address: object) -> None:
+    def process_request(self, request: _Connection, client_address: object) -> None:
         """Remember the connection so stop() can close it even while it idles in keep-alive."""
         with self._open_lock:
             self._open.add(request)
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request: socket.socket) -> None:
+    def shutdown_request(self, request: _Connection) -> None:
         """Forget a finished connection."""
         with self._open_lock:
             self._open.discard(request)
@@ -303,8 +308,9 @@ class Server(ThreadingHTTPServer):
         with self._open_lock:
             open_now = list(self._open)
         for connection in open_now:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+            if isinstance(connection, socket.socket):  # a TCP server's are; a UDP one's not
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Drop broken connections silently; log any other failure in one line, never a trace."""

@@ -16,6 +16,9 @@ from wandown.localhub.repos import RepoFile
 UNSATISFIABLE = "unsatisfiable"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
+JSONObject = dict[str, object]
+"""A JSON object as the Hub API answers it."""
+
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """Return (first, last) byte of a single ``Range: bytes=`` request, UNSATISFIABLE, or None.
@@ -91,21 +94,21 @@ def iso_time(ns: int) -> str:
     return f"{stamp}.{remainder // 1_000_000:03d}Z"
 
 
-def last_commit(commit: str, modified_ns: int) -> dict:
+def last_commit(commit: str, modified_ns: int) -> JSONObject:
     """Return the ``lastCommit`` object of expanded tree entries."""
     return {"id": commit, "title": "Served by wandown localhub", "date": iso_time(modified_ns)}
 
 
-SAFE_SCAN = {
+SAFE_SCAN: JSONObject = {
     "status": "safe",
     "avScan": {"virusFound": False, "virusNames": None},
     "pickleImportScan": None,
 }
 
 
-def file_entry(meta: FileMeta, *, expand: bool, commit: str, modified_ns: int) -> dict:
+def file_entry(meta: FileMeta, *, expand: bool, commit: str, modified_ns: int) -> JSONObject:
     """Return a tree / paths-info entry for a file."""
-    entry: dict = {"type": "file", "oid": meta.oid, "size": meta.size, "path": meta.path}
+    entry: JSONObject = {"type": "file", "oid": meta.oid, "size": meta.size, "path": meta.path}
     if meta.lfs:
         entry["lfs"] = {"oid": meta.sha256, "size": meta.size, "pointerSize": meta.pointer_size}
     if expand:
@@ -114,18 +117,18 @@ def file_entry(meta: FileMeta, *, expand: bool, commit: str, modified_ns: int) -
     return entry
 
 
-def folder_entry(path: str, *, expand: bool, commit: str, modified_ns: int) -> dict:
+def folder_entry(path: str, *, expand: bool, commit: str, modified_ns: int) -> JSONObject:
     """Return a tree / paths-info entry for a folder."""
     tree_id = hashlib.sha1(f"tree\0{commit}\0{path}".encode(), usedforsecurity=False).hexdigest()
-    entry: dict = {"type": "directory", "oid": tree_id, "size": 0, "path": path}
+    entry: JSONObject = {"type": "directory", "oid": tree_id, "size": 0, "path": path}
     if expand:
         entry["lastCommit"] = last_commit(commit, modified_ns)
     return entry
 
 
-def sibling(meta: FileMeta, *, blobs: bool) -> dict:
+def sibling(meta: FileMeta, *, blobs: bool) -> JSONObject:
     """Return a ``siblings`` item of model_info."""
-    entry: dict = {"rfilename": meta.path}
+    entry: JSONObject = {"rfilename": meta.path}
     if blobs:
         entry["size"] = meta.size
         entry["blobId"] = meta.oid

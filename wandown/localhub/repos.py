@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from wandown.digests import is_sha1, is_sha256
 
 # The Hub stores a file in LFS when it is large or its extension is in the default .gitattributes
 # that huggingface.co writes into every new model repo.
@@ -57,8 +58,6 @@ LFS_SUFFIXES = frozenset(
     }
 )
 CACHE_PREFIX = "models--"
-HEX40 = re.compile(r"[0-9a-f]{40}")
-HEX64 = re.compile(r"[0-9a-f]{64}")
 SKIPPED_DIRS = frozenset({".git"})
 KEEP_COMMITS = 64  # per folder repo: how many of its past commits stay servable
 CACHE_SEARCH_DEPTH = 3
@@ -166,7 +165,8 @@ class History:
 
     def get(self, repo_id: str, commit: str) -> Snapshot | None:
         with self._lock:
-            return self._commits.get(repo_id, {}).get(commit)
+            commits = self._commits.get(repo_id)
+            return commits.get(commit) if commits is not None else None
 
 
 class FolderRepo:
@@ -240,14 +240,14 @@ class CacheRepo:
                 continue
             # refs/main is the branch "main"; refs/pr/1 is addressed by its full name.
             name = f"refs/{rel}" if rel.startswith(("pr/", "convert/")) else rel
-            if HEX40.fullmatch(commit) and (self.folder / "snapshots" / commit).is_dir():
+            if is_sha1(commit) and (self.folder / "snapshots" / commit).is_dir():
                 found[name] = commit
         return found
 
     def resolve(self, revision: str) -> Snapshot | None:
         """Return the snapshot at revision (ref or commit), or None if the cache lacks it."""
         commit = self.branches().get(revision.removeprefix("refs/heads/"))
-        if commit is None and HEX40.fullmatch(revision):
+        if commit is None and is_sha1(revision):
             commit = revision
         top = self.folder / "snapshots" / (commit or "")
         if commit is None or not top.is_dir():
@@ -256,9 +256,9 @@ class CacheRepo:
         newest = 0
         for rel, local, info in _walk_files(top):
             blob_name = os.path.basename(os.path.realpath(local))
-            if HEX64.fullmatch(blob_name):
+            if is_sha256(blob_name):
                 lfs, known = True, blob_name
-            elif HEX40.fullmatch(blob_name):
+            elif is_sha1(blob_name):
                 lfs, known = False, blob_name
             else:
                 lfs, known = is_lfs(rel, info.st_size), None
@@ -342,7 +342,7 @@ class RepoStore:
 
     def repo_ids(self) -> list[str]:
         """List every repo id served, sorted."""
-        ids = set()
+        ids: set[str] = set()
         for owner in self.root.iterdir() if self.root.is_dir() else []:
             if (
                 owner.is_dir()

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
+from wandown.digests import is_sha1
 from wandown.localhub.access import INVALID_CREDENTIALS
 from wandown.localhub.faults import Fault
 from wandown.localhub.http import Request, percent_encoded
 from wandown.localhub.protocol import (
     FileMeta,
+    JSONObject,
     decode_cursor,
     encode_cursor,
     file_entry,
@@ -34,7 +36,7 @@ from wandown.localhub.protocol import (
     sign_link,
     split_revision,
 )
-from wandown.localhub.repos import HEX40, FolderRepo, Repo, RepoFile, Snapshot
+from wandown.localhub.repos import FolderRepo, Repo, RepoFile, Snapshot
 
 if TYPE_CHECKING:
     from wandown.localhub.server import LocalHub
@@ -120,6 +122,22 @@ class HubRoutes:
     # -- access -------------------------------------------------------------------------------
 
     def _find(self, request: Request, repo_id: str, revision: str | None, *, files: bool) -> Found:
+        repo = self._admitted(request, repo_id, files=files)
+        revision = revision or "main"
+        snapshot = repo.resolve(revision)
+        if snapshot is None:
+            message = f"Invalid rev id: {shown(revision)}"
+            if isinstance(repo, FolderRepo) and is_sha1(revision):
+                message += (
+                    f": the folder {shown(repo_id)} has changed since (or this localhub was "
+                    "restarted), and only its current files are served; list the repo again "
+                    f"{RELIST}"
+                )
+            raise Refused(404, "RevisionNotFound", message)
+        return Found(repo, snapshot)
+
+    def _admitted(self, request: Request, repo_id: str, *, files: bool) -> Repo:
+        """Return the repo this request may read, or refuse it the way the Hub does."""
         policy = self.hub.policy
         authorization = request.headers.get("Authorization")
         denial = policy.token_denial(authorization)
@@ -130,20 +148,9 @@ class HubRoutes:
                 denial = policy.not_found(authorization)
             else:
                 denial = policy.denial(repo_id, authorization, files=files)
-        if denial is not None:
-            raise Refused(denial.status, denial.code, denial.message)
-        revision = revision or "main"
-        snapshot = repo.resolve(revision)
-        if snapshot is None:
-            message = f"Invalid rev id: {shown(revision)}"
-            if isinstance(repo, FolderRepo) and HEX40.fullmatch(revision):
-                message += (
-                    f": the folder {shown(repo_id)} has changed since (or this localhub was "
-                    "restarted), and only its current files are served; list the repo again "
-                    f"{RELIST}"
-                )
-            raise Refused(404, "RevisionNotFound", message)
-        return Found(repo, snapshot)
+                if denial is None:
+                    return repo
+        raise Refused(denial.status, denial.code, denial.message)
 
     # -- /api ---------------------------------------------------------------------------------
 
@@ -197,20 +204,21 @@ class HubRoutes:
             info = {k: v for k, v in info.items() if k in {"_id", "id", *expand}}
         request.reply_json(200, info)
 
-    def _entries(self, found: Found, paths: list[str], *, expand: bool) -> list[dict]:
+    def _entries(self, found: Found, paths: list[str], *, expand: bool) -> list[JSONObject]:
         snapshot = found.snapshot
-        stamp = {
-            "expand": expand,
-            "commit": snapshot.commit,
-            "modified_ns": snapshot.last_modified_ns,
-        }
+        commit, modified_ns = snapshot.commit, snapshot.last_modified_ns
         entries = []
         for path in paths:
             file = snapshot.files.get(path)
             if file is not None:
-                entries.append(file_entry(self.hub.meta(file), **stamp))
+                meta = self.hub.meta(file)
+                entries.append(
+                    file_entry(meta, expand=expand, commit=commit, modified_ns=modified_ns)
+                )
             elif path in snapshot.folders:
-                entries.append(folder_entry(path, **stamp))
+                entries.append(
+                    folder_entry(path, expand=expand, commit=commit, modified_ns=modified_ns)
+                )
         return entries
 
     def _tree(self, request: Request, found: Found, folder: str) -> None:
@@ -256,7 +264,7 @@ class HubRoutes:
         else:
             form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
             paths = form.get("paths", []) + form.get("paths[]", [])
-            expand = is_true((form.get("expand") or [None])[-1])
+            expand = is_true(form["expand"][-1] if form.get("expand") else None)
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise Refused(400, None, '"paths" must be a list of strings')
         wanted = list(dict.fromkeys(p.strip("/") for p in paths))
@@ -270,7 +278,7 @@ class HubRoutes:
                 pulls.append({"name": name, "ref": name, "targetCommit": commit})
             else:
                 branches.append({"name": name, "ref": f"refs/heads/{name}", "targetCommit": commit})
-        answer: dict = {"branches": branches, "converts": [], "tags": []}
+        answer: JSONObject = {"branches": branches, "converts": [], "tags": []}
         if is_true(request.query_value("include_prs")):
             answer["pullRequests"] = pulls
         request.reply_json(200, answer)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wandown import jsonfile
+from wandown.digests import is_sha1, is_sha256
 from wandown.errors import RemoteError
 from wandown.fsutil import atomic_write_json, cache_dir
 
@@ -29,9 +29,6 @@ except ImportError:  # Windows: no flock; last writer wins there.
 FORMAT = "wandown-metadata"
 VERSION = 1
 FILE_NAME = "metadata.json"
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 FileKey = tuple[str, str, str, str]  # endpoint, repo, commit, path
 BranchKey = tuple[str, str, str]  # endpoint, repo, revision
@@ -65,7 +62,7 @@ def default_cache_path() -> Path:
 
 def is_commit(revision: str) -> bool:
     """Tell whether revision is a full commit id, which never moves."""
-    return bool(_SHA1.match(revision))
+    return is_sha1(revision)
 
 
 class MetadataCache:
@@ -351,11 +348,11 @@ def parse_file_meta(entry: Any, where: str) -> FileMeta:
         isinstance(size, int) and not isinstance(size, bool) and size >= 0, f"{where}: bad size"
     )
     _require(
-        sha256 is None or (isinstance(sha256, str) and _SHA256.match(sha256)),
+        sha256 is None or (isinstance(sha256, str) and is_sha256(sha256)),
         f"{where}: bad sha256",
     )
     _require(
-        blob_sha1 is None or (isinstance(blob_sha1, str) and _SHA1.match(blob_sha1)),
+        blob_sha1 is None or (isinstance(blob_sha1, str) and is_sha1(blob_sha1)),
         f"{where}: bad blob_sha1",
     )
     _require(sha256 is not None or blob_sha1 is not None, f"{where}: no hash")

@@ -11,10 +11,10 @@ import contextlib
 import curses
 import os
 import signal
-import threading
 from collections.abc import Iterator, Sequence
 
 from wandown.errors import WandownError
+from wandown.interrupts import on_signals, raise_once
 from wandown.safetext import printable
 from wandown.tui.render import Line
 from wandown.tui.text import clip, display_width
@@ -40,31 +40,13 @@ class Terminated(Exception):
         self.signum = signum
 
 
-def _raise_terminated(signum: int, _frame) -> None:
-    # A dropped ssh session can send SIGHUP then SIGTERM; a second exception raised inside the
-    # restoring ``finally`` would skip endwin(), so later ones wait until it is done.
-    for other in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(other, signal.SIG_IGN)
-    raise Terminated(signum)
-
-
-@contextlib.contextmanager
-def terminal_signals() -> Iterator[None]:
+def terminal_signals() -> contextlib.AbstractContextManager[None]:
     """Turn SIGTERM and SIGHUP into Terminated for the duration, then restore the handlers.
 
-    Only the main thread may set handlers; elsewhere the caller's own handling stays.
+    Only the first one raises: a second exception inside the restoring ``finally`` would skip
+    endwin().
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        previous[signum] = signal.signal(signum, _raise_terminated)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return on_signals(raise_once(Terminated))
 
 
 @contextlib.contextmanager
