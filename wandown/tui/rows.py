@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from wandown.state import PRESENT, FileView, Snapshot
+from wandown.state import FileView, Snapshot
 
 ALL_MODELS = "all models"
 OPTIONAL = "optional"
@@ -73,7 +73,7 @@ def all_rows(snapshot: Snapshot, show_all: bool, keep: Collection[str] = ()) -> 
     models = snapshot.models
     rows: list[tuple[tuple, Row]] = []
     for dest, view in snapshot.files.items():
-        if not show_all and view.status in PRESENT and dest not in keep:
+        if not show_all and view.status.present and dest not in keep:
             continue
         for config, model_id in configs_for(view, model_count, show_all):
             name = models.get(model_id, "") if model_id else ""
@@ -113,7 +113,7 @@ def rows_stale(old: Snapshot | None, new: Snapshot) -> bool:
         if (
             before.needed_by != view.needed_by
             or before.role != view.role
-            or (before.status in PRESENT) != (view.status in PRESENT)
+            or before.status.present != view.status.present
         ):
             return True
     return False
