@@ -6,6 +6,7 @@ facts that ship with the project's test material; each function below names the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import posixpath
@@ -139,6 +140,7 @@ class _Builder:
         self.ckpts = self._primary_checkpoint_root()
         self.records: dict[str, _Draft] = {}
         self.models: dict[str, ModelInfo] = {}
+        self.problems: dict[str, list[str]] = {}  # per model id, kept in its ModelInfo at the end
         self._effective: dict[str, dict[str, Any]] = {}
         self._code_for: dict[str, CodeDefaults | None] = {}
         for model_id, definition in definitions.items():
@@ -340,7 +342,7 @@ class _Builder:
             yield url, dest
 
     def report(self, model_id: str, message: str) -> None:
-        problems = self.models[model_id].problems
+        problems = self.problems.setdefault(model_id, [])
         if message not in problems:
             problems.append(message)
             self.notices.append(f"model {model_id}: {message}")
@@ -465,7 +467,11 @@ def build_records(
             record.listed_by |= every_model
             record.role = "core"
     records = [draft.freeze() for _, draft in sorted(builder.records.items())]
-    return records, builder.models, builder.notices, builder.ckpts
+    models = {
+        model_id: dataclasses.replace(info, problems=tuple(builder.problems.get(model_id, ())))
+        for model_id, info in builder.models.items()
+    }
+    return records, models, builder.notices, builder.ckpts
 
 
 def checkpoint_candidates(root: Path, dest: str, settings: WanSettings, ckpts: str) -> list[Path]:

@@ -66,7 +66,7 @@ class Presence:
     found_at: Path | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelInfo:
     """One model id as the catalog understood it."""
 
@@ -74,7 +74,7 @@ class ModelInfo:
     name: str
     architecture: str | None
     code_defaults_from: str | None
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()
 
     @property
     def json_only(self) -> bool:
