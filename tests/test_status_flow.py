@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import pytest
 
@@ -16,6 +17,7 @@ from wandown.engine import events
 from wandown.remote import hub_settings
 from wandown.session import RunOptions, Session
 from wandown.status import PRESENT, Status
+from wandown.tui.rows import build_rows
 
 
 @pytest.fixture
@@ -151,3 +153,22 @@ def test_notices_the_hub_index_says_later_follow_the_session_to_the_status_line(
         session.shutdown()
     assert "before the interface" in notices and "under curses" not in notices
     assert "under curses" in session.store.snapshot().notices
+
+
+def test_list_and_the_interface_name_who_needs_a_file_with_one_rule(world):
+    table = world.run("--list", "--all-variants").stdout.splitlines()[1:-1]
+    listed = {}
+    for line in table:
+        cells = re.split(r" {2,}", line.strip())
+        listed[cells[-1] + cells[-4]] = cells[-5]
+    session = session_for(world)
+    try:
+        snapshot = session.store.snapshot()
+    finally:
+        session.shutdown()
+    shown = {row.dest: row.config for row in build_rows(snapshot, show_all=True)}
+    assert len(shown) == len(listed) > 5
+    for dest, config in shown.items():
+        assert listed[dest] == config, dest
+    core = [v.dest for v in snapshot.files.values() if v.role == "core"]
+    assert core and all(listed[dest] == "all models" for dest in core)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from wandown.catalog import FileRecord
 from wandown.loaded import Loaded
+from wandown.needs import needed_label
 from wandown.remote import RemoteFile
 from wandown.safetext import printable
 from wandown.status import Status
@@ -75,12 +76,7 @@ def select_records(
 
 def config_label(record: FileRecord, model_count: int) -> str:
     """Name the models that need a file: one id, 'id +N', 'all models' or 'optional'."""
-    needed = sorted(record.needed_by)
-    if not needed:
-        return "optional" if record.role == "on_demand" else "(variant)"
-    if model_count > 1 and len(needed) == model_count:
-        return "all models"
-    return needed[0] if len(needed) == 1 else f"{needed[0]} +{len(needed) - 1}"
+    return needed_label(record.role, record.needed_by, model_count)
 
 
 def table_rows(items: Iterable[Listed], model_count: int) -> list[tuple[str, ...]]:
