@@ -29,16 +29,24 @@ class Loader:
     offline: bool
     notice: Notice
 
+    def reset_cache(self) -> None:
+        """Forget the cached Hub metadata, and say so."""
+        self.client.reset_cache()
+        self.notice("cleared the Hub metadata cache")
+
     def load(
         self,
         progress: Progress | None = None,
         with_hub: bool = True,
         cancel: threading.Event | None = None,
+        reset_cache: bool = False,
     ) -> Loaded:
         """Return the catalog with its Hub facts, its presence on disk and the hub index."""
         catalog = load_catalog(self.config.wan2gp_root)
         for message in catalog.notices:
             self.notice(message)
+        if reset_cache:
+            self.reset_cache()
         remote, problems = self._fetch_metadata(catalog.records, progress, cancel)
         return Loaded(
             catalog=catalog,

@@ -127,13 +127,15 @@ class Session:
         with_hub: bool = True,
     ) -> None:
         """Read the catalog, fetch (or recall) Hub metadata, scan the hub; fill the store."""
-        loader = Loader(self.config, self._client, self.offline, self._say)
-        if reset_cache:
-            self.reset_cache()
-        loaded = loader.load(progress=progress, with_hub=with_hub, cancel=self._stop)
+        loaded = self._loader().load(
+            progress=progress, with_hub=with_hub, cancel=self._stop, reset_cache=reset_cache
+        )
         with self._swap_lock:
             self._loaded = loaded
         self.store.replace_all(loaded.views(), self._header(loaded), loaded.model_names())
+
+    def _loader(self) -> Loader:
+        return Loader(self.config, self._client, self.offline, self._say)
 
     def _header(self, loaded: Loaded) -> state.Header:
         hub = loaded.hub
@@ -200,8 +202,7 @@ class Session:
 
     def reset_cache(self) -> None:
         """Forget the cached Hub metadata, and say so."""
-        self._client.reset_cache()
-        self._notice("cleared the Hub metadata cache")
+        self._loader().reset_cache()
 
     def reload(self, reset_cache: bool = True) -> None:
         """Clear the metadata cache (when asked) and load everything again, in the background."""
