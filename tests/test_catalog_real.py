@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tests.wan2gp_fixtures import SHARED, real_install
-from wandown.catalog import load_catalog
+from wandown.catalog import load_catalog, presence_of
+from wandown.listing import Listed
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/wan2gp is not here")
 
@@ -143,7 +144,7 @@ def test_oldest_commit_quirks_are_reported_not_fatal(tmp_path):
 
 def test_json_export_has_the_contract_keys(current):
     record = current.record("ckpts/umt5-xxl/models_t5_umt5-xxl-enc-quanto_int8.safetensors")
-    data = record.to_json()
+    data = Listed(record, presence_of(current, [record])[record.dest].status).to_json()
     assert set(data) >= {
         "dest",
         "url",

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.wan2gp_fixtures import make_install, url
-from wandown.catalog import load_catalog
+from wandown.catalog import load_catalog, presence_of
 from wandown.catalog.codedefaults import CodeData, CodeDefaults, RepoFolder
 from wandown.catalog.variants import pick_variant
 from wandown.errors import CatalogError
@@ -282,7 +282,7 @@ def test_status_from_every_checkpoint_root(tmp_path):
     (root / "loras" / "arch").mkdir(parents=True)
     (root / "loras" / "arch" / "l.sft").write_bytes(b"z")
     catalog = load_catalog(root, code=CODE)
-    status = {r.dest: r.status for r in catalog.records}
+    status = {dest: presence.status for dest, presence in presence_of(catalog).items()}
     assert status["ckpts/m_quanto_bf16_int8.safetensors"] == "exists"
     assert status["ckpts/te/enc_quanto_bf16_int8.safetensors"] == "linked"
     assert status["ckpts/vae/vae.safetensors"] == "missing"

@@ -221,7 +221,7 @@ def test_sandbox_is_a_clean_catalog_served_in_full(in_tmp, monkeypatch):
         for record in catalog.records:
             served = sandbox.served_dir / record.repo / record.path
             assert served.stat().st_size == demo.demo_size(record.path), record.dest
-        needed = sum(r.size or demo.demo_size(r.path) for r in catalog.needed_records())
+        needed = sum(demo.demo_size(r.path) for r in catalog.needed_records())
         assert 250 * demo.MB < needed < 400 * demo.MB
 
         config = json.loads(sandbox.config_file.read_text())

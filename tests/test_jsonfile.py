@@ -16,7 +16,7 @@ from wandown.jsonfile import JSONFileError, decode, loads, move_aside, read_json
 from wandown.listing import format_table, to_json
 from wandown.plain import change_line, summary_lines
 from wandown.safetext import printable
-from wandown.state import FAILED, LINKED
+from wandown.status import Status
 from wandown.tui.screen import put
 
 
@@ -98,9 +98,9 @@ def test_views_show_names_printable():
     rows = [(" ", "evil\x1bid", "x\ny.bin", "1.0", "Missing", "ckpts/")]
     table = format_table(rows)
     assert "\x1b" not in "".join(table) and "x\\ny.bin" in table[1]
-    linked = view("ckpts/a.bin", status=LINKED, link_source="/hub/\x1b]0;t\x07")
+    linked = view("ckpts/a.bin", status=Status.LINKED, link_source="/hub/\x1b]0;t\x07")
     assert change_line(linked).endswith("-> /hub/\\x1b]0;t\\x07")
-    failed = view("ckpts/a.bin", status=FAILED, message="server said \x1b[31mno\nforged")
+    failed = view("ckpts/a.bin", status=Status.FAILED, message="server said \x1b[31mno\nforged")
     assert (
         summary_lines_for(failed)[-1] == "  failed: ckpts/a.bin: server said \\x1b[31mno\\nforged"
     )

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.world import BIG, REPO, build_world, payload
-from wandown import destination, plan, state
-from wandown.catalog import FileRecord
+from wandown import destination, plan
 from wandown.config import load_config
 from wandown.engine.partial import PartialPaths, PartialState, save_state
 from wandown.engine.ranges import RangeSet
 from wandown.remote import hub_settings
 from wandown.session import RunOptions, Session
+from wandown.status import Status
 
 POSE = "ckpts/pose/yolox_l.onnx"
 
@@ -123,7 +123,7 @@ def test_a_file_that_appears_while_the_hub_is_checked_is_not_linked_over_or_down
     finally:
         session.shutdown()
     assert world.path(dest).read_bytes() == mine
-    assert view.status == state.FAILED
+    assert view.status == Status.FAILED
     assert "appeared while linking" in view.message
     assert cdn_gets(localhub, BIG) == []
 
@@ -236,11 +236,10 @@ def test_destination_problems(tmp_path):
 
 
 def test_a_refused_destination_is_its_own_plan_outcome():
-    record = FileRecord(
-        "ckpts/m.bin", "https://x/o/r/resolve/main/m.bin", "o/r", "main", "m.bin", "main"
+    step = plan.decide(
+        Status.MISSING, None, Path("/hub/m.bin"), False, refusal="ckpts/m.bin is bad"
     )
-    step = plan.decide(record, None, Path("/hub/m.bin"), False, refusal="ckpts/m.bin is bad")
-    assert (step.action, step.reason) == (plan.REFUSED, "ckpts/m.bin is bad")
+    assert (step.action, step.reason) == (plan.Action.REFUSED, "ckpts/m.bin is bad")
     assert plan.describe("ckpts/m.bin", step) == "ckpts/m.bin: refused: ckpts/m.bin is bad"
 
 

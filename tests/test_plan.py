@@ -5,34 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from wandown import plan
-from wandown.catalog import FileRecord
+from wandown.plan import Action
 from wandown.remote import RemoteFile
+from wandown.status import Status
 
 REMOTE = RemoteFile("o/r", "main", "c" * 40, "m.safetensors", 2_500_000_000, "a" * 64, None)
 
 
-def record(status="missing"):
-    return FileRecord(
-        "ckpts/m.safetensors",
-        "https://x/o/r/resolve/main/m.safetensors",
-        "o/r",
-        "main",
-        "m.safetensors",
-        "main",
-        status=status,
-    )
+def record(status=Status.MISSING):
+    return status  # what the plan decides from: the file's presence on disk
 
 
 def test_decisions():
-    assert plan.decide(record("exists"), REMOTE, None, False).action == plan.NOTHING
+    assert plan.decide(record(Status.EXISTS), REMOTE, None, False).action == Action.NOTHING
     linked = plan.decide(record(), REMOTE, Path("/hub/m.bin"), offline=True)
-    assert (linked.action, linked.link_source) == (plan.LINK, Path("/hub/m.bin"))
-    assert plan.decide(record(), REMOTE, None, False) == plan.Step(plan.DOWNLOAD, remote=REMOTE)
+    assert (linked.action, linked.link_source) == (Action.LINK, Path("/hub/m.bin"))
+    assert plan.decide(record(), REMOTE, None, False) == plan.Step(Action.DOWNLOAD, remote=REMOTE)
     offline = plan.decide(record(), REMOTE, None, True)
-    assert offline.action == plan.UNKNOWN and "needs the network" in offline.reason
+    assert offline.action == Action.UNKNOWN and "needs the network" in offline.reason
     gated = plan.decide(record(), None, None, False, problem="o/r is gated")
-    assert (gated.action, gated.reason) == (plan.FAILED, "o/r is gated")
-    assert plan.decide(record(), None, None, True).action == plan.UNKNOWN
+    assert (gated.action, gated.reason) == (Action.FAILED, "o/r is gated")
+    assert plan.decide(record(), None, None, True).action == Action.UNKNOWN
 
 
 def test_dry_run_lines():
@@ -44,7 +37,7 @@ def test_dry_run_lines():
     )
     link = plan.decide(record(), REMOTE, Path("/hub/m.bin"), False)
     assert plan.describe(dest, link) == "ckpts/m.safetensors: link from /hub/m.bin"
-    present = plan.decide(record("linked"), REMOTE, None, False)
+    present = plan.decide(record(Status.LINKED), REMOTE, None, False)
     assert plan.describe(dest, present) == "ckpts/m.safetensors: linked: nothing to do"
     gated = plan.decide(record(), None, None, False, problem="o/r is gated")
     assert plan.describe(dest, gated) == "ckpts/m.safetensors: failed: o/r is gated"

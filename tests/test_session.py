@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from tests.world import BIG, build_world
-from wandown import state
 from wandown.config import load_config
 from wandown.remote import hub_settings
 from wandown.session import RunOptions, Session
+from wandown.status import Status
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_a_file_cancelled_while_the_hub_is_checked_is_never_downloaded(world, lo
         cancelled.set()
         assert session.wait(10)
         view = session.store.snapshot().files[dest]
-        assert view.status == state.CANCELLED
+        assert view.status == Status.CANCELLED
         assert not world.path(dest).exists()
         assert not [r for r in localhub.requests if r.server == "cdn"]
     finally:
@@ -66,11 +66,11 @@ def test_offline_never_downloads_even_with_metadata(world, localhub):
     session = session_for(world, offline=True)
     dest = f"ckpts/{BIG}"
     try:
-        assert session.remote[dest].size == world.served_file(BIG).stat().st_size
+        assert session.loaded.remote[dest].size == world.served_file(BIG).stat().st_size
         session.start([dest])
         assert session.wait(10)
         view = session.store.snapshot().files[dest]
-        assert view.status == state.UNKNOWN
+        assert view.status == Status.UNKNOWN
         assert "needs the network" in view.message
     finally:
         session.shutdown()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.tui_fakes import FakeController, frame_text, synthetic_store, view
-from wandown import state
 from wandown.state import Header, StatusStore
+from wandown.status import Status
 from wandown.tui import keys, loop, theme
 from wandown.tui.app import App, next_limit
 from wandown.tui.render import TABLE_TOP
@@ -20,7 +20,7 @@ def small_store() -> StatusStore:
         view("ckpts/umt5.safetensors", list(MODELS), role="core"),
         view("ckpts/shared.safetensors", ["t2v", "vace"], size=1000),
         view("ckpts/t2v.safetensors", ["t2v"], size=3000),
-        view("ckpts/i2v.safetensors", ["i2v"], status=state.EXISTS),
+        view("ckpts/i2v.safetensors", ["i2v"], status=Status.EXISTS),
         view("ckpts/vace.safetensors", ["vace"], size=None),
         view("ckpts/tools/depth.pth", [], role="on_demand"),
     ]
@@ -229,7 +229,7 @@ def test_finished_downloads_stay_in_missing_only():
     app = make_app()
     app.move_cursor_to(row_index(app, "t2v", "t2v.safetensors"))
     press(app, "u", "\n", "d")
-    app.controller.store.update("ckpts/t2v.safetensors", status=state.COMPLETE)
+    app.controller.store.update("ckpts/t2v.safetensors", status=Status.COMPLETE)
     app.refresh()
     assert "ckpts/t2v.safetensors" in {row.dest for row in app.rows}
 
@@ -240,7 +240,7 @@ def test_x_cancels_only_a_running_download():
     press(app, "x")
     assert "Missing" in app.view.message
     assert not [c for c in app.controller.calls if c[0] == "cancel"]
-    app.controller.store.update("ckpts/t2v.safetensors", status=state.DOWNLOADING)
+    app.controller.store.update("ckpts/t2v.safetensors", status=Status.DOWNLOADING)
     app.refresh()
     press(app, "x")
     assert app.controller.calls[-1] == ("cancel", "ckpts/t2v.safetensors")
@@ -517,24 +517,24 @@ def test_the_status_line_says_how_a_batch_ended_once_every_file_rests():
     app.view.selected = set(started)
     press(app, "d")
     store = app.controller.store
-    store.update(started[0], status=state.COMPLETE)
-    store.update(started[1], status=state.LINKED)
+    store.update(started[0], status=Status.COMPLETE)
+    store.update(started[1], status=Status.LINKED)
     app.refresh()
     assert app.view.message.startswith("Starting 3 files")
-    store.update(started[2], status=state.FAILED, message="HTTP 404")
+    store.update(started[2], status=Status.FAILED, message="HTTP 404")
     app.refresh()
     assert app.view.message == (
         "Finished 3 files: 1 complete, 1 linked, 1 failed;"
         " the Status column of failed rows says why"
     )
     assert app.view.message_is_error
-    store.update(started[2], status=state.MISSING)
+    store.update(started[2], status=Status.MISSING)
     app.refresh()
     press(app, "u")
     assert "Finished" not in app.view.message  # said once, not on every later change
     app.view.selected = {started[2]}
     press(app, "d")
-    store.update(started[2], status=state.COMPLETE)
+    store.update(started[2], status=Status.COMPLETE)
     app.refresh()
     assert app.view.message == "Finished 1 file: 1 complete" and not app.view.message_is_error
 

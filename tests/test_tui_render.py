@@ -8,8 +8,8 @@ import itertools
 import pytest
 
 from tests.tui_fakes import FakeController, frame_roles, frame_text, synthetic_store, view
-from wandown import state
 from wandown.state import Header, StatusStore
+from wandown.status import Status
 from wandown.tui import render as render_module
 from wandown.tui.app import App
 from wandown.tui.render import (
@@ -101,7 +101,7 @@ def test_zero_sized_terminal_renders_nothing():
 
 def test_ascii_mode_uses_no_unicode_at_all():
     app = app_at(80, 24, ascii_only=True)
-    app.controller.store.update(app.rows[1].dest, status=state.DOWNLOADING, done=1, size=4)
+    app.controller.store.update(app.rows[1].dest, status=Status.DOWNLOADING, done=1, size=4)
     app.refresh()
     text = "\n".join(frame_text(app.frame(), 80))
     assert text.isascii()
@@ -120,7 +120,7 @@ def test_download_shows_percentage_speed_and_bar_on_every_row_of_that_file():
     )
     s.update(
         "ckpts/shared.safetensors",
-        status=state.DOWNLOADING,
+        status=Status.DOWNLOADING,
         done=1_000,
         size=4_000,
         speed=12_300_000.0,
@@ -141,7 +141,7 @@ def test_download_shows_percentage_speed_and_bar_on_every_row_of_that_file():
 def test_failed_reason_is_on_the_status_line_of_the_selected_row():
     app = app_at(100, 20)
     dest = app.rows[3].dest
-    app.controller.store.update(dest, status=state.FAILED, message="checksum mismatch")
+    app.controller.store.update(dest, status=Status.FAILED, message="checksum mismatch")
     app.refresh()
     app.move_cursor_to(3)
     lines = app.frame()
@@ -171,7 +171,7 @@ def test_footer_sums_selection_speed_eta_and_mode():
                 "a/z.bin",
                 ["m"],
                 size=2_000_000,
-                status=state.DOWNLOADING,
+                status=Status.DOWNLOADING,
                 done=1_000_000,
                 speed=100_000.0,
             ),
@@ -222,12 +222,12 @@ def test_help_overlay_lists_every_binding_and_scrolls():
 
 
 def test_status_text_and_limits():
-    downloading = view("a/b.bin", ["m"], size=200, done=50, status=state.DOWNLOADING, speed=2e6)
+    downloading = view("a/b.bin", ["m"], size=200, done=50, status=Status.DOWNLOADING, speed=2e6)
     assert status_text(downloading) == "25% 2.0 MB/s"
-    assert status_text(view("a/b.bin", size=None, status=state.DOWNLOADING)) == "Downloading"
-    verifying = view("a/b.bin", size=200, done=100, status=state.VERIFYING)
+    assert status_text(view("a/b.bin", size=None, status=Status.DOWNLOADING)) == "Downloading"
+    verifying = view("a/b.bin", size=200, done=100, status=Status.VERIFYING)
     assert status_text(verifying) == "Verifying 50%"
-    assert status_text(view("a/b.bin", status=state.CANCELLED)) == "Cancelled"
+    assert status_text(view("a/b.bin", status=Status.CANCELLED)) == "Cancelled"
     assert format_limit(None) == "unlimited"
     assert format_limit(90_000) == "90,000 KB/s"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.tui_fakes import view
-from wandown import state
 from wandown.state import Header, StatusStore
+from wandown.status import Status
 from wandown.tui.rows import (
     ALL_MODELS,
     OPTIONAL,
@@ -30,7 +30,7 @@ def sample() -> StatusStore:
         view("ckpts/vae.safetensors", ["t2v"], role="core"),
         view("ckpts/t2v_14B.safetensors", ["t2v"]),
         view("ckpts/shared_lora.safetensors", ["vace", "i2v"], role="lora"),
-        view("ckpts/i2v_14B.safetensors", ["i2v"], status=state.EXISTS),
+        view("ckpts/i2v_14B.safetensors", ["i2v"], status=Status.EXISTS),
         view("ckpts/tools/depth.pth", [], role="on_demand"),
         view("ckpts/t2v_14B_fp16.safetensors", []),
     )
@@ -62,7 +62,7 @@ def test_show_all_adds_present_files_and_unpicked_variants():
 
 def test_missing_only_keeps_files_this_session_started():
     s = sample()
-    s.update("ckpts/t2v_14B.safetensors", status=state.COMPLETE)
+    s.update("ckpts/t2v_14B.safetensors", status=Status.COMPLETE)
     assert ("t2v", "t2v_14B.safetensors") not in shown(build_rows(s.snapshot(), False))
     kept = build_rows(s.snapshot(), False, keep={"ckpts/t2v_14B.safetensors"})
     assert ("t2v", "t2v_14B.safetensors") in shown(kept)
@@ -90,11 +90,11 @@ def test_single_model_catalog_does_not_call_everything_all_models():
 def test_progress_does_not_make_rows_stale_but_presence_and_needs_do():
     s = sample()
     before = s.snapshot()
-    s.update("ckpts/t2v_14B.safetensors", status=state.DOWNLOADING, done=10, speed=5.0)
+    s.update("ckpts/t2v_14B.safetensors", status=Status.DOWNLOADING, done=10, speed=5.0)
     progress = s.snapshot()
     assert rows_stale(None, before)
     assert not rows_stale(before, progress)
-    s.update("ckpts/t2v_14B.safetensors", status=state.COMPLETE)
+    s.update("ckpts/t2v_14B.safetensors", status=Status.COMPLETE)
     assert rows_stale(progress, s.snapshot())
     later = s.snapshot()
     s.update("ckpts/t2v_14B.safetensors", needed_by=("t2v", "vace"))

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from wandown import state
 from wandown.state import FileView, Header, StatusStore
+from wandown.status import Status
 
 GB = 1_000_000_000
 
@@ -22,7 +22,7 @@ def view(
     needed_by: Sequence[str] = (),
     role: str = "main",
     size: int | None = 2 * GB,
-    status: str = state.MISSING,
+    status: Status = Status.MISSING,
     **changes,
 ) -> FileView:
     """Return a FileView for dest, with the folder and name split as the catalog does."""
@@ -48,7 +48,7 @@ def synthetic_store(n_files: int = 300, n_models: int = 12) -> StatusStore:
     files = {}
     core = [
         view("ckpts/umt5-xxl/models_t5_umt5-xxl-enc-bf16.safetensors", ids, role="core"),
-        view("ckpts/Wan2.1_VAE.safetensors", ids, role="core", status=state.EXISTS),
+        view("ckpts/Wan2.1_VAE.safetensors", ids, role="core", status=Status.EXISTS),
     ]
     for record in core:
         files[record.dest] = record
@@ -61,7 +61,7 @@ def synthetic_store(n_files: int = 300, n_models: int = 12) -> StatusStore:
         elif kind == 9:
             record = view(f"ckpts/wan2.2_{model}_variant_{index:04d}_fp16.safetensors", ())
         else:
-            status = state.EXISTS if kind == 3 else state.LINKED if kind == 5 else state.MISSING
+            status = Status.EXISTS if kind == 3 else Status.LINKED if kind == 5 else Status.MISSING
             partner = ids[(index + 1) % n_models]
             needed = (model, partner) if kind == 7 else (model,)
             record = view(
@@ -109,7 +109,7 @@ class FakeController:
         with self._lock:
             self._running.update(dests)
         for dest in dests:
-            self.store.update(dest, status=state.DOWNLOADING, speed=12_300_000.0)
+            self.store.update(dest, status=Status.DOWNLOADING, speed=12_300_000.0)
         if self._step and self._thread is None:
             self._thread = threading.Thread(target=self._advance, daemon=True)
             self._thread.start()
@@ -118,7 +118,7 @@ class FakeController:
         self.calls.append(("cancel", dest))
         with self._lock:
             self._running.discard(dest)
-        self.store.update(dest, status=state.CANCELLED, speed=0.0)
+        self.store.update(dest, status=Status.CANCELLED, speed=0.0)
 
     def set_limit(self, kb: float | None) -> None:
         self.calls.append(("set_limit", kb))
@@ -149,7 +149,7 @@ class FakeController:
                 file = files[dest]
                 done = min(file.size or 0, file.done + self._step)
                 if file.size is not None and done >= file.size:
-                    self.store.update(dest, status=state.COMPLETE, done=done, speed=0.0)
+                    self.store.update(dest, status=Status.COMPLETE, done=done, speed=0.0)
                     with self._lock:
                         self._running.discard(dest)
                 else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import os
 import sys
 import time
@@ -222,7 +223,7 @@ def run_configured(args: argparse.Namespace) -> int:
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
     interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
     if args.import_metadata:
-        count = session.client.import_metadata(Path(args.import_metadata))
+        count = session.import_metadata(Path(args.import_metadata))
         notice(f"imported metadata for {count} entries from {args.import_metadata}")
         if interactive:  # an import alone is a complete run
             return 0
@@ -235,11 +236,11 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
         )
     session.load(
         reset_cache=args.reset_cache,
-        progress=None if session.hub_settings.offline else _metadata_progress(),
+        progress=None if session.offline else _metadata_progress(),
         with_hub=bool(args.download or args.dedupe or interactive),
     )
     if args.export_metadata:
-        count = session.client.export_metadata(Path(args.export_metadata))
+        count = session.export_metadata(Path(args.export_metadata))
         notice(f"wrote metadata for {count} entries to {args.export_metadata}")
         if not (args.list or args.download or args.dedupe):
             return 0
@@ -252,7 +253,7 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
     from wandown import tui
 
     # From here on stderr is under curses: notices (a reload's, the workers') go to the status line.
-    session.notice = session.store.add_notice
+    session.notices_to_status_line()
     return tui.run(session)
 
 
@@ -272,12 +273,12 @@ def _metadata_progress() -> Callable[[int, int], None]:
 def run_list(args: argparse.Namespace, session: Session) -> int:
     from wandown import listing
 
-    catalog = session.catalog
-    records = listing.select_records(catalog, args.missing, args.all_variants)
+    loaded = session.loaded
+    records = listing.select_records(loaded, args.missing, args.all_variants)
     if args.json:
         print(listing.to_json(records, ascii_only=_ascii_only()))
         return 0
-    rows = listing.table_rows(records, len(catalog.models))
+    rows = listing.table_rows(records, len(loaded.catalog.models))
     for line in listing.format_table(rows, ascii_only=_ascii_only()):
         print(line)
     print(listing.summary(records))
@@ -286,7 +287,6 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
 
 def run_download(args: argparse.Namespace, session: Session) -> int:
     from wandown.plain import PlainReporter, all_present, summary_lines
-    from wandown.state import PRESENT
 
     dests = session.select(args.download)
     if args.dry_run:
@@ -295,7 +295,7 @@ def run_download(args: argparse.Namespace, session: Session) -> int:
         return 0
     watched = set(dests)
     before = session.store.snapshot()
-    todo = [d for d in dests if before.files[d].status not in PRESENT]
+    todo = [d for d in dests if not before.files[d].status.present]
     size = sum(before.files[d].size or 0 for d in todo)
     print(f"{len(todo)} of {len(dests)} files to link or download ({human_bytes(size)})")
     session.start(dests)
@@ -319,9 +319,12 @@ def run_download(args: argparse.Namespace, session: Session) -> int:
 def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     from wandown.hub import dedupe
 
-    if session.hub is None:
+    loaded = session.loaded
+    hub = loaded.hub
+    if hub is None:
         raise ConfigError("--dedupe needs a hub folder (hub_directory or --hub-dir)")
-    folder = session.config.wan2gp_root
+    catalog = loaded.catalog
+    folder = catalog.root
     if not args.yes:
         if not sys.stdin.isatty():
             raise ConfigError("--dedupe changes files; confirm with --yes when not at a terminal")
@@ -329,7 +332,7 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
             answer = input(
                 printable(
                     f"Replace files under {folder} that are identical to files in "
-                    f"{session.hub.hub_dir} with links to them? [y/N] "
+                    f"{hub.hub_dir} with links to them? [y/N] "
                 )
             )
         except EOFError:
@@ -337,11 +340,8 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             notice("nothing changed")
             return 1
-    catalog = session.catalog
-    checkpoint_roots = (
-        [catalog.root / place for place in catalog.settings.checkpoints_paths] if catalog else []
-    )
-    report = dedupe(folder, session.hub, protected=checkpoint_roots)
+    checkpoint_roots = [catalog.root / place for place in catalog.settings.checkpoints_paths]
+    report = dedupe(folder, hub, protected=checkpoint_roots)
     for path, hub_file in report.replaced:
         print(printable(f"linked {path} -> {hub_file}"))
     reclaimed = human_bytes(report.bytes_reclaimed)
@@ -358,8 +358,9 @@ def _tolerant_output() -> None:
     UnicodeEncodeError halfway through a listing; JSON is made ASCII-only for such a stdout.
     """
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            stream.reconfigure(errors="backslashreplace")
+        if isinstance(stream, io.TextIOWrapper):  # a test's or a caller's stand-in may not be
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="backslashreplace")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,7 +151,7 @@ def _variants(repo: str, stem: str) -> list[str]:
     ]
 
 
-def definitions() -> dict[str, dict]:
+def definitions() -> dict[str, dict[str, object]]:
     """Return the demo's definition files, by path relative to the Wan2GP root."""
     made_up = "Made up for the wandown demo: "
     return {

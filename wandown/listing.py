@@ -1,55 +1,97 @@
-"""The plain-text and JSON views of the catalog: no I/O, just strings from records."""
+"""The --list table and JSON: no I/O, just strings from records and what a load found."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from wandown.catalog import Catalog, FileRecord
+from wandown.catalog import FileRecord
+from wandown.loaded import Loaded
+from wandown.needs import needed_label
+from wandown.remote import RemoteFile
 from wandown.safetext import printable
+from wandown.status import Status
 from wandown.units import human_bytes, size_gb
 
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 COLUMNS = ("✓", "Config", "Model File", "Size (GB)", "Status", "Destination")
 
 
+class JsonItem(Protocol):
+    def to_json(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One file as a listing shows it: the catalog's record and what this load found."""
+
+    record: FileRecord
+    status: Status
+    remote: RemoteFile | None = None
+
+    @property
+    def size(self) -> int | None:
+        return self.remote.size if self.remote is not None else None
+
+    @property
+    def missing(self) -> bool:
+        return self.status is Status.MISSING
+
+    def to_json(self) -> dict[str, object]:
+        """Return the file in the ``--list --json`` form other tools build on."""
+        record, remote = self.record, self.remote
+        return {
+            "dest": record.dest,
+            "url": record.url,
+            "repo": record.repo,
+            "revision": record.revision,
+            "path": record.path,
+            "role": record.role,
+            "needed_by": sorted(record.needed_by),
+            "listed_by": sorted(record.listed_by),
+            "size": self.size,
+            "sha256": remote.sha256 if remote is not None else None,
+            "blob_sha1": remote.blob_sha1 if remote is not None else None,
+            "status": self.status.value,
+        }
+
+
 def select_records(
-    catalog: Catalog, missing_only: bool = False, all_variants: bool = False
-) -> list[FileRecord]:
-    """Return the records a listing shows: needed and optional files, or every variant."""
+    loaded: Loaded, missing_only: bool = False, all_variants: bool = False
+) -> list[Listed]:
+    """Return the files a listing shows: needed and optional files, or every variant."""
     chosen = []
-    for record in catalog.records:
+    for record in loaded.catalog.records:
         if not (all_variants or record.needed_by or record.role == "on_demand"):
             continue
-        if missing_only and record.status != "missing":
+        listed = Listed(record, loaded.status(record.dest), loaded.remote.get(record.dest))
+        if missing_only and not listed.missing:
             continue
-        chosen.append(record)
+        chosen.append(listed)
     return chosen
 
 
 def config_label(record: FileRecord, model_count: int) -> str:
     """Name the models that need a file: one id, 'id +N', 'all models' or 'optional'."""
-    needed = sorted(record.needed_by)
-    if not needed:
-        return "optional" if record.role == "on_demand" else "(variant)"
-    if model_count > 1 and len(needed) == model_count:
-        return "all models"
-    return needed[0] if len(needed) == 1 else f"{needed[0]} +{len(needed) - 1}"
+    return needed_label(record.role, record.needed_by, model_count)
 
 
-def table_rows(records: Iterable[FileRecord], model_count: int) -> list[tuple[str, ...]]:
-    """Return one row of column texts per record."""
-    rows = []
-    for record in records:
-        selected = "✓" if record.needed_by and record.status == "missing" else " "
+def table_rows(items: Iterable[Listed], model_count: int) -> list[tuple[str, ...]]:
+    """Return one row of column texts per file."""
+    rows: list[tuple[str, ...]] = []
+    for item in items:
+        record = item.record
+        selected = "✓" if record.needed_by and item.missing else " "
         rows.append(
             (
                 selected,
                 config_label(record, model_count),
                 record.file_name,
-                size_gb(record.size),
-                record.status.title(),
+                size_gb(item.size),
+                item.status.label,
                 record.folder + "/",
             )
         )
@@ -76,27 +118,27 @@ def format_table(rows: list[tuple[str, ...]], ascii_only: bool = False) -> list[
     return [line(header), *(line(row) for row in rows)]
 
 
-def summary(records: list[FileRecord]) -> str:
+def summary(items: list[Listed]) -> str:
     """Sum up a listing in one line."""
-    present = [r for r in records if r.status != "missing"]
-    linked = sum(1 for r in present if r.status == "linked")
-    missing = [r for r in records if r.status == "missing" and r.needed_by]
-    known = [r.size for r in missing if r.size is not None]
+    present = [i for i in items if not i.missing]
+    linked = sum(1 for i in present if i.status is Status.LINKED)
+    missing = [i for i in items if i.missing and i.record.needed_by]
+    known = [i.size for i in missing if i.size is not None]
     size_text = f", {human_bytes(sum(known))} to fetch" if known else ""
     if known and len(known) < len(missing):
         size_text += f" (size unknown for {len(missing) - len(known)})"
     return (
-        f"{len(records)} files: {len(present)} present ({linked} linked), "
+        f"{len(items)} files: {len(present)} present ({linked} linked), "
         f"{len(missing)} needed and missing{size_text}"
     )
 
 
-def to_json(records: list[FileRecord], ascii_only: bool = False) -> str:
-    """Return the records as JSON; ascii_only escapes every non-ASCII character (for a stdout
+def to_json(items: Sequence[JsonItem], ascii_only: bool = False) -> str:
+    """Return the files as JSON; ascii_only escapes every non-ASCII character (for a stdout
     that cannot encode them, where a replaced character would break the JSON).
 
     json escapes only C0 controls; the other characters printable() escapes are written as
     \\u escapes too, so the JSON decodes the same but never drives a terminal.
     """
-    text = json.dumps([record.to_json() for record in records], indent=2, ensure_ascii=ascii_only)
+    text = json.dumps([item.to_json() for item in items], indent=2, ensure_ascii=ascii_only)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -9,35 +9,29 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, TypedDict
 
-# Display statuses, as in the original tool plus the steps wandown adds.
-PENDING = "Pending"
-EXISTS = "Exists"
-LINKED = "Linked"
-MISSING = "Missing"
-HASHING = "Hashing"
-LINKING = "Linking"
-DOWNLOADING = "Downloading"
-VERIFYING = "Verifying"
-COMPLETE = "Complete"
-FAILED = "Failed"
-BUSY = "Busy"
-CANCELLED = "Cancelled"
-UNKNOWN = "Unknown"
+from wandown.status import Status
 
-PRESENT = frozenset({EXISTS, LINKED, COMPLETE})
-ACTIVE = frozenset({PENDING, HASHING, LINKING, DOWNLOADING, VERIFYING, BUSY})
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
-def tally(statuses: list[str]) -> str:
-    """Say how many files ended in each status, present ones first: "3 files: 2 complete, ..."."""
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status] = counts.get(status, 0) + 1
-    ranked = sorted(counts.items(), key=lambda item: (item[0] not in PRESENT, item[0]))
-    parts = ", ".join(f"{count} {status.lower()}" for status, count in ranked)
-    noun = "file" if len(statuses) == 1 else "files"
-    return f"{len(statuses)} {noun}: {parts}"
+class ViewChanges(TypedDict, total=False):
+    """The fields of a FileView that work on it changes."""
+
+    size: int | None
+    status: Status
+    done: int
+    speed: float
+    message: str
+    link_source: str | None
+
+
+class HeaderChanges(TypedDict, total=False):
+    """The header facts that change during a run."""
+
+    limit_kb: float | None
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,7 @@ class FileView:
     listed_by: tuple[str, ...]
     url: str
     size: int | None = None
-    status: str = MISSING
+    status: Status = Status.MISSING
     done: int = 0
     speed: float = 0.0
     message: str = ""
@@ -91,13 +85,13 @@ class Snapshot:
 
     @property
     def total_speed(self) -> float:
-        return sum(f.speed for f in self.files.values() if f.status == DOWNLOADING)
+        return sum(f.speed for f in self.files.values() if f.status is Status.DOWNLOADING)
 
 
 class StatusStore:
     """Per-file state behind a lock, with a version that views can wait on."""
 
-    def __init__(self, files: dict[str, FileView], header: Header, models: dict[str, str]):
+    def __init__(self, files: dict[str, FileView], header: Header, models: dict[str, str]) -> None:
         self._files = dict(files)
         self._header = header
         self._models = dict(models)
@@ -105,7 +99,7 @@ class StatusStore:
         self._version = 0
         self._changed = threading.Condition()
 
-    def update(self, dest: str, **changes) -> None:
+    def update(self, dest: str, **changes: Unpack[ViewChanges]) -> None:
         """Change some fields of one file's view."""
         with self._changed:
             current = self._files.get(dest)
@@ -114,7 +108,7 @@ class StatusStore:
             self._files[dest] = replace(current, **changes)
             self._bump()
 
-    def set_header(self, **changes) -> None:
+    def set_header(self, **changes: Unpack[HeaderChanges]) -> None:
         with self._changed:
             self._header = replace(self._header, **changes)
             self._bump()

@@ -11,27 +11,25 @@ from pathlib import Path
 from wandown.catalog.build import build_records, checkpoint_candidates, parse_hub_url
 from wandown.catalog.codedefaults import CodeData, shipped
 from wandown.catalog.definitions import WanSettings, read_definitions, read_settings
-from wandown.catalog.presence import EXISTS, LINKED, MISSING, update_status
-from wandown.catalog.records import ROLES, Catalog, FileRecord, ModelInfo
+from wandown.catalog.presence import locate
+from wandown.catalog.records import ROLES, Catalog, FileRecord, ModelInfo, Presence
 from wandown.errors import CatalogError
 
 __all__ = [
-    "EXISTS",
-    "LINKED",
-    "MISSING",
     "ROLES",
     "Catalog",
     "FileRecord",
     "ModelInfo",
+    "Presence",
     "WanSettings",
     "load_catalog",
     "parse_hub_url",
-    "refresh_status",
+    "presence_of",
 ]
 
 
 def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
-    """Read the Wan2GP install at root and return its catalog with each file's status."""
+    """Read the Wan2GP install at root and return its catalog (presence_of says what is there)."""
     root = Path(root)
     if not (root / "defaults").is_dir():
         raise CatalogError(
@@ -42,15 +40,18 @@ def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
     settings, setting_notices = read_settings(root)
     notices += setting_notices
     records, models, build_notices, ckpts = build_records(definitions, code or shipped(), settings)
-    catalog = Catalog(root, settings, models, records, notices + build_notices, ckpts)
-    refresh_status(catalog)
-    return catalog
+    return Catalog(root, settings, models, tuple(records), notices + build_notices, ckpts)
 
 
-def refresh_status(catalog: Catalog, records: Iterable[FileRecord] | None = None) -> None:
-    """Stat the possible places of every record (or of records) and set their status."""
-    for record in catalog.records if records is None else records:
-        places = checkpoint_candidates(
-            catalog.root, record.dest, catalog.settings, catalog.checkpoint_folder
+def presence_of(
+    catalog: Catalog, records: Iterable[FileRecord] | None = None
+) -> dict[str, Presence]:
+    """Stat the possible places of every record (or of records): {dest: presence}."""
+    return {
+        record.dest: locate(
+            checkpoint_candidates(
+                catalog.root, record.dest, catalog.settings, catalog.checkpoint_folder
+            )
         )
-        update_status(record, places)
+        for record in (catalog.records if records is None else records)
+    }

@@ -6,11 +6,13 @@ facts that ship with the project's test material; each function below names the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -38,6 +40,34 @@ DEFAULT_LORA_DIR = "loras"
 MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
 MAX_PATH_BYTES = 4000  # below PATH_MAX (4096), leaving room for the Wan2GP folder itself
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass
+class _Draft:
+    """A record while the builder still adds to it; frozen into a FileRecord at the end."""
+
+    dest: str
+    url: str
+    repo: str | None
+    revision: str | None
+    path: str | None
+    role: str
+    needed_by: set[str] = field(default_factory=set)
+    listed_by: set[str] = field(default_factory=set)
+    mirrors: list[str] = field(default_factory=list)
+
+    def freeze(self) -> FileRecord:
+        return FileRecord(
+            self.dest,
+            self.url,
+            self.repo,
+            self.revision,
+            self.path,
+            self.role,
+            frozenset(self.needed_by),
+            frozenset(self.listed_by),
+            tuple(self.mirrors),
+        )
 
 
 class Problem(Exception):
@@ -108,8 +138,9 @@ class _Builder:
         self.settings = settings
         self.notices: list[str] = []
         self.ckpts = self._primary_checkpoint_root()
-        self.records: dict[str, FileRecord] = {}
+        self.records: dict[str, _Draft] = {}
         self.models: dict[str, ModelInfo] = {}
+        self.problems: dict[str, list[str]] = {}  # per model id, kept in its ModelInfo at the end
         self._effective: dict[str, dict[str, Any]] = {}
         self._code_for: dict[str, CodeDefaults | None] = {}
         for model_id, definition in definitions.items():
@@ -217,7 +248,7 @@ class _Builder:
         repo, revision, path = parsed if parsed else (None, None, None)
         record = self.records.get(dest)
         if record is None:
-            record = FileRecord(dest, url, repo, revision, path, role)
+            record = _Draft(dest, url, repo, revision, path, role)
             self.records[dest] = record
         elif record.url != url and url not in record.mirrors:
             if parsed and parsed[2] == record.path:
@@ -311,7 +342,7 @@ class _Builder:
             yield url, dest
 
     def report(self, model_id: str, message: str) -> None:
-        problems = self.models[model_id].problems
+        problems = self.problems.setdefault(model_id, [])
         if message not in problems:
             problems.append(message)
             self.notices.append(f"model {model_id}: {message}")
@@ -325,23 +356,13 @@ class _Builder:
         for key, local_source in (("URLs", "source"), ("URLs2", "source2")):
             self._guarded(
                 model_id,
-                lambda key=key, local=local_source: self.add_variants(
-                    model_id,
-                    self.resolve_list(model_id, key),
-                    "main",
-                    transformer,
-                    needed=local not in model,
-                    key=key,
+                functools.partial(
+                    self._add_main, model_id, key, transformer, local_source not in model
                 ),
             )
         self._guarded(model_id, lambda: self.add_modules(model_id))
         for key, role in (("preload_URLs", "preload"), ("VAE_URLs", "vae"), ("loras", "lora")):
-            self._guarded(
-                model_id,
-                lambda key=key, role=role: self.add_entries(
-                    model_id, self.resolve_list(model_id, key), role, True, key=key
-                ),
-            )
+            self._guarded(model_id, functools.partial(self._add_listed, model_id, key, role))
         self._guarded(
             model_id,
             lambda: self.add_variants(
@@ -358,6 +379,13 @@ class _Builder:
         if defaults is not None:
             for group in defaults.repo_folders:
                 self.add_repo_folder(model_id, group, "repo_file")
+
+    def _add_main(self, model_id: str, key: str, quantization: str, needed: bool) -> None:
+        entries = self.resolve_list(model_id, key)
+        self.add_variants(model_id, entries, "main", quantization, needed=needed, key=key)
+
+    def _add_listed(self, model_id: str, key: str, role: str) -> None:
+        self.add_entries(model_id, self.resolve_list(model_id, key), role, True, key=key)
 
     def _guarded(self, model_id: str, action: Callable[[], None]) -> None:
         try:
@@ -438,8 +466,12 @@ def build_records(
             record.needed_by |= every_model
             record.listed_by |= every_model
             record.role = "core"
-    records = sorted(builder.records.values(), key=lambda r: r.dest)
-    return records, builder.models, builder.notices, builder.ckpts
+    records = [draft.freeze() for _, draft in sorted(builder.records.items())]
+    models = {
+        model_id: dataclasses.replace(info, problems=tuple(builder.problems.get(model_id, ())))
+        for model_id, info in builder.models.items()
+    }
+    return records, models, builder.notices, builder.ckpts
 
 
 def checkpoint_candidates(root: Path, dest: str, settings: WanSettings, ckpts: str) -> list[Path]:

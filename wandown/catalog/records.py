@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wandown.catalog.definitions import WanSettings
+from wandown.status import Status
 
 # Most specific first: a file that is both a model's main file and another's preload is "main".
 ROLES = (
@@ -21,13 +22,15 @@ ROLES = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileRecord:
-    """One file Wan2GP may need, unique by its destination.
+    """One file Wan2GP may need, unique by its destination; never changed once built.
 
     ``dest`` is relative to the Wan2GP root and ``/``-separated. ``needed_by`` holds the model ids
     that load this file with the current settings; ``listed_by`` the ids whose definitions mention
-    it at all (unpicked variants and on-demand files are listed but not needed).
+    it at all (unpicked variants and on-demand files are listed but not needed). What the Hub says
+    of the file and whether it is on disk are facts of one load, kept beside the record
+    (``wandown.loaded.Loaded``), never written into it.
     """
 
     dest: str
@@ -36,14 +39,15 @@ class FileRecord:
     revision: str | None
     path: str | None
     role: str
-    needed_by: set[str] = field(default_factory=set)
-    listed_by: set[str] = field(default_factory=set)
-    size: int | None = None
-    sha256: str | None = None
-    blob_sha1: str | None = None
-    status: str = "missing"
-    found_at: Path | None = None
-    mirrors: list[str] = field(default_factory=list)
+    needed_by: frozenset[str] = frozenset()
+    listed_by: frozenset[str] = frozenset()
+    mirrors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Builders and tests may hand in sets and lists: keep frozen copies.
+        object.__setattr__(self, "needed_by", frozenset(self.needed_by))
+        object.__setattr__(self, "listed_by", frozenset(self.listed_by))
+        object.__setattr__(self, "mirrors", tuple(self.mirrors))
 
     @property
     def file_name(self) -> str:
@@ -53,25 +57,16 @@ class FileRecord:
     def folder(self) -> str:
         return self.dest.rsplit("/", 1)[0] if "/" in self.dest else ""
 
-    def to_json(self) -> dict:
-        """Return the record in the ``--list --json`` form other tools build on."""
-        return {
-            "dest": self.dest,
-            "url": self.url,
-            "repo": self.repo,
-            "revision": self.revision,
-            "path": self.path,
-            "role": self.role,
-            "needed_by": sorted(self.needed_by),
-            "listed_by": sorted(self.listed_by),
-            "size": self.size,
-            "sha256": self.sha256,
-            "blob_sha1": self.blob_sha1,
-            "status": self.status,
-        }
+
+@dataclass(frozen=True)
+class Presence:
+    """Whether a destination is on disk, and where: one stat's answer, never a read."""
+
+    status: Status = Status.MISSING
+    found_at: Path | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelInfo:
     """One model id as the catalog understood it."""
 
@@ -79,7 +74,7 @@ class ModelInfo:
     name: str
     architecture: str | None
     code_defaults_from: str | None
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()
 
     @property
     def json_only(self) -> bool:
@@ -87,20 +82,21 @@ class ModelInfo:
         return self.code_defaults_from is None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Catalog:
     """Everything Wan2GP at one install may need, and what went wrong reading it."""
 
     root: Path
     settings: WanSettings
     models: dict[str, ModelInfo]
-    records: list[FileRecord]
+    records: tuple[FileRecord, ...]
     notices: list[str]
     checkpoint_folder: str = "ckpts"  # where new checkpoint files go, relative to root
     _by_dest: dict[str, FileRecord] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._by_dest = {record.dest: record for record in self.records}
+        object.__setattr__(self, "records", tuple(self.records))
+        object.__setattr__(self, "_by_dest", {record.dest: record for record in self.records})
 
     def record(self, dest: str) -> FileRecord | None:
         return self._by_dest.get(dest)

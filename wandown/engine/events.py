@@ -9,13 +9,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-PENDING = "pending"
-DOWNLOADING = "downloading"
-VERIFYING = "verifying"
-COMPLETE = "complete"
-FAILED = "failed"
-BUSY = "busy"
-CANCELLED = "cancelled"
+from wandown.status import Status
+
+# The engine's states are statuses (wandown.status): the session shows them as they come.
+PENDING = Status.PENDING
+DOWNLOADING = Status.DOWNLOADING
+VERIFYING = Status.VERIFYING
+COMPLETE = Status.COMPLETE
+FAILED = Status.FAILED
+BUSY = Status.BUSY
+CANCELLED = Status.CANCELLED
 
 STATES = (PENDING, DOWNLOADING, VERIFYING, COMPLETE, FAILED, BUSY, CANCELLED)
 FINAL_STATES = frozenset({COMPLETE, FAILED, CANCELLED})
@@ -80,7 +83,7 @@ class Reporter:
         self._clock = clock
         self._meter = SpeedMeter(clock=clock)
         self._last_sent = float("-inf")
-        self.state = PENDING
+        self.state: str = PENDING
         self.done = 0
         self.total: int | None = None
         self.last: Event | None = None

@@ -319,16 +319,8 @@ class HubIndex:
         before it is read, and reading stops for a size once all its wanted files are found.
         New digests are saved to the sidecar, also when cancel stops the work early.
         """
-        pending: dict[int, list[Wanted]] = {}
-        for item in dict.fromkeys(wanted):
-            if item.proof_kind() == BLAKE3 and self._blake3 is None:
-                self._blake3_missing()
-            elif item.proof_kind() is not None:
-                pending.setdefault(item.size, []).append(item)
-        found: dict[Wanted, Path] = {}
-        for size, group in pending.items():  # first what is known without reading
-            for key in self.candidates(size):
-                self._take_proven(key, self.known_digests(key), group, found)
+        pending = self._by_size(wanted)
+        found = self._take_known(pending)
         try:
             for size, group in pending.items():
                 if group:
@@ -337,6 +329,27 @@ class HubIndex:
             pass
         finally:
             self.save()
+        return found
+
+    def proven(self, wanted: Iterable[Wanted]) -> dict[Wanted, Path]:
+        """Return what match would find from remembered digests alone, reading no file."""
+        return self._take_known(self._by_size(wanted))
+
+    def _by_size(self, wanted: Iterable[Wanted]) -> dict[int, list[Wanted]]:
+        pending: dict[int, list[Wanted]] = {}
+        for item in dict.fromkeys(wanted):
+            if item.proof_kind() == BLAKE3 and self._blake3 is None:
+                self._blake3_missing()
+            elif item.proof_kind() is not None:
+                pending.setdefault(item.size, []).append(item)
+        return pending
+
+    def _take_known(self, pending: dict[int, list[Wanted]]) -> dict[Wanted, Path]:
+        """Take what is proven without reading; pending keeps only what is still unproven."""
+        found: dict[Wanted, Path] = {}
+        for size, group in pending.items():
+            for key in self.candidates(size):
+                self._take_proven(key, self.known_digests(key), group, found)
         return found
 
     def _match_size(

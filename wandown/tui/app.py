@@ -13,6 +13,7 @@ from typing import Protocol
 
 from wandown import state
 from wandown.state import Snapshot, StatusStore
+from wandown.status import ACTIVE, PRESENT, Status, tally
 from wandown.tui import keys, theme
 from wandown.tui.render import (
     TABLE_TOP,
@@ -115,7 +116,7 @@ class App:
             self.view.selected = {
                 dest
                 for dest, file in new.files.items()
-                if file.needed_by and file.status == state.MISSING
+                if file.needed_by and file.status is Status.MISSING
             }
         if old is not None:
             self.view.selected &= new.files.keys()
@@ -131,14 +132,14 @@ class App:
         assert self.snapshot is not None
         files = self.snapshot.files
         statuses = [files[dest].status for dest in self._batch if dest in files]
-        if not self._batch or any(status in state.ACTIVE for status in statuses):
+        if not self._batch or any(status.active for status in statuses):
             return
         self._batch.clear()
         if not statuses:  # a reload dropped them all
             return
-        failed = state.FAILED in statuses
+        failed = Status.FAILED in statuses
         advice = "; the Status column of failed rows says why" if failed else ""
-        self.view.say(f"Finished {state.tally(statuses)}{advice}", error=failed)
+        self.view.say(f"Finished {tally(statuses)}{advice}", error=failed)
 
     def rebuild_rows(self, filter_only: bool = False) -> None:
         """Rebuild the row list, keeping the cursor on the same row when it still exists.
@@ -310,7 +311,7 @@ class App:
     def download(self) -> None:
         """Start every selected file that is neither present nor already running."""
         files = self._files()
-        waiting = state.PRESENT | state.ACTIVE
+        waiting = PRESENT | ACTIVE
         ready = {d for d in self.view.selected if d in files and files[d].status not in waiting}
         if not ready:
             self.view.say("Nothing to start: select missing files with Enter, a or c")
@@ -331,8 +332,8 @@ class App:
         if row is None:
             return
         file = self._files()[row.dest]
-        if file.status not in state.ACTIVE:
-            self.view.say(f"x cancels a running download; this file is {file.status}")
+        if not file.status.active:
+            self.view.say(f"x cancels a running download; this file is {file.status.label}")
             return
         self.controller.cancel(row.dest)
         self.view.say(f"Cancelling {file.file_name}; its partial is kept for later")
@@ -386,4 +387,4 @@ class App:
 
     def _missing(self, dests) -> set[str]:
         files = self._files()
-        return {d for d in dests if files[d].status not in state.PRESENT}
+        return {d for d in dests if not files[d].status.present}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
-from wandown import state
 from wandown.state import FileView, Snapshot
+from wandown.status import Status
 from wandown.tui.rows import Row
 from wandown.tui.text import clip, clip_middle, display_width, fit
 from wandown.tui.view import Glyphs, ViewState
@@ -29,7 +29,7 @@ HEADINGS = {
     "status": "Status",
     "dest": "Destination",
 }
-PROGRESS_STATUSES = frozenset({state.DOWNLOADING, state.VERIFYING, state.HASHING})
+PROGRESS_STATUSES = frozenset({Status.DOWNLOADING, Status.VERIFYING, Status.HASHING})
 
 
 class Segment(NamedTuple):
@@ -140,15 +140,15 @@ def layout_columns(width: int, content: Mapping[str, int] | None = None) -> list
 def status_text(view: FileView) -> str:
     """Return the Status cell: the status word, or percentage and speed while downloading."""
     fraction = view.fraction
-    if view.status == state.DOWNLOADING and fraction is not None:
+    if view.status is Status.DOWNLOADING and fraction is not None:
         return f"{fraction * 100:.0f}% {human_speed(view.speed)}"
     if view.status in PROGRESS_STATUSES and fraction is not None and view.done:
-        return f"{view.status} {fraction * 100:.0f}%"
-    return view.status
+        return f"{view.status.label} {fraction * 100:.0f}%"
+    return view.status.label
 
 
-def status_role(status: str) -> str:
-    return "status." + status.lower()
+def status_role(status: Status) -> str:
+    return f"status.{status.value}"
 
 
 def format_row(
@@ -253,9 +253,7 @@ def totals(snapshot: Snapshot, selected: Collection[str]) -> Totals:
     chosen = [files[dest] for dest in selected if dest in files]
     sizes = [f.size for f in chosen if f.size is not None]
     speed = snapshot.total_speed
-    remaining = sum(
-        max(0, f.size - f.done) for f in files.values() if f.status in state.ACTIVE and f.size
-    )
+    remaining = sum(max(0, f.size - f.done) for f in files.values() if f.status.active and f.size)
     eta = remaining / speed if speed > 0 else None
     return Totals(len(chosen), sum(sizes), len(sizes) < len(chosen), speed, eta)
 
@@ -309,7 +307,7 @@ def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tup
     file = snapshot.files.get(rows[view.cursor].dest) if view.cursor < len(rows) else None
     if file is None:
         return "", "statusline"
-    if file.status == state.FAILED:
+    if file.status is Status.FAILED:
         return f"Failed: {file.message or 'no reason given'}  ({file.dest})", "statusline.error"
     details = file.dest
     if file.message:

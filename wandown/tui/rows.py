@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from wandown.state import PRESENT, FileView, Snapshot
-
-ALL_MODELS = "all models"
-OPTIONAL = "optional"
-VARIANT = "(variant)"
+from wandown.needs import ALL_MODELS, OPTIONAL, VARIANT, shared_by_all, unneeded_label
+from wandown.state import FileView, Snapshot
 
 # Rows sort in these groups: shared base files first, then per model, then what is not needed.
 _GROUP = {ALL_MODELS: 0, OPTIONAL: 2, VARIANT: 3}
@@ -36,9 +33,7 @@ class Row:
 
 def is_shared_by_all(view: FileView, model_count: int) -> bool:
     """Tell whether a file is core: needed by every model, so shown once as 'all models'."""
-    if view.role == "core" and view.needed_by:
-        return True
-    return model_count > 1 and len(view.needed_by) >= model_count
+    return shared_by_all(view.role, view.needed_by, model_count)
 
 
 def configs_for(view: FileView, model_count: int, show_all: bool) -> list[tuple[str, str | None]]:
@@ -47,9 +42,8 @@ def configs_for(view: FileView, model_count: int, show_all: bool) -> list[tuple[
         if is_shared_by_all(view, model_count):
             return [(ALL_MODELS, None)]
         return [(model_id, model_id) for model_id in dict.fromkeys(view.needed_by)]
-    if view.role == "on_demand":
-        return [(OPTIONAL, None)]
-    return [(VARIANT, None)] if show_all else []
+    label = unneeded_label(view.role)
+    return [(label, None)] if show_all or label == OPTIONAL else []
 
 
 def build_rows(
@@ -73,7 +67,7 @@ def all_rows(snapshot: Snapshot, show_all: bool, keep: Collection[str] = ()) -> 
     models = snapshot.models
     rows: list[tuple[tuple, Row]] = []
     for dest, view in snapshot.files.items():
-        if not show_all and view.status in PRESENT and dest not in keep:
+        if not show_all and view.status.present and dest not in keep:
             continue
         for config, model_id in configs_for(view, model_count, show_all):
             name = models.get(model_id, "") if model_id else ""
@@ -113,7 +107,7 @@ def rows_stale(old: Snapshot | None, new: Snapshot) -> bool:
         if (
             before.needed_by != view.needed_by
             or before.role != view.role
-            or (before.status in PRESENT) != (view.status in PRESENT)
+            or before.status.present != view.status.present
         ):
             return True
     return False

@@ -11,7 +11,7 @@ import curses
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from wandown import state
+from wandown.status import Status
 
 
 class Style(NamedTuple):
@@ -22,24 +22,7 @@ class Style(NamedTuple):
     attrs: tuple[str, ...] = ()
 
 
-STATUS_ROLES = tuple(
-    "status." + word.lower()
-    for word in (
-        state.PENDING,
-        state.EXISTS,
-        state.LINKED,
-        state.MISSING,
-        state.HASHING,
-        state.LINKING,
-        state.DOWNLOADING,
-        state.VERIFYING,
-        state.COMPLETE,
-        state.FAILED,
-        state.BUSY,
-        state.CANCELLED,
-        state.UNKNOWN,
-    )
-)
+STATUS_ROLES = tuple(f"status.{status.value}" for status in Status)
 
 ROLES = (
     "normal",

@@ -1,0 +1,154 @@
+"""What one load knows: the catalog, the Hub's facts, what is on disk, the hub index.
+
+A Loaded value is never changed: the session publishes one and swaps in a new one (after a
+reload, or when a file lands), so a worker that took it reads one consistent state with no lock.
+The questions here only read it (and stat, for a destination's safety); the plan decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from wandown import destination, plan
+from wandown.catalog import Catalog, FileRecord, Presence, presence_of
+from wandown.hub import HubIndex, Wanted
+from wandown.remote import FileRef, RemoteFile
+from wandown.state import FileView
+from wandown.status import Status
+
+NO_METADATA_YET = "no Hub metadata yet"
+
+
+def ref_of(record: FileRecord) -> FileRef | None:
+    """Return the Hub file a record names, or None for a record from another server."""
+    if record.repo is None or record.revision is None or record.path is None:
+        return None
+    return FileRef(record.repo, record.revision, record.path)
+
+
+def wanted_of(remote: RemoteFile | None) -> Wanted | None:
+    """Describe a file for the hub matcher: only Hub identities prove a match."""
+    if remote is None:
+        return None
+    return Wanted(
+        size=remote.size,
+        sha256=remote.sha256,
+        blob_sha1=remote.blob_sha1,
+        repo=remote.repo,
+        path=remote.path,
+    )
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The catalog and the facts of one load, keyed by destination."""
+
+    catalog: Catalog
+    remote: Mapping[str, RemoteFile]
+    problems: Mapping[str, str]
+    presence: Mapping[str, Presence]
+    hub: HubIndex | None = None
+    hub_dir: Path | None = None
+    offline: bool = False
+
+    def status(self, dest: str) -> Status:
+        """Return whether dest is on disk (exists, linked or missing) as this load saw it."""
+        return self.presence.get(dest, Presence()).status
+
+    def is_missing(self, record: FileRecord) -> bool:
+        return self.status(record.dest) is Status.MISSING
+
+    def restat(self, dests: Iterable[str]) -> Loaded:
+        """Return a copy that looked at dests on disk again (a file landed or was linked)."""
+        records = [r for r in map(self.catalog.record, dests) if r is not None]
+        fresh = presence_of(self.catalog, records)
+        return dataclasses.replace(self, presence={**self.presence, **fresh})
+
+    def place(self, dest: str) -> Path:
+        """Return the absolute place a destination is written to (the first checkpoint root)."""
+        return self.catalog.root / dest
+
+    def wanted(self, dest: str) -> Wanted | None:
+        return wanted_of(self.remote.get(dest))
+
+    # -- the views' projection -----------------------------------------------------------------
+
+    def view(self, record: FileRecord) -> FileView:
+        """Return what the views first show of a record."""
+        presence = self.presence.get(record.dest, Presence())
+        remote = self.remote.get(record.dest)
+        problem = self.problems.get(record.dest)
+        message = ""
+        missing = presence.status is Status.MISSING
+        if missing and problem:
+            message = problem
+        elif missing and remote is None and record.repo is not None:
+            message = "offline, and no cached Hub metadata" if self.offline else NO_METADATA_YET
+        linked = presence.status is Status.LINKED and presence.found_at is not None
+        return FileView(
+            dest=record.dest,
+            file_name=record.file_name,
+            folder=record.folder,
+            role=record.role,
+            needed_by=tuple(sorted(record.needed_by)),
+            listed_by=tuple(sorted(record.listed_by)),
+            url=record.url,
+            size=remote.size if remote is not None else None,
+            status=presence.status,
+            message=message,
+            link_source=str(presence.found_at) if linked else None,
+        )
+
+    def views(self) -> dict[str, FileView]:
+        return {record.dest: self.view(record) for record in self.catalog.records}
+
+    def model_names(self) -> dict[str, str]:
+        return {model_id: info.name for model_id, info in self.catalog.models.items()}
+
+    # -- questions the plan needs answered -----------------------------------------------------
+
+    def linkable(self, records: Iterable[FileRecord] | None = None) -> dict[str, Path]:
+        """Return missing files (of records, else all) the hub proves without reading anything."""
+        if self.hub is None:
+            return {}
+        wanted: dict[Wanted, list[str]] = {}
+        for record in self.catalog.records if records is None else records:
+            item = self.wanted(record.dest)
+            if item is not None and self.is_missing(record):
+                wanted.setdefault(item, []).append(record.dest)
+        proven = self.hub.proven(wanted)
+        return {dest: path for item, path in proven.items() for dest in wanted[item]}
+
+    def hub_may_hold(self, dest: str) -> bool:
+        """Tell whether some hub file has this file's size (so hashing might prove it)."""
+        wanted = self.wanted(dest)
+        return self.hub is not None and wanted is not None and self.hub.has_size(wanted.size)
+
+    def hub_folders(self) -> list[Path]:
+        """Return the folders wandown never writes into: the hub and the HF caches it holds."""
+        if self.hub_dir is None:
+            return []
+        folders = [Path(self.hub_dir)]
+        if self.hub is not None:
+            folders += [Path(repo.folder) for repo in self.hub.hf_repos]
+        return folders
+
+    def refusal(self, record: FileRecord) -> str | None:
+        """Say why a missing file's destination must not be written, looking at it now."""
+        if not self.is_missing(record):
+            return None
+        return destination.problem(self.place(record.dest), record.dest, self.hub_folders())
+
+    def decide(self, record: FileRecord, proven_in_hub: Path | None) -> plan.Step:
+        """Decide one file's fate with what this load knows (see plan.decide)."""
+        return plan.decide(
+            self.status(record.dest),
+            self.remote.get(record.dest),
+            proven_in_hub,
+            self.offline,
+            self.problems.get(record.dest),
+            refusal=self.refusal(record),
+        )

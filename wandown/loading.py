@@ -1,0 +1,125 @@
+"""Loading: read the catalog, fetch (or recall) the Hub's metadata, scan the local hub.
+
+Everything slow happens here, before the session publishes the result as one Loaded value.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wandown.catalog import FileRecord, load_catalog, presence_of
+from wandown.config import Config
+from wandown.fsutil import is_inside
+from wandown.hub import HubIndex, ModelHubError, scan_hub
+from wandown.loaded import Loaded, ref_of
+from wandown.remote import FileRef, MetadataClient, RemoteFile
+
+Notice = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Loader:
+    """What a load reads from: the settings, the metadata client, where notices go."""
+
+    config: Config
+    client: MetadataClient
+    offline: bool
+    notice: Notice
+
+    def reset_cache(self) -> None:
+        """Forget the cached Hub metadata, and say so."""
+        self.client.reset_cache()
+        self.notice("cleared the Hub metadata cache")
+
+    def load(
+        self,
+        progress: Progress | None = None,
+        with_hub: bool = True,
+        cancel: threading.Event | None = None,
+        reset_cache: bool = False,
+    ) -> Loaded:
+        """Return the catalog with its Hub facts, its presence on disk and the hub index."""
+        catalog = load_catalog(self.config.wan2gp_root)
+        for message in catalog.notices:
+            self.notice(message)
+        if reset_cache:
+            self.reset_cache()
+        remote, problems = self._fetch_metadata(catalog.records, progress, cancel)
+        return Loaded(
+            catalog=catalog,
+            remote=remote,
+            problems=problems,
+            presence=presence_of(catalog),
+            hub=self._scan_hub() if with_hub else None,
+            hub_dir=self.config.hub_directory,
+            offline=self.offline,
+        )
+
+    def _fetch_metadata(
+        self,
+        records: tuple[FileRecord, ...],
+        progress: Progress | None,
+        cancel: threading.Event | None,
+    ) -> tuple[dict[str, RemoteFile], dict[str, str]]:
+        by_ref: dict[FileRef, list[FileRecord]] = {}
+        for record in records:
+            ref = ref_of(record)
+            if ref is not None:
+                by_ref.setdefault(ref, []).append(record)
+        result = self.client.fetch(by_ref, progress=progress, cancel=cancel)
+        for warning in result.warnings:
+            self.notice(warning)
+        remote: dict[str, RemoteFile] = {}
+        problems: dict[str, str] = {}
+        for ref, sharing in by_ref.items():
+            found = result.files.get(ref)
+            for record in sharing:
+                if found is not None:
+                    remote[record.dest] = found
+                elif ref in result.errors:
+                    problems[record.dest] = result.errors[ref]
+        self._report_problems(result.errors)
+        if result.unknown and self.offline:
+            self.notice(
+                f"offline: no cached metadata for {len(result.unknown)} files; they show as "
+                "unknown (import metadata from a connected machine with --import-metadata)"
+            )
+        return remote, problems
+
+    def _report_problems(self, errors: dict[FileRef, str]) -> None:
+        """Say each distinct metadata problem once, with how many files it touches."""
+        counts: dict[str, int] = {}
+        for message in errors.values():
+            counts[message] = counts.get(message, 0) + 1
+        ranked = sorted(counts.items(), key=lambda item: -item[1])
+        for message, count in ranked[:5]:
+            files = "1 file" if count == 1 else f"{count} files"
+            self.notice(f"no Hub metadata for {files}: {message}")
+        if len(ranked) > 5:
+            self.notice(f"... and {len(ranked) - 5} other problems (see the Status column)")
+
+    def _scan_hub(self) -> HubIndex | None:
+        hub_dir = self.config.hub_directory
+        root = self.config.wan2gp_root
+        if hub_dir is None:
+            return None
+        if is_inside(root, hub_dir) or is_inside(hub_dir, root):
+            self.notice(
+                f"the hub {hub_dir} and the Wan2GP folder {root} overlap; "
+                "hub features are off, since wandown never writes into a hub"
+            )
+            return None
+        try:
+            index = scan_hub(hub_dir, notices=self.notice, exclude=[root])
+        except ModelHubError as exc:
+            self.notice(f"{exc}; hub features are off")
+            return None
+        if not index.blake3_available:
+            self.notice(
+                "the blake3 package is missing: hub files are matched by sha256 only, InvokeAI "
+                "records cannot confirm them and --dedupe is slower (./installd.sh installs it)"
+            )
+        return index
