@@ -49,6 +49,7 @@ if os.environ.get("TUI_CRASH_ON_RELOAD"):
         raise RuntimeError("boom in reload")
     controller.reload = reload
 (out / "pid").write_text(str(os.getpid()))
+(out / "term").write_text(os.environ.get("TERM", ""))
 sys.exit(run(controller))
 """
 
@@ -80,9 +81,12 @@ class Tmux:
             script.write_text(SCRIPT.format(repo=str(REPO)))
             command = [sys.executable, str(script), str(tmp_path)]
         runner = tmp_path / "runner.sh"
-        runner.write_text(RUNNER.format(command=" ".join(map(shlex.quote, command))))
         settings = {"LC_ALL": "C.UTF-8", "WANDOWN_CACHE_DIR": str(tmp_path / "cache")}
         settings.update(env or {})
+        line = " ".join(map(shlex.quote, command))
+        if "TERM" in settings:  # tmux sets TERM from its default-terminal over -e TERM=...
+            line = f"TERM={shlex.quote(settings['TERM'])} {line}"
+        runner.write_text(RUNNER.format(command=line))
         self.env = ["-e" + f"{key}={value}" for key, value in settings.items()]
         self.runner = runner
 
@@ -328,6 +332,7 @@ def test_draws_with_no_colours_eight_and_many(tmp_path: Path, term: str):
     try:
         session.start(width=90, height=20)
         session.wait_for(first_frame_drawn)
+        assert (tmp_path / "term").read_text() == term
         session.keys("p")
         session.wait_for("Palette: high-contrast")
         session.keys("Escape")
