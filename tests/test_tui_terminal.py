@@ -22,6 +22,8 @@ import pytest
 
 from tests.tui_fakes import synthetic_store
 from tests.wan2gp_fixtures import SHARED
+from wandown.tui import keys
+from wandown.tui.render import TABLE_TOP
 from wandown.tui.rows import build_rows
 
 pytestmark = [
@@ -41,8 +43,9 @@ from tests.tui_fakes import FakeController, synthetic_store
 from wandown.tui import run
 
 out = Path(sys.argv[1])
+step = int(os.environ.get("TUI_STEP_BYTES", "10000000"))
 controller = FakeController(
-    synthetic_store(300), step_bytes=10_000_000, tick=0.05, marker=out / "shutdown"
+    synthetic_store(300), step_bytes=step, tick=0.05, marker=out / "shutdown"
 )
 if os.environ.get("TUI_CRASH_ON_RELOAD"):
     def reload(reset_cache):
@@ -239,6 +242,118 @@ def test_keys_mouse_filter_help_resize_and_quit(tmux: Tmux, tmp_path: Path):
     screen = tmux.wait_for("wandown-exit=0")
     tmux.wait_for("tty-restored")
     assert (tmp_path / "shutdown").exists()
+
+
+# Where each curses key name comes from: the terminal's own key strings (terminfo(5)).
+KEY_CAPABILITIES = {
+    "KEY_UP": "kcuu1",
+    "KEY_DOWN": "kcud1",
+    "KEY_PPAGE": "kpp",
+    "KEY_NPAGE": "knp",
+    "KEY_HOME": "khome",
+    "KEY_END": "kend",
+    "KEY_ENTER": "kent",
+}
+SMOKE_TERM = "xterm-256color"
+
+
+def terminal_strings(term: str, capabilities: list[str]) -> dict[str, bytes]:
+    """Read key strings from terminfo in a child: setupterm works only once per process."""
+    code = (
+        "import curses, sys\n"
+        "curses.setupterm(sys.argv[1], 2)\n"
+        "for cap in sys.argv[2:]:\n"
+        "    value = curses.tigetstr(cap)\n"
+        "    print(cap, value.hex() if value else '')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, term, *capabilities],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    pairs = (line.split(" ") for line in result.stdout.splitlines())
+    return {cap: bytes.fromhex(value) for cap, value in pairs if value}
+
+
+def mouse_report(kmous: bytes, button: int, x: int, y: int, release: bool = False) -> bytes:
+    """Encode a mouse event as the terminal does: SGR (1006) or X10 (xterm ctlseqs)."""
+    if kmous == b"\x1b[<":
+        return b"\x1b[<%d;%d;%d%s" % (button, x + 1, y + 1, b"m" if release else b"M")
+    return bytes([0x1B, ord("["), ord("M"), 32 + (3 if release else button), 33 + x, 33 + y])
+
+
+def key_bytes(key: str, strings: dict[str, bytes]) -> bytes:
+    """Return what the terminal sends for a key name of keys.KEYS."""
+    kmous = strings["kmous"]
+    mouse = {
+        "MOUSE_CLICK": mouse_report(kmous, 0, 30, TABLE_TOP + 3)
+        + mouse_report(kmous, 0, 30, TABLE_TOP + 3, release=True),
+        "WHEEL_UP": mouse_report(kmous, 64, 30, 10),
+        "WHEEL_DOWN": mouse_report(kmous, 65, 30, 10),
+    }
+    if key in mouse:
+        return mouse[key]
+    if key.startswith("KEY_"):
+        cap = KEY_CAPABILITIES.get(key)
+        assert cap in strings, f"no terminfo string for {key}: add it to KEY_CAPABILITIES"
+        return strings[cap]
+    assert len(key) == 1, f"cannot type {key!r}: teach key_bytes how a terminal sends it"
+    return key.encode()
+
+
+def test_every_bound_key_once_in_a_real_terminal(tmp_path: Path):
+    """Each key of keys.KEYS reaches the running program, which answers, then exits cleanly.
+
+    After each key an unbound letter is typed; its 'does nothing here' reply on the status line
+    proves every key before it was read and handled, and that the program still runs. A typed
+    '\\r' arrives as '\\n' (the tty's ICRNL, which curses leaves on); both mean toggle-row.
+    """
+    strings = terminal_strings(SMOKE_TERM, [*KEY_CAPABILITIES.values(), "kmous"])
+    order = ["d", *(key for key in keys.KEYS if key not in ("d", "\x1b")), "\x1b"]
+    assert sorted(order) == sorted(keys.KEYS)
+    probes = [letter for letter in "qzkjwv" if letter not in keys.KEYS][:2]
+    # Slow fake downloads: still running at the end, so Escape asks before quitting.
+    env = {"TERM": SMOKE_TERM, "TUI_STEP_BYTES": "100000"}
+    session = Tmux(tmp_path, env=env)
+
+    def send(data: bytes) -> None:
+        session.tmux("send-keys", "-H", *(f"{byte:02x}" for byte in data))
+
+    def answered(probe: str) -> None:
+        send(probe.encode())
+        session.wait_for(lambda s: f"'{probe}' does nothing here" in status_line(s))
+
+    try:
+        session.start(width=100, height=30)
+        session.wait_for(first_frame_drawn)
+        assert (tmp_path / "term").read_text() == SMOKE_TERM
+        for turn, key in enumerate(order[:-1]):
+            send(key_bytes(key, strings))
+            command = keys.KEYS[key]
+            if command == "help":
+                session.wait_for("Keys")
+                send(probes[0].encode())  # any key closes the help
+                session.wait_for(lambda s: "Keys" not in s)
+            elif command == "filter":
+                session.wait_for("Enter keeps the filter")
+                send(b"\r")
+            answered(probes[turn % 2])
+        session.tmux("resize-window", "-x", "40", "-y", "10")
+        answered(probes[0])
+        session.tmux("resize-window", "-x", "80", "-y", "24")
+        answered(probes[1])
+        send(key_bytes(order[-1], strings))
+        session.wait_for("Quit now")
+        send(b"y")
+        screen = session.wait_for("wandown-exit=0")
+        session.wait_for("tty-restored")
+        assert "Traceback" not in screen and "failed" not in screen
+        calls = (tmp_path / "shutdown").read_text().split()
+        assert {"start", "set_limit", "reload"} <= set(calls) and calls[-1] == "shutdown"
+    finally:
+        session.kill()
 
 
 def test_download_progress_and_confirmed_quit(tmux: Tmux, tmp_path: Path):
