@@ -13,6 +13,8 @@ import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
+from types import FrameType
+from typing import NoReturn
 
 from wandown.errors import WandownError
 from wandown.safetext import printable
@@ -40,7 +42,7 @@ class Terminated(Exception):
         self.signum = signum
 
 
-def _raise_terminated(signum: int, _frame) -> None:
+def _raise_terminated(signum: int, _frame: FrameType | None) -> NoReturn:
     # A dropped ssh session can send SIGHUP then SIGTERM; a second exception raised inside the
     # restoring ``finally`` would skip endwin(), so later ones wait until it is done.
     for other in (signal.SIGTERM, signal.SIGHUP):
@@ -57,9 +59,8 @@ def terminal_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        previous[signum] = signal.signal(signum, _raise_terminated)
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in signals}
     try:
         yield
     finally:
@@ -113,7 +114,9 @@ def terminal() -> Iterator[curses.window]:
         os.environ.update(saved)
 
 
-def put(window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…") -> None:
+def put(
+    window: curses.window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…"
+) -> None:
     """Draw text at (y, x), clipped by display width to the window's edge.
 
     Writing the bottom-right cell makes curses try to scroll and report an error after the
@@ -135,7 +138,7 @@ def put(window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…")
 class Screen:
     """A curses window plus its theme; draws frames made by render.render."""
 
-    def __init__(self, window, palette: str, ascii_only: bool):
+    def __init__(self, window: curses.window, palette: str, ascii_only: bool) -> None:
         self.window = window
         self.theme = CursesTheme(palette)
         self.ellipsis = "~" if ascii_only else "…"
