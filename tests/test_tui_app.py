@@ -471,8 +471,10 @@ def test_curses_theme_makes_one_pair_per_colour_combination(monkeypatch):
     assert attrs["status.failed"] & curses.A_BOLD
     colours.palette = "monochrome"
     assert colours.attr("header") == curses.A_REVERSE
-    colours.palette = "high-contrast"
-    assert colours.attr("header") & ~(curses.A_BOLD) != 0
+    colours.palette = "high-contrast"  # back to colours: black on yellow, bold
+    header = colours.attr("header")
+    assert fake.pairs[(header & curses.A_COLOR) >> 8] == (curses.COLOR_BLACK, curses.COLOR_YELLOW)
+    assert header & curses.A_BOLD
 
 
 def test_curses_theme_without_colours_draws_monochrome(monkeypatch):
