@@ -7,6 +7,7 @@ user's shell would after wandown ends.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shlex
@@ -303,57 +304,84 @@ def key_bytes(key: str, strings: dict[str, bytes]) -> bytes:
     return key.encode()
 
 
-def test_every_bound_key_once_in_a_real_terminal(tmp_path: Path):
-    """Each key of keys.KEYS reaches the running program, which answers, then exits cleanly.
+def press_every_bound_key(session: Tmux) -> str:
+    """Type each key of keys.KEYS once, Escape last, and return the screen after the exit.
 
     After each key an unbound letter is typed; its 'does nothing here' reply on the status line
-    proves every key before it was read and handled, and that the program still runs. A typed
+    proves every key before it was read and handled, and that the program still runs (a notice
+    from the program may take the status line first, so the letter is typed again). A typed
     '\\r' arrives as '\\n' (the tty's ICRNL, which curses leaves on); both mean toggle-row.
+    Downloads must still run at the end, so that Escape asks before quitting.
     """
     strings = terminal_strings(SMOKE_TERM, [*KEY_CAPABILITIES.values(), "kmous"])
     order = ["d", *(key for key in keys.KEYS if key not in ("d", "\x1b")), "\x1b"]
     assert sorted(order) == sorted(keys.KEYS)
     probes = [letter for letter in "qzkjwv" if letter not in keys.KEYS][:2]
-    # Slow fake downloads: still running at the end, so Escape asks before quitting.
-    env = {"TERM": SMOKE_TERM, "TUI_STEP_BYTES": "100000"}
-    session = Tmux(tmp_path, env=env)
 
     def send(data: bytes) -> None:
         session.tmux("send-keys", "-H", *(f"{byte:02x}" for byte in data))
 
     def answered(probe: str) -> None:
-        send(probe.encode())
-        session.wait_for(lambda s: f"'{probe}' does nothing here" in status_line(s))
+        reply = f"'{probe}' does nothing here"
+        for _ in range(5):
+            send(probe.encode())
+            with contextlib.suppress(AssertionError):
+                session.wait_for(lambda s: reply in status_line(s), timeout=4)
+                return
+        raise AssertionError(f"the program stopped answering:\n{session.screen()}")
 
+    for turn, key in enumerate(order[:-1]):
+        send(key_bytes(key, strings))
+        command = keys.KEYS[key]
+        if command == "help":
+            session.wait_for("Keys")
+            send(probes[0].encode())  # any key closes the help
+            session.wait_for(lambda s: "Keys" not in s)
+        elif command == "filter":
+            session.wait_for("Enter keeps the filter")
+            send(b"\r")
+        answered(probes[turn % 2])
+    session.tmux("resize-window", "-x", "40", "-y", "10")
+    answered(probes[0])
+    session.tmux("resize-window", "-x", "80", "-y", "24")
+    answered(probes[1])
+    send(key_bytes(order[-1], strings))
+    session.wait_for("Quit now")
+    send(b"y")
+    screen = session.wait_for("wandown-exit=0")
+    session.wait_for("tty-restored")
+    assert "Traceback" not in screen and "failed" not in screen
+    return screen
+
+
+def test_every_bound_key_once_in_a_real_terminal(tmp_path: Path):
+    """Each key reaches the interface, which answers and then exits cleanly."""
+    # Slow fake downloads: still running at the end.
+    session = Tmux(tmp_path, env={"TERM": SMOKE_TERM, "TUI_STEP_BYTES": "100000"})
     try:
         session.start(width=100, height=30)
         session.wait_for(first_frame_drawn)
         assert (tmp_path / "term").read_text() == SMOKE_TERM
-        for turn, key in enumerate(order[:-1]):
-            send(key_bytes(key, strings))
-            command = keys.KEYS[key]
-            if command == "help":
-                session.wait_for("Keys")
-                send(probes[0].encode())  # any key closes the help
-                session.wait_for(lambda s: "Keys" not in s)
-            elif command == "filter":
-                session.wait_for("Enter keeps the filter")
-                send(b"\r")
-            answered(probes[turn % 2])
-        session.tmux("resize-window", "-x", "40", "-y", "10")
-        answered(probes[0])
-        session.tmux("resize-window", "-x", "80", "-y", "24")
-        answered(probes[1])
-        send(key_bytes(order[-1], strings))
-        session.wait_for("Quit now")
-        send(b"y")
-        screen = session.wait_for("wandown-exit=0")
-        session.wait_for("tty-restored")
-        assert "Traceback" not in screen and "failed" not in screen
+        press_every_bound_key(session)
         calls = (tmp_path / "shutdown").read_text().split()
         assert {"start", "set_limit", "reload"} <= set(calls) and calls[-1] == "shutdown"
     finally:
         session.kill()
+
+
+def test_every_bound_key_once_in_the_real_demo(tmp_path: Path):
+    """The same keys against the whole program: wandown.py --demo, its localhub and its hub."""
+    env = {"TERM": SMOKE_TERM, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    command = [sys.executable, str(REPO / "wandown.py"), "--demo"]  # its low limit: still running
+    session = Tmux(tmp_path, env=env, command=command)
+    try:
+        session.start(width=100, height=30)
+        session.wait_for(first_frame_drawn, timeout=15)
+        press_every_bound_key(session)
+    finally:
+        session.kill()
+    assert list((tmp_path / "tmp").iterdir()) == []  # the sandbox is gone
 
 
 def test_download_progress_and_confirmed_quit(tmux: Tmux, tmp_path: Path):
