@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import curses
+
 import pytest
 
 from tests.tui_fakes import FakeController, frame_text, synthetic_store, view
@@ -148,6 +150,11 @@ def test_click_moves_the_cursor_and_never_selects():
     app.mouse_y = TABLE_TOP + 15  # below the last row
     press(app, "MOUSE_CLICK")
     assert app.view.cursor == 3
+    long = App(FakeController(synthetic_store(300)))
+    long.resize(80, 24)
+    long.mouse_y = 24 - 2  # the status line, with table rows scrolled out below it
+    press(long, "MOUSE_CLICK")
+    assert long.view.cursor == 0
 
 
 def test_arrows_pages_home_end_and_wheel_move_and_scroll():
@@ -183,8 +190,9 @@ def test_select_all_visible_select_model_and_unselect():
     assert "vace" in app.view.message
     press(app, "u", "/", "t", "2", "v", "\n", "a")
     assert app.view.selected == {"ckpts/shared.safetensors", "ckpts/t2v.safetensors"}
-    press(app, "\x1b")  # clears the filter; the cursor stays on its row
-    assert app.rows[app.view.cursor].config == "t2v"
+    on, index = app.current_row(), app.view.cursor
+    press(app, "\x1b")  # clears the filter; the cursor stays on its row, which moved down
+    assert on is not None and app.current_row() == on and app.view.cursor != index
     press(app, "KEY_HOME", "c")  # c on the 'all models' row explains itself
     assert "all models" in app.view.message
 
@@ -220,8 +228,9 @@ def test_d_starts_selected_files_that_are_not_present_or_running():
     )
     assert started[1][0] == "ckpts/umt5.safetensors"  # in table order
     assert app.view.selected == {"ckpts/i2v.safetensors"}
-    press(app, "d")
-    assert app.controller.calls[-1][0] == "start"
+    calls = list(app.controller.calls)
+    press(app, "d")  # only a present file is selected: nothing reaches the controller
+    assert app.controller.calls == calls
     assert "Nothing to start" in app.view.message
 
 
@@ -313,6 +322,7 @@ def test_escape_while_busy_asks_first():
     assert "Quit now" in frame_text(app.frame(), 100)[-2]
     press(app, "n")
     assert not app.view.quitting and not app.view.confirm_quit
+    assert app.view.message == "Not quitting; downloads continue."
     press(app, "\x1b", "y")
     assert app.view.quitting
 
@@ -350,6 +360,7 @@ class ScriptedScreen:
         self.size_value = size
         self.draws = 0
         self.timeouts: list[int] = []
+        self.mouse = (5, TABLE_TOP + 2, keys._CLICKS)
 
     def size(self):
         return self.size_value
@@ -364,7 +375,7 @@ class ScriptedScreen:
         return step(self) if callable(step) else step
 
     def read_mouse(self):
-        return (5, TABLE_TOP + 2, keys._CLICKS)
+        return self.mouse
 
 
 def test_loop_redraws_only_on_change_and_waits_long_when_idle():
@@ -372,6 +383,15 @@ def test_loop_redraws_only_on_change_and_waits_long_when_idle():
     screen = ScriptedScreen(app, [None, None, None, "KEY_DOWN", None])
     loop.main_loop(screen, app)
     assert screen.draws == 2  # the first frame, then after KEY_DOWN; timeouts draw nothing
+
+
+def test_loop_ignores_mouse_events_that_are_neither_click_nor_wheel():
+    app = make_app()
+    screen = ScriptedScreen(app, ["KEY_MOUSE", None, "KEY_MOUSE"])
+    screen.mouse = (5, TABLE_TOP + 2, curses.BUTTON1_RELEASED)
+    loop.main_loop(screen, app)
+    assert screen.draws == 1  # the first frame only; the closing Escape needs no frame
+    assert app.view.cursor == 0 and app.view.quitting
     assert set(screen.timeouts) == {loop.IDLE_TICK_MS}
     assert app.view.quitting
 
@@ -451,8 +471,10 @@ def test_curses_theme_makes_one_pair_per_colour_combination(monkeypatch):
     assert attrs["status.failed"] & curses.A_BOLD
     colours.palette = "monochrome"
     assert colours.attr("header") == curses.A_REVERSE
-    colours.palette = "high-contrast"
-    assert colours.attr("header") & ~(curses.A_BOLD) != 0
+    colours.palette = "high-contrast"  # back to colours: black on yellow, bold
+    header = colours.attr("header")
+    assert fake.pairs[(header & curses.A_COLOR) >> 8] == (curses.COLOR_BLACK, curses.COLOR_YELLOW)
+    assert header & curses.A_BOLD
 
 
 def test_curses_theme_without_colours_draws_monochrome(monkeypatch):
@@ -528,10 +550,10 @@ def test_the_status_line_says_how_a_batch_ended_once_every_file_rests():
         " the Status column of failed rows says why"
     )
     assert app.view.message_is_error
+    press(app, "u")
     store.update(started[2], status=Status.MISSING)
     app.refresh()
-    press(app, "u")
-    assert "Finished" not in app.view.message  # said once, not on every later change
+    assert app.view.message == "Selection cleared"  # said once, not on every later change
     app.view.selected = {started[2]}
     press(app, "d")
     store.update(started[2], status=Status.COMPLETE)

@@ -219,6 +219,8 @@ def test_help_overlay_lists_every_binding_and_scrolls():
     assert "wheel down" in text
     app.handle("q")
     assert "Keys" not in "\n".join(frame_text(app.frame(), 80))
+    app.handle("?")  # opens again at the top
+    assert "wheel down" not in "\n".join(frame_text(app.frame(), 80))
 
 
 def test_status_text_and_limits():

@@ -7,6 +7,7 @@ user's shell would after wandown ends.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shlex
@@ -22,6 +23,8 @@ import pytest
 
 from tests.tui_fakes import synthetic_store
 from tests.wan2gp_fixtures import SHARED
+from wandown.tui import keys
+from wandown.tui.render import TABLE_TOP
 from wandown.tui.rows import build_rows
 
 pytestmark = [
@@ -41,14 +44,16 @@ from tests.tui_fakes import FakeController, synthetic_store
 from wandown.tui import run
 
 out = Path(sys.argv[1])
+step = int(os.environ.get("TUI_STEP_BYTES", "10000000"))
 controller = FakeController(
-    synthetic_store(300), step_bytes=10_000_000, tick=0.05, marker=out / "shutdown"
+    synthetic_store(300), step_bytes=step, tick=0.05, marker=out / "shutdown"
 )
 if os.environ.get("TUI_CRASH_ON_RELOAD"):
     def reload(reset_cache):
         raise RuntimeError("boom in reload")
     controller.reload = reload
 (out / "pid").write_text(str(os.getpid()))
+(out / "term").write_text(os.environ.get("TERM", ""))
 sys.exit(run(controller))
 """
 
@@ -80,9 +85,12 @@ class Tmux:
             script.write_text(SCRIPT.format(repo=str(REPO)))
             command = [sys.executable, str(script), str(tmp_path)]
         runner = tmp_path / "runner.sh"
-        runner.write_text(RUNNER.format(command=" ".join(map(shlex.quote, command))))
         settings = {"LC_ALL": "C.UTF-8", "WANDOWN_CACHE_DIR": str(tmp_path / "cache")}
         settings.update(env or {})
+        line = " ".join(map(shlex.quote, command))
+        if "TERM" in settings:  # tmux sets TERM from its default-terminal over -e TERM=...
+            line = f"TERM={shlex.quote(settings['TERM'])} {line}"
+        runner.write_text(RUNNER.format(command=line))
         self.env = ["-e" + f"{key}={value}" for key, value in settings.items()]
         self.runner = runner
 
@@ -237,6 +245,145 @@ def test_keys_mouse_filter_help_resize_and_quit(tmux: Tmux, tmp_path: Path):
     assert (tmp_path / "shutdown").exists()
 
 
+# Where each curses key name comes from: the terminal's own key strings (terminfo(5)).
+KEY_CAPABILITIES = {
+    "KEY_UP": "kcuu1",
+    "KEY_DOWN": "kcud1",
+    "KEY_PPAGE": "kpp",
+    "KEY_NPAGE": "knp",
+    "KEY_HOME": "khome",
+    "KEY_END": "kend",
+    "KEY_ENTER": "kent",
+}
+SMOKE_TERM = "xterm-256color"
+
+
+def terminal_strings(term: str, capabilities: list[str]) -> dict[str, bytes]:
+    """Read key strings from terminfo in a child: setupterm works only once per process."""
+    code = (
+        "import curses, sys\n"
+        "curses.setupterm(sys.argv[1], 2)\n"
+        "for cap in sys.argv[2:]:\n"
+        "    value = curses.tigetstr(cap)\n"
+        "    print(cap, value.hex() if value else '')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, term, *capabilities],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    pairs = (line.split(" ") for line in result.stdout.splitlines())
+    return {cap: bytes.fromhex(value) for cap, value in pairs if value}
+
+
+def mouse_report(kmous: bytes, button: int, x: int, y: int, release: bool = False) -> bytes:
+    """Encode a mouse event as the terminal does: SGR (1006) or X10 (xterm ctlseqs)."""
+    if kmous == b"\x1b[<":
+        return b"\x1b[<%d;%d;%d%s" % (button, x + 1, y + 1, b"m" if release else b"M")
+    return bytes([0x1B, ord("["), ord("M"), 32 + (3 if release else button), 33 + x, 33 + y])
+
+
+def key_bytes(key: str, strings: dict[str, bytes]) -> bytes:
+    """Return what the terminal sends for a key name of keys.KEYS."""
+    kmous = strings["kmous"]
+    mouse = {
+        "MOUSE_CLICK": mouse_report(kmous, 0, 30, TABLE_TOP + 3)
+        + mouse_report(kmous, 0, 30, TABLE_TOP + 3, release=True),
+        "WHEEL_UP": mouse_report(kmous, 64, 30, 10),
+        "WHEEL_DOWN": mouse_report(kmous, 65, 30, 10),
+    }
+    if key in mouse:
+        return mouse[key]
+    if key.startswith("KEY_"):
+        cap = KEY_CAPABILITIES.get(key)
+        assert cap in strings, f"no terminfo string for {key}: add it to KEY_CAPABILITIES"
+        return strings[cap]
+    assert len(key) == 1, f"cannot type {key!r}: teach key_bytes how a terminal sends it"
+    return key.encode()
+
+
+def press_every_bound_key(session: Tmux) -> str:
+    """Type each key of keys.KEYS once, Escape last, and return the screen after the exit.
+
+    After each key an unbound letter is typed; its 'does nothing here' reply on the status line
+    proves every key before it was read and handled, and that the program still runs (a notice
+    from the program may take the status line first, so the letter is typed again). A typed
+    '\\r' arrives as '\\n' (the tty's ICRNL, which curses leaves on); both mean toggle-row.
+    Downloads must still run at the end, so that Escape asks before quitting.
+    """
+    strings = terminal_strings(SMOKE_TERM, [*KEY_CAPABILITIES.values(), "kmous"])
+    order = ["d", *(key for key in keys.KEYS if key not in ("d", "\x1b")), "\x1b"]
+    assert sorted(order) == sorted(keys.KEYS)
+    probes = [letter for letter in "qzkjwv" if letter not in keys.KEYS][:2]
+
+    def send(data: bytes) -> None:
+        session.tmux("send-keys", "-H", *(f"{byte:02x}" for byte in data))
+
+    def answered(probe: str) -> None:
+        reply = f"'{probe}' does nothing here"
+        for _ in range(5):
+            send(probe.encode())
+            with contextlib.suppress(AssertionError):
+                session.wait_for(lambda s: reply in status_line(s), timeout=4)
+                return
+        raise AssertionError(f"the program stopped answering:\n{session.screen()}")
+
+    for turn, key in enumerate(order[:-1]):
+        send(key_bytes(key, strings))
+        command = keys.KEYS[key]
+        if command == "help":
+            session.wait_for("Keys")
+            send(probes[0].encode())  # any key closes the help
+            session.wait_for(lambda s: "Keys" not in s)
+        elif command == "filter":
+            session.wait_for("Enter keeps the filter")
+            send(b"\r")
+        answered(probes[turn % 2])
+    session.tmux("resize-window", "-x", "40", "-y", "10")
+    answered(probes[0])
+    session.tmux("resize-window", "-x", "80", "-y", "24")
+    answered(probes[1])
+    send(key_bytes(order[-1], strings))
+    session.wait_for("Quit now")
+    send(b"y")
+    screen = session.wait_for("wandown-exit=0")
+    session.wait_for("tty-restored")
+    assert "Traceback" not in screen and "failed" not in screen
+    return screen
+
+
+def test_every_bound_key_once_in_a_real_terminal(tmp_path: Path):
+    """Each key reaches the interface, which answers and then exits cleanly."""
+    # Slow fake downloads: still running at the end.
+    session = Tmux(tmp_path, env={"TERM": SMOKE_TERM, "TUI_STEP_BYTES": "100000"})
+    try:
+        session.start(width=100, height=30)
+        session.wait_for(first_frame_drawn)
+        assert (tmp_path / "term").read_text() == SMOKE_TERM
+        press_every_bound_key(session)
+        calls = (tmp_path / "shutdown").read_text().split()
+        assert {"start", "set_limit", "reload"} <= set(calls) and calls[-1] == "shutdown"
+    finally:
+        session.kill()
+
+
+def test_every_bound_key_once_in_the_real_demo(tmp_path: Path):
+    """The same keys against the whole program: wandown.py --demo, its localhub and its hub."""
+    env = {"TERM": SMOKE_TERM, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    command = [sys.executable, str(REPO / "wandown.py"), "--demo"]  # its low limit: still running
+    session = Tmux(tmp_path, env=env, command=command)
+    try:
+        session.start(width=100, height=30)
+        session.wait_for(first_frame_drawn, timeout=15)
+        press_every_bound_key(session)
+    finally:
+        session.kill()
+    assert list((tmp_path / "tmp").iterdir()) == []  # the sandbox is gone
+
+
 def test_download_progress_and_confirmed_quit(tmux: Tmux, tmp_path: Path):
     tmux.start()
     tmux.wait_for(first_frame_drawn)
@@ -328,6 +475,7 @@ def test_draws_with_no_colours_eight_and_many(tmp_path: Path, term: str):
     try:
         session.start(width=90, height=20)
         session.wait_for(first_frame_drawn)
+        assert (tmp_path / "term").read_text() == term
         session.keys("p")
         session.wait_for("Palette: high-contrast")
         session.keys("Escape")

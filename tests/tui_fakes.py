@@ -2,7 +2,8 @@
 
 The fake does what the real session promises at the interface's boundary: start() moves files
 to Downloading and a background thread advances them through the store, cancel() stops one,
-shutdown() stops the thread and (when asked) leaves a marker file the tmux tests look for.
+shutdown() stops the thread and (when asked) leaves a marker file the tmux tests look for,
+naming the calls the interface made.
 """
 
 from __future__ import annotations
@@ -136,8 +137,8 @@ class FakeController:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        if self.marker is not None:
-            self.marker.write_text("shutdown\n")
+        if self.marker is not None:  # what the interface asked for, one call a line
+            self.marker.write_text("".join(f"{call[0]}\n" for call in self.calls))
 
     def _advance(self) -> None:
         """Move running downloads forward, a fake network, until shutdown."""

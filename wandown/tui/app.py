@@ -8,7 +8,7 @@ controller and no screen.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from wandown import state
@@ -74,12 +74,12 @@ def next_limit(limit_kb: float | None, faster: bool, speed: float = 0.0) -> floa
 
 
 def _round_up(value: float) -> float:
-    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    scale: float = 10 ** (math.floor(math.log10(value)) - 1)
     return math.ceil(value / scale) * scale
 
 
 def _round_down(value: float) -> float:
-    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    scale: float = 10 ** (math.floor(math.log10(value)) - 1)
     return math.floor(value / scale) * scale
 
 
@@ -95,7 +95,7 @@ class App:
         self.width = 80
         self.height = 24
         self.mouse_y: int | None = None
-        self._totals: tuple[tuple, Totals] | None = None
+        self._totals: tuple[tuple[int, frozenset[str]], Totals] | None = None
         self._preselected = False
         self._content: dict[str, int] | None = None
         self._batch: set[str] = set()  # started, and not yet reported as finished
@@ -385,6 +385,6 @@ class App:
         assert self.snapshot is not None
         return self.snapshot.files
 
-    def _missing(self, dests) -> set[str]:
+    def _missing(self, dests: Iterable[str]) -> set[str]:
         files = self._files()
         return {d for d in dests if not files[d].status.present}

@@ -6,15 +6,30 @@ import contextlib
 import locale
 import os
 import sys
+from collections.abc import Sequence
+from typing import Protocol
 
 from wandown.fsutil import log_exception
 from wandown.tui import theme
 from wandown.tui.app import App, Controller
 from wandown.tui.keys import mouse_key
+from wandown.tui.render import Line
 from wandown.tui.screen import Screen, TerminalError, Terminated, terminal, terminal_signals
 
 BUSY_TICK_MS = 150  # while work runs: progress redraws about seven times a second
 IDLE_TICK_MS = 1500  # when idle: wake rarely, only to notice a reload finishing
+
+
+class Terminal(Protocol):
+    """What the loop needs of a screen: screen.Screen is the curses one, tests script theirs."""
+
+    def size(self) -> tuple[int, int]: ...
+
+    def read_key(self, timeout_ms: int) -> str | None: ...
+
+    def read_mouse(self) -> tuple[int, int, int] | None: ...
+
+    def draw(self, lines: Sequence[Line], palette: str) -> None: ...
 
 
 def run(controller: Controller, palette: str | None = None, ascii_only: bool | None = None) -> int:
@@ -68,7 +83,7 @@ def prefers_utf8() -> bool:
     return encoding == "utf8"
 
 
-def main_loop(screen: Screen, app: App) -> None:
+def main_loop(screen: Terminal, app: App) -> None:
     """Draw, wait, handle; repeat until the App says quit.
 
     Redraws only after a key, a resize or a new store version; waits with a short timeout only
@@ -89,8 +104,8 @@ def main_loop(screen: Screen, app: App) -> None:
         dirty = True
         if key == "KEY_MOUSE":
             event = screen.read_mouse()
-            name = mouse_key(event[2]) if event else None
-            if name is None:
+            name = mouse_key(event[2]) if event is not None else None
+            if event is None or name is None:
                 dirty = False
                 continue
             app.mouse_y = event[1]

@@ -65,7 +65,7 @@ def all_rows(snapshot: Snapshot, show_all: bool, keep: Collection[str] = ()) -> 
     """Return the rows of a mode before any filter (see build_rows)."""
     model_count = len(snapshot.models) or snapshot.header.model_count
     models = snapshot.models
-    rows: list[tuple[tuple, Row]] = []
+    rows: list[tuple[tuple[int, str, str], Row]] = []
     for dest, view in snapshot.files.items():
         if not show_all and view.status.present and dest not in keep:
             continue

@@ -95,7 +95,9 @@ def terminal() -> Iterator[curses.window]:
         os.environ.update(saved)
 
 
-def put(window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…") -> None:
+def put(
+    window: curses.window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…"
+) -> None:
     """Draw text at (y, x), clipped by display width to the window's edge.
 
     Writing the bottom-right cell makes curses try to scroll and report an error after the
@@ -117,7 +119,7 @@ def put(window, y: int, x: int, text: str, attr: int = 0, ellipsis: str = "…")
 class Screen:
     """A curses window plus its theme; draws frames made by render.render."""
 
-    def __init__(self, window, palette: str, ascii_only: bool):
+    def __init__(self, window: curses.window, palette: str, ascii_only: bool) -> None:
         self.window = window
         self.theme = CursesTheme(palette)
         self.ellipsis = "~" if ascii_only else "…"
