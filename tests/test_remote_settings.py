@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from wandown.errors import ConfigError
+from wandown.hubhttp.urls import NO_ORIGIN, origin
 from wandown.remote import FileRef, hub_settings, parse_hub_url
-from wandown.remote.settings import NO_ORIGIN, origin, token_file
+from wandown.remote.settings import token_file
 
 
 def test_defaults_when_nothing_is_set(tmp_path):
