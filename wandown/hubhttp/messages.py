@@ -75,7 +75,7 @@ def http_failure(
         return HubError(REPO_NOT_FOUND, f"Repository {repo} not found on {endpoint}{hint}.")
     if code == "EntryNotFound" or (status == 404 and code is None and path is not None):
         missing = file_not_found(repo, revision, path)
-        if code is None and detail:  # e.g. localhub: the file changed since it was listed
+        if detail:  # e.g. localhub: the file changed on disk since the commit was listed
             return HubError(FILE_NOT_FOUND, f"{missing.message} The Hub says: {shown_url(detail)}")
         return missing
     if code == "RevisionNotFound" or status == 404:
