@@ -8,10 +8,22 @@ each of them against a server on loopback and check they now say and do the same
 from __future__ import annotations
 
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
-from tests.test_engine_support import REPO, job_for, payload, put_file, small_engine
+import pytest
+
+from tests.test_engine_support import (
+    REPO,
+    blob_sha1,
+    job_for,
+    payload,
+    put_file,
+    small_engine,
+)
 from tests.test_remote_foreign import REPOS, WANTED, ForeignHub, assert_matches_bytes, client_for
 from tests.test_remote_support import FakeClock
+from wandown.engine import DownloadJob
 from wandown.localhub import Fault, LocalHub
 
 NAME = "model.safetensors"
@@ -81,6 +93,73 @@ def test_a_gated_download_names_the_licence_page_and_the_token(tmp_path):
     assert "HF_TOKEN" in anonymous.message and "hf auth login" in anonymous.message
     assert "your token's account has not been granted access" in refused.message
     assert f"{hub.url}/{REPO}" in refused.message
+
+
+class RedirectChain:
+    """A Hub whose /resolve/ URL redirects `hops` times on its own origin before the file."""
+
+    BODY = b'{"redirected": true}\n'
+
+    def __init__(self, hops: int) -> None:
+        body = self.BODY
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                hop = int(parse_qs(urlsplit(self.path).query).get("hop", ["0"])[0])
+                if hop < hops:
+                    self.send_response(302)
+                    self.send_header("Location", f"{urlsplit(self.path).path}?hop={hop + 1}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", f'"{blob_sha1(body)}"')
+                self.end_headers()
+                if self.command == "GET":
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RedirectChain:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("hops", "state"), [(6, "complete"), (11, "failed")])
+def test_a_download_follows_as_many_redirects_as_a_listing(tmp_path, hops, state):
+    body = RedirectChain.BODY
+    with RedirectChain(hops) as hub:
+        job = DownloadJob(
+            key="f",
+            url=f"{hub.url}/o/r/resolve/main/f.json",
+            dest=tmp_path / "f.json",
+            size=len(body),
+            sha256=None,
+            blob_sha1=blob_sha1(body),
+        )
+        with small_engine() as engine:
+            engine.submit(job)
+            result = engine.wait(timeout=30)["f"]
+    assert result.state == state, result.message
+    if state == "complete":
+        assert job.dest.read_bytes() == body
+    else:
+        assert "the Hub redirected o/r/f.json more than 10 times; not following it" in (
+            result.message
+        )
 
 
 # -- the metadata client ------------------------------------------------------------------------
