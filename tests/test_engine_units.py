@@ -13,11 +13,12 @@ import pytest
 from wandown.digests import file_digest
 from wandown.engine import KIB, RateLimiter, kb_to_rate
 from wandown.engine.events import COMPLETE, DOWNLOADING, Event, Reporter, SpeedMeter
-from wandown.engine.fetch import clean_etag, origin, parse_content_range, retry_wait
+from wandown.engine.fetch import clean_etag, parse_content_range
 from wandown.engine.hashing import PrefixHasher, git_blob_header
 from wandown.engine.partial import FileLock, PartialPaths, PartialState, load_state, save_state
 from wandown.engine.ranges import RangePlanner, RangeSet
 from wandown.engine.watchdog import SpeedWatchdog, TooSlow
+from wandown.hubhttp.urls import origin
 
 
 class FakeClock:
@@ -322,16 +323,6 @@ def test_prefix_hasher_stops_when_asked(tmp_path: Path):
 # -- HTTP details --------------------------------------------------------------------------------
 
 
-def test_retry_wait_reads_retry_after_and_ratelimit():
-    assert retry_wait({"Retry-After": "7"}) == 7
-    assert retry_wait({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480) == 10
-    assert retry_wait({"RateLimit": '"api";r=0;t=55'}) == 55
-    assert retry_wait({"RateLimit": "limit=100, remaining=0, reset=12"}) == 12
-    assert retry_wait({"Retry-After": "99999"}) == 300
-    assert retry_wait({}) is None
-    assert retry_wait({"Retry-After": "soon"}) is None
-
-
 def test_content_range_and_etags():
     assert parse_content_range("bytes 0-99/1000") == (0, 99, 1000)
     assert parse_content_range("bytes 5-9/*") == (5, 9, None)
@@ -340,7 +331,7 @@ def test_content_range_and_etags():
     assert clean_etag('W/"ABC"') == "abc"
     assert clean_etag('"abc"') == "abc"
     assert clean_etag(None) is None
-    assert origin("HTTP://Hub:80/x") == ("http", "hub:80")
+    assert origin("HTTP://Hub:80/x") == origin("http://hub/")  # one origin rule (hubhttp)
 
 
 def test_watchdog_catches_a_trickle_but_not_our_own_limit():

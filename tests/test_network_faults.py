@@ -23,9 +23,10 @@ from tests.world import BIG, build_world
 from tests.world import REPO as WORLD_REPO
 from wandown import cli, session
 from wandown.engine import Engine
+from wandown.hubhttp.messages import HubError
+from wandown.hubhttp.retry import RetryPolicy
 from wandown.localhub import Fault
 from wandown.remote.http import HubHttp
-from wandown.remote.messages import HubError
 from wandown.remote.settings import HubSettings
 
 BACKWARDS = "bytes {first}-{before}/{size}"  # a 206 whose range ends before it starts
@@ -165,9 +166,9 @@ def test_a_redirect_off_http_fails_the_cli_download_at_once(tmp_path, localhub, 
 def test_the_metadata_client_refuses_a_redirect_off_http_at_once(localhub, location):
     put_file(localhub, "model.safetensors", b"x" * 100)
     localhub.set_fault(REPO, "model.safetensors", Fault(redirect_to=location))
-    http = HubHttp(HubSettings(endpoint=localhub.url), wait=pytest.fail)
+    http = HubHttp(HubSettings(endpoint=localhub.url), retry=RetryPolicy(sleep=pytest.fail))
     url = f"{localhub.url}/{REPO}/resolve/main/model.safetensors"
     with pytest.raises(HubError) as caught:
-        http.follow("HEAD", url)
+        http.request("HEAD", url)
     assert "not following it" in str(caught.value) or "names no host" in str(caught.value)
     assert len([r for r in localhub.requests if r.method == "HEAD"]) == 1

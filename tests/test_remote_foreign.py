@@ -26,8 +26,10 @@ import urllib3
 
 import wandown
 from tests.test_remote_support import FakeClock
-from wandown.remote import FileRef, HubError, HubSettings, MetadataClient, messages
-from wandown.remote.http import HubHttp, RetryPolicy
+from wandown.hubhttp import messages
+from wandown.hubhttp.retry import RetryPolicy
+from wandown.remote import FileRef, HubError, HubSettings, MetadataClient
+from wandown.remote.http import HubHttp
 
 DROP = "drop"
 REPO_ROOT = Path(wandown.__file__).resolve().parent.parent
@@ -351,8 +353,7 @@ def test_read_timeout_is_retried(tmp_path):
         hub.script["revision"] += [("stall", 4.0)]
         http = HubHttp(
             HubSettings(endpoint=hub.url),
-            wait=clock.wait,
-            clock=clock,
+            retry=RetryPolicy(sleep=clock.wait, clock=clock),
             timeout=urllib3.Timeout(connect=2.0, read=1.0),
         )
         response = http.request("GET", f"{hub.url}/api/models/acme/one/revision/main")
@@ -387,7 +388,7 @@ def test_malformed_redirect_location_is_an_unexpected_answer(tmp_path):
         hub.script["revision"] += [(302, {"Location": "http://[oops/x"}, b"")]
         http = HubHttp(HubSettings(endpoint=hub.url))
         with pytest.raises(HubError) as raised:
-            http.follow("GET", f"{hub.url}/api/models/acme/one/revision/main")
+            http.request("GET", f"{hub.url}/api/models/acme/one/revision/main")
     assert raised.value.kind == messages.UNEXPECTED
     assert "redirect location is malformed" in raised.value.message
 

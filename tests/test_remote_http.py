@@ -1,41 +1,13 @@
-"""Pure pieces of the Hub client: server waits, Link headers, backoff, failure messages."""
+"""Pure pieces of the Hub client: Link headers and failure messages (waits: test_hubhttp)."""
 
 from __future__ import annotations
 
 import pytest
 
-from wandown.remote import messages
+from wandown.hubhttp import messages
 from wandown.remote.client import _next_link
-from wandown.remote.http import RetryPolicy, server_wait
 
 EP = "https://huggingface.co"
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"ratelimit": '"api";r=0;t=55'}, 55.0),
-        ({"ratelimit": '"resolvers";r=0;t=7', "retry-after": "100"}, 7.0),
-        ({"retry-after": "12"}, 12.0),
-        ({"retry-after": "Thu, 01 Jan 1970 00:01:40 GMT"}, 40.0),
-        ({"retry-after": "soon"}, None),
-        ({}, None),
-    ],
-)
-def test_server_wait(headers, expected):
-    assert server_wait(headers, now=60.0) == expected
-
-
-def test_backoff_grows_and_is_capped():
-    policy = RetryPolicy(first_backoff=0.5, max_backoff=4.0)
-    assert [policy.backoff(attempt) for attempt in range(1, 7)] == [0.5, 1, 2, 4, 4, 4]
-
-
-def test_backoff_jitter_spreads_a_quarter_either_way():
-    policy = RetryPolicy(first_backoff=0.5, max_backoff=4.0)
-    assert policy.backoff(1, jitter=0.0) == 0.375
-    assert policy.backoff(1, jitter=0.999) == pytest.approx(0.62475)
-    assert policy.backoff(9, jitter=0.0) == 3.0
 
 
 @pytest.mark.parametrize(

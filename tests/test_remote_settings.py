@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from wandown import catalog
 from wandown.errors import ConfigError
+from wandown.hubhttp.urls import NO_ORIGIN, origin
 from wandown.remote import FileRef, hub_settings, parse_hub_url
-from wandown.remote.settings import NO_ORIGIN, origin, token_file
+from wandown.remote.settings import token_file
 
 
 def test_defaults_when_nothing_is_set(tmp_path):
@@ -106,6 +108,10 @@ def test_origin_fills_default_ports():
 )
 def test_parse_hub_url(url, expected):
     assert parse_hub_url(url) == expected
+    # The catalog reads definition URLs by the same rule: a path it would refuse here (an
+    # encoded "..", a dataset) is never a catalog file with a repo either.
+    as_tuple = (expected.repo, expected.revision, expected.path) if expected else None
+    assert catalog.parse_hub_url(url) == as_tuple
 
 
 def test_parse_hub_url_on_a_mirror_endpoint():

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from wandown.catalog.codedefaults import CodeData, CodeDefaults, RepoFolder
 from wandown.catalog.definitions import Definition, WanSettings
 from wandown.catalog.records import ROLES, FileRecord, ModelInfo
 from wandown.catalog.variants import file_name, pick_variant, strip_suffix
+from wandown.remote import settings
 
 HUB_HOST = "huggingface.co"
 MAX_CHAIN = 10
@@ -76,17 +76,13 @@ class Problem(Exception):
 
 @functools.lru_cache(maxsize=4096)
 def parse_hub_url(url: str) -> tuple[str, str, str] | None:
-    """Return (repo, revision, path) of a Hub ``/<repo>/resolve/<rev>/<path>`` URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or parts.hostname != HUB_HOST:
-        return None
-    segments = parts.path.strip("/").split("/")
-    if len(segments) < 5 or segments[2] != "resolve":
-        return None
-    repo = "/".join(segments[:2])
-    revision = unquote(segments[3])
-    path = unquote("/".join(segments[4:]))
-    return repo, revision, path
+    """Return (repo, revision, path) of a Hub ``/<repo>/resolve/<rev>/<path>`` URL.
+
+    The rule is remote.settings.parse_hub_url's (it also refuses dataset URLs, bad repo ids
+    and paths that would leave the models folder); this keeps the catalog's tuple and cache.
+    """
+    ref = settings.parse_hub_url(url)
+    return (ref.repo, ref.revision, ref.path) if ref is not None else None
 
 
 def is_remote(url: str) -> bool:

@@ -1,16 +1,19 @@
 """The download engine: parallel ranges, resume, one shared limit, verification, events.
 
-Read in this order: core.py (Engine: threads, queue, control), transfer.py (one file from
-Hub URL to verified destination), ranges.py (who fetches which bytes), partial.py (the hidden
-.wandown folder: part, state, lock), hashing.py, ratelimit.py, fetch.py (HTTP details),
-events.py (what the views receive).
+Read in this order: core.py (Engine: threads, queue, control), job.py (what a file's job
+and the shared settings hold), download.py (one file's life cycle: lock, resume, verify,
+place), fill.py (one pass over its bytes), connection.py (each connection's requests, reads
+and retries), ranges.py (who fetches which bytes), partial.py (the hidden .wandown folder:
+part, state, lock), hashing.py, ratelimit.py, fetch.py (resolving a Hub URL, what an answer
+means), cancel.py (cutting requests in flight), events.py (what the views receive). The
+rules every Hub request follows (retries, origins, redirects, messages) are in wandown.hubhttp.
 """
 
 from .core import Engine
 from .events import FINAL_STATES, STATES, Event
+from .job import DownloadJob
 from .partial import PARTIAL_FOLDER, PartialPaths
 from .ratelimit import KIB, RateLimiter, kb_to_rate
-from .transfer import DownloadJob
 
 __all__ = [
     "FINAL_STATES",

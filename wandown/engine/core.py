@@ -9,12 +9,19 @@ from collections.abc import Callable, Mapping
 
 import urllib3
 
+from wandown.hubhttp.retry import UNLIMITED, RetryPolicy
+from wandown.hubhttp.urls import timeout as request_timeout
+
 from . import events as ev
+from .cancel import CancelFlag, watched_pool_manager
+from .download import FileDownload
 from .events import Event, Reporter
-from .fetch import CancelFlag, Resolver, watched_pool_manager
+from .fetch import Resolver
+from .job import DownloadJob, Nap, Settings, nap
 from .ranges import MIB
 from .ratelimit import KIB, RateLimiter, kb_to_rate
-from .transfer import DownloadJob, FileDownload, Nap, Settings, nap
+
+MAX_BACKOFF = 30.0  # between two tries of one range; a download has time, a listing has not
 
 
 def no_headers(url: str) -> Mapping[str, str]:
@@ -63,14 +70,19 @@ class Engine:
             min_chunk=min_chunk or max(64 * 1024, chunk_size // 16),
             small_file=small_file,
             read_size=read_size,
-            timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+            timeout=request_timeout(timeout),
             retries=retries,
-            backoff=backoff,
+            retry=RetryPolicy(
+                max_attempts=retries + 1,
+                budget=UNLIMITED,
+                first_backoff=backoff,
+                max_backoff=MAX_BACKOFF,
+                clock=clock,
+                sleep=lambda seconds, flag: nap(flag, seconds),
+            ),
             min_speed=min_speed,
             stall_window=stall_window,
             state_every=state_every,
-            clock=clock,
-            nap=nap,
         )
         self._headers_for = headers_for
         self._own_pool = pool is None

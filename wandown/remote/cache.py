@@ -184,10 +184,10 @@ class MetadataCache:
             self._load_once()
             for key, meta in files.items():
                 self._files[key] = self._new_files[key] = meta
-            for key, branch in branches.items():
-                known = self._branches.get(key)
+            for branch_key, branch in branches.items():
+                known = self._branches.get(branch_key)
                 if known is None or branch.checked > known.checked:
-                    self._branches[key] = self._new_branches[key] = branch
+                    self._branches[branch_key] = self._new_branches[branch_key] = branch
         try:
             self.save()
         except OSError as exc:
@@ -216,7 +216,9 @@ class MetadataCache:
         except (ValueError, MetadataFileError) as exc:
             return self._set_aside(str(exc))
 
-    def _set_aside(self, reason: str) -> tuple[dict, dict]:
+    def _set_aside(
+        self, reason: str
+    ) -> tuple[dict[FileKey, FileMeta], dict[BranchKey, BranchMeta]]:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         try:
             os.replace(self.path, aside)
@@ -290,7 +292,9 @@ def _merge_branches(into: dict[BranchKey, BranchMeta], new: dict[BranchKey, Bran
             into[key] = meta
 
 
-def _to_json(files: dict[FileKey, FileMeta], branches: dict[BranchKey, BranchMeta]) -> dict:
+def _to_json(
+    files: dict[FileKey, FileMeta], branches: dict[BranchKey, BranchMeta]
+) -> dict[str, Any]:
     """Lay entries out as hubs -> endpoint -> commits/branches -> repo, readable by people."""
     hubs: dict[str, Any] = {}
     for (endpoint, repo, commit, path), meta in files.items():
@@ -328,15 +332,12 @@ def _from_json(data: Any) -> tuple[dict[FileKey, FileMeta], dict[BranchKey, Bran
         for repo, revisions in _mapping(hub.get("branches", {}), "branches").items():
             for revision, entry in _mapping(revisions, repo).items():
                 entry = _mapping(entry, f"{repo}@{revision}")
-                commit, checked = entry.get("commit"), entry.get("checked")
-                _require(
-                    isinstance(commit, str) and is_commit(commit), f"{repo}@{revision}: bad commit"
-                )
-                _require(
-                    isinstance(checked, (int, float)) and not isinstance(checked, bool),
-                    f"{repo}@{revision}: bad time",
-                )
-                branches[(endpoint, repo, revision)] = BranchMeta(commit, float(checked))
+                target, checked = entry.get("commit"), entry.get("checked")
+                if not (isinstance(target, str) and is_commit(target)):
+                    raise MetadataFileError(f"{repo}@{revision}: bad commit")
+                if not isinstance(checked, (int, float)) or isinstance(checked, bool):
+                    raise MetadataFileError(f"{repo}@{revision}: bad time")
+                branches[(endpoint, repo, revision)] = BranchMeta(target, float(checked))
     return files, branches
 
 
@@ -359,8 +360,9 @@ def parse_file_meta(entry: Any, where: str) -> FileMeta:
     return FileMeta(size=size, sha256=sha256, blob_sha1=blob_sha1)
 
 
-def _mapping(value: Any, where: str) -> dict:
-    _require(isinstance(value, dict), f"{where}: expected an object")
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MetadataFileError(f"{where}: expected an object")
     return value
 
 

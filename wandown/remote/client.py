@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import random
 import re
@@ -16,7 +17,10 @@ from urllib.parse import quote, urlencode, urljoin
 
 import urllib3
 
-from wandown.remote import messages
+from wandown.hubhttp import messages
+from wandown.hubhttp.messages import HubError
+from wandown.hubhttp.retry import RetryPolicy, Sleep, sleep_unless_cancelled
+from wandown.hubhttp.urls import NO_ORIGIN, origin
 from wandown.remote.cache import (
     FileMeta,
     MetadataCache,
@@ -24,9 +28,8 @@ from wandown.remote.cache import (
     is_commit,
     parse_file_meta,
 )
-from wandown.remote.http import HubHttp, RetryPolicy, Wait, wait_unless_cancelled
-from wandown.remote.messages import HubError
-from wandown.remote.settings import NO_ORIGIN, FileRef, HubSettings, is_valid_repo_id, origin
+from wandown.remote.http import HubHttp
+from wandown.remote.settings import FileRef, HubSettings, is_valid_repo_id
 
 DAY = 24 * 3600.0
 PATHS_PER_REQUEST = 200
@@ -68,11 +71,6 @@ class RemoteFile:
         """Tell whether the Hub stores this file in LFS (and so gives its sha256)."""
         return self.sha256 is not None
 
-    @property
-    def ref(self) -> FileRef:
-        """Return the catalog reference this file answers."""
-        return FileRef(self.repo, self.revision, self.path)
-
 
 @dataclass
 class MetadataResult:
@@ -82,16 +80,6 @@ class MetadataResult:
     errors: dict[FileRef, str] = field(default_factory=dict)
     unknown: set[FileRef] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class HeadResult:
-    """What a HEAD on a resolve URL said after following redirects."""
-
-    url: str
-    size: int | None
-    etag: str | None
-    commit: str | None
 
 
 class _PathsInfoUnavailable(Exception):
@@ -112,7 +100,7 @@ class MetadataClient:
         cache_path: Path | None = None,
         pool: urllib3.PoolManager | None = None,
         max_workers: int = 8,
-        wait: Wait = wait_unless_cancelled,
+        wait: Sleep = sleep_unless_cancelled,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
@@ -123,16 +111,10 @@ class MetadataClient:
         self.settings = settings
         self.endpoint = settings.endpoint.rstrip("/")
         self.cache = MetadataCache(cache_path, now=now)
-        self.http = HubHttp(
-            settings,
-            pool=pool,
-            pool_size=max_workers,
-            retry=retry,
-            wait=wait,
-            clock=clock,
-            now=now,
-            jitter=jitter,
+        policy = dataclasses.replace(
+            retry or RetryPolicy(), clock=clock, now=now, sleep=wait, jitter=jitter
         )
+        self.http = HubHttp(settings, pool=pool, pool_size=max_workers, retry=policy)
         self.max_workers = max(1, max_workers)
         self.branch_ttl = branch_ttl
         self.paths_per_request = max(1, paths_per_request)
@@ -411,33 +393,6 @@ class MetadataClient:
     def auth_headers(self, url: str) -> dict[str, str]:
         """Return {"authorization": "Bearer ..."} for URLs on the endpoint's origin, else {}."""
         return self.http.auth_headers(url)
-
-    def head_file(self, file: RemoteFile | FileRef) -> HeadResult:
-        """HEAD a file's resolve URL, following redirects without leaking the token."""
-        if isinstance(file, RemoteFile):
-            url, revision = self.download_url(file), file.commit
-        else:
-            revision = file.revision
-            path = quote(file.path, safe="/")
-            url = f"{self.endpoint}/{file.repo}/resolve/{quote(revision, safe='')}/{path}"
-        response, final_url = self.http.follow("HEAD", url)
-        if response.status != 200:
-            raise messages.http_failure(
-                response.status,
-                response.headers,
-                endpoint=self.endpoint,
-                repo=file.repo,
-                revision=revision,
-                path=file.path,
-                token_sent=bool(self.auth_headers(final_url)),
-            )
-        length = response.headers.get("x-linked-size") or response.headers.get("content-length")
-        return HeadResult(
-            url=final_url,
-            size=int(length) if length and length.isdigit() else None,
-            etag=response.headers.get("x-linked-etag") or response.headers.get("etag"),
-            commit=response.headers.get("x-repo-commit"),
-        )
 
     def close(self) -> None:
         """Close the pooled connections (the client stays usable; new ones open on demand)."""

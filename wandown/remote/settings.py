@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from wandown.errors import ConfigError
+from wandown.hubhttp.urls import NO_ORIGIN, origin
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -21,8 +22,6 @@ _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Where the authority part of a URL ends (RFC 3986 section 3.2).
 _AUTHORITY_END = re.compile(r"[/?#]")
-
-NO_ORIGIN = ("", "", 0)
 
 _TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
@@ -108,23 +107,6 @@ def _read_token(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     except (OSError, UnicodeDecodeError):
         return None, None
     return (value, str(path)) if value else (None, None)
-
-
-def origin(url: str) -> tuple[str, str, int]:
-    """Return (scheme, host, port) with the default port filled in, for same-origin checks.
-
-    A malformed URL (a broken IPv6 literal, a port that is not a number) gives NO_ORIGIN,
-    ("", "", 0), which no usable URL has.
-    """
-    try:
-        parts = urlsplit(url)
-        hostname, port = parts.hostname, parts.port
-    except ValueError:
-        return NO_ORIGIN
-    scheme = parts.scheme.lower()
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return scheme, (hostname or "").lower(), port
 
 
 def is_valid_repo_id(repo: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wandown.errors import RemoteError
+from wandown.hubhttp.urls import header, shown_url
 
 TOKEN_HINT = "set a token with HF_TOKEN=... or `hf auth login`"
 
@@ -50,8 +51,8 @@ def http_failure(
     GatedRepo); without a token it answers 401 for private, gated and missing repos alike, and
     401 "Invalid credentials in Authorization header" for a bad token.
     """
-    code = _header(headers, "x-error-code")
-    detail = _header(headers, "x-error-message") or ""
+    code = header(headers, "x-error-code")
+    detail = header(headers, "x-error-message") or ""
     repo_page = f"{endpoint}/{repo}"
     if code == "GatedRepo":
         if token_sent:
@@ -73,16 +74,21 @@ def http_failure(
         hint = "" if token_sent else f" (if it is private or gated, {TOKEN_HINT})"
         return HubError(REPO_NOT_FOUND, f"Repository {repo} not found on {endpoint}{hint}.")
     if code == "EntryNotFound" or (status == 404 and code is None and path is not None):
-        return file_not_found(repo, revision, path)
+        missing = file_not_found(repo, revision, path)
+        if detail:  # e.g. localhub: the file changed on disk since the commit was listed
+            return HubError(FILE_NOT_FOUND, f"{missing.message} The Hub says: {shown_url(detail)}")
+        return missing
     if code == "RevisionNotFound" or status == 404:
         return HubError(REVISION_NOT_FOUND, f"Revision {revision!r} not found in {repo}.")
     if status == 403:
-        return HubError(FORBIDDEN, f"The Hub refused access to {repo} (HTTP 403). {detail}".strip())
+        return HubError(
+            FORBIDDEN, f"The Hub refused access to {repo} (HTTP 403). {shown_url(detail)}".strip()
+        )
     if status == 401:
         return HubError(NEEDS_TOKEN, f"{repo} needs a token the Hub accepts; {TOKEN_HINT}.")
     if status >= 500:
         return HubError(SERVER, f"The Hub failed with HTTP {status} for {repo}.")
-    suffix = f": {detail}" if detail else ""
+    suffix = f": {shown_url(detail)}" if detail else ""
     return HubError(UNEXPECTED, f"The Hub answered HTTP {status} for {repo}{suffix}.")
 
 
@@ -145,11 +151,6 @@ def unexpected(url: str, what: str) -> HubError:
     return HubError(UNEXPECTED, f"Unexpected answer from {url}: {what}.")
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # urllib3's HTTPHeaderDict is case-insensitive; a plain dict from a test may not be.
-    value = headers.get(name)
-    if value is None:
-        for key, candidate in headers.items():
-            if key.lower() == name:
-                return candidate
-    return value
+def refused_redirect(url: str, why: str) -> HubError:
+    """Say that a redirect was not followed (see urls.redirect_target), naming the request."""
+    return unexpected(shown_url(url), why)

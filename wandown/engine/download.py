@@ -1,0 +1,314 @@
+"""One file's life cycle: its working folder and lock, resume state, verification, placement."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from pathlib import Path
+
+import urllib3
+
+from wandown import fsutil
+from wandown.digests import file_digest
+from wandown.errors import DownloadError, WandownError
+
+from . import events as ev
+from .cancel import CancelFlag
+from .connection import Connections
+from .events import Event, Reporter
+from .fetch import Cancelled, Resolver
+from .fill import PartFill
+from .job import DownloadJob, Expected, Settings, expected_file
+from .partial import (
+    FileLock,
+    Holder,
+    PartialPaths,
+    PartialState,
+    WorkingFolder,
+    load_state,
+    save_state,
+)
+from .ranges import RangeSet
+from .ratelimit import RateLimiter
+
+
+class FileDownload:
+    """Everything about fetching one job; `run()` returns its final event."""
+
+    def __init__(
+        self,
+        job: DownloadJob,
+        settings: Settings,
+        pool: urllib3.PoolManager,
+        limiter: RateLimiter,
+        resolver: Resolver,
+        reporter: Reporter,
+        cancel: CancelFlag,
+    ) -> None:
+        self.job = job
+        self.settings = settings
+        self.resolver = resolver
+        self.reporter = reporter
+        self.cancel = cancel
+        self.paths = PartialPaths.for_dest(job.dest)
+        self.net = Connections(
+            job, self.paths.part, settings, pool, limiter, resolver, reporter, cancel
+        )
+        self._fill = PartFill(self.paths, settings, reporter, self.net)
+
+    # -- the whole job -------------------------------------------------------------------
+
+    def run(self) -> Event:
+        """Fetch, verify and place the file; never raises for expected failures."""
+        name = self.job.dest.name
+        folder = WorkingFolder(self.paths.folder)
+        try:
+            self._prepare_folder(folder)
+            try:
+                return self._run_locked()
+            finally:
+                # Removed only when empty: a part or state to resume keeps it.
+                folder.leave(tidy=True)
+        except Cancelled:
+            return self.reporter.publish(ev.CANCELLED, message="stopped; the partial is kept")
+        except DownloadError as error:
+            return self.reporter.publish(ev.FAILED, message=str(error))
+        except OSError as error:
+            detail = error.strerror or str(error)
+            where = error.filename or self.paths.folder
+            return self.reporter.publish(ev.FAILED, message=f"{name}: {detail}: {where}")
+
+    def _run_locked(self) -> Event:
+        lock = FileLock(self.paths.lock)
+        if not self._take_lock(lock):
+            size = self.job.dest.stat().st_size
+            self.reporter.total = size
+            return self.reporter.publish(
+                ev.COMPLETE, size, message="fetched by another wandown process"
+            )
+        try:
+            message = self._download()
+        finally:
+            # The lock file stays only beside something to resume.
+            leftover = self.paths.part.exists() or self.paths.state.exists()
+            lock.release(remove=not leftover)
+        return self.reporter.publish(ev.COMPLETE, self.reporter.done, message=message)
+
+    def _prepare_folder(self, folder: WorkingFolder) -> None:
+        """Make and hold the hidden folder; it cannot vanish until folder.leave()."""
+        dest = self.job.dest
+        self._refuse_what_is_in_the_way()
+        try:
+            folder.enter()
+        except WandownError as error:
+            raise DownloadError(str(error)) from error
+        except OSError as error:
+            raise DownloadError(
+                f"cannot write into {dest.parent}: {error.strerror or error}"
+            ) from error
+
+    def _refuse_what_is_in_the_way(self) -> None:
+        """Refuse a destination that is a folder, a link or a device: never write through it.
+
+        The hidden working folder must be a real folder too: through a link, the part files
+        would be written wherever it points (a hub, say).
+        """
+        folder = self.paths.folder
+        if folder.is_symlink():
+            raise DownloadError(
+                f"{folder} is a link (to {os.readlink(folder)}); wandown keeps its partial "
+                "downloads in a real folder there. Remove the link and run again"
+            )
+        dest = self.job.dest
+        try:
+            mode = os.lstat(dest).st_mode
+        except OSError:
+            return  # nothing there, or no folder yet: the folder's preparation says why
+        if stat.S_ISDIR(mode):
+            raise DownloadError(f"cannot save {dest}: a folder is in the way")
+        if stat.S_ISLNK(mode):
+            raise DownloadError(
+                f"cannot save {dest}: a link is in the way (to {os.readlink(dest)}); remove it "
+                "and run again"
+            )
+        if not stat.S_ISREG(mode):
+            raise DownloadError(f"cannot save {dest}: something that is not a file is in the way")
+
+    def _take_lock(self, lock: FileLock) -> bool:
+        """Lock the file against other processes; False if one of them finished it meanwhile.
+
+        A holder that stops showing signs of life (stopped with Ctrl-Z, hung) is waited for
+        only busy_timeout seconds; its lock is never taken from it, so there are never two
+        writers.
+        """
+        before = _identity(self.job.dest)
+        if self._try_lock(lock):
+            return True
+        shown = None
+        while not self._try_lock(lock):
+            holder = lock.holder()
+            message = busy_message(holder)
+            if message != shown:
+                self.reporter.publish(ev.BUSY, message=message)
+                shown = message
+            if holder is not None and holder.idle > self.settings.busy_timeout:
+                raise DownloadError(
+                    f"{self.job.dest.name}: {holder.describe()} holds its lock but has shown no "
+                    f"progress for {idle_text(holder.idle)} (stopped or hung?); continue or end "
+                    "that process, then run again"
+                )
+            if self.cancel.wait(0.2):
+                raise Cancelled
+        after = _identity(self.job.dest)
+        if after is not None and after != before:
+            lock.release(remove=True)
+            return False
+        return True
+
+    def _try_lock(self, lock: FileLock) -> bool:
+        try:
+            return lock.try_acquire()
+        except WandownError as error:
+            raise DownloadError(str(error)) from error
+        except OSError as error:
+            raise DownloadError(
+                f"cannot write into {self.paths.folder}: {error.strerror or error}"
+            ) from error
+
+    def _download(self) -> str:
+        """Fetch and place the file; return what the user should know beyond 'complete'."""
+        link = self.net.retrying(self.resolver.resolve)
+        expected = expected_file(self.job, link)
+        self.reporter.total = expected.size
+        identity = PartialState(
+            url=self.job.url,
+            size=expected.size,
+            sha256=expected.digest if expected.kind == "sha256" else None,
+            blob_sha1=expected.digest if expected.kind == "blob_sha1" else None,
+            commit=expected.commit,
+        )
+        saved = load_state(self.paths.state)
+        if saved is not None and saved.same_remote(identity) and self.paths.part.exists():
+            identity.done = saved.done
+        else:
+            self.paths.discard()
+        for attempt in (1, 2):
+            self.reporter.publish(ev.DOWNLOADING, identity.done.total())
+            self._save_first(identity)
+            digest = self._fill.fill(identity, expected)
+            if expected.kind is None or digest == expected.digest:
+                return self._place(expected)
+            self.paths.discard()
+            identity.done = RangeSet()
+            problem = (
+                f"{expected.kind} mismatch for {self.job.dest.name}: the Hub says "
+                f"{expected.digest}, the download has {digest}"
+            )
+            if attempt == 1:
+                self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
+        raise DownloadError(f"{problem} (twice); the bad download was removed")
+
+    def _save_first(self, state: PartialState) -> None:
+        """Write the state before any byte of data, so a disk that fills up can still resume."""
+        try:
+            save_state(self.paths.state, state)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DownloadError(
+                    f"the disk is full in {self.job.dest.parent}: no room to start "
+                    f"{self.job.dest.name}; free some space and run again"
+                ) from error
+            raise DownloadError(
+                f"cannot write {self.paths.state}: {error.strerror or error}"
+            ) from error
+        except WandownError as error:
+            raise DownloadError(str(error)) from error
+
+    def _place(self, expected: Expected) -> str:
+        """Move the verified part to the destination, never replacing what appeared there."""
+        part, dest = self.paths.part, self.job.dest
+        if _identity_of_name(part) != self._fill.part_identity:
+            raise DownloadError(
+                f"{part} was replaced while {dest.name} was downloading; not placing it. Remove "
+                "it and run again"
+            )
+        try:
+            fsutil.place_new(part, dest)
+        except FileExistsError:
+            return self._appeared(expected)
+        except OSError as error:
+            raise DownloadError(
+                f"cannot put {dest} in place: {error.strerror or error}; the verified "
+                f"download stays in {part}"
+            ) from error
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.state.unlink()
+        return ""
+
+    def _appeared(self, expected: Expected) -> str:
+        """A file appeared at the destination during the download: keep it; drop ours if equal."""
+        part, dest = self.paths.part, self.job.dest
+        if expected.kind is not None and _same_file(dest, expected, self.cancel):
+            self.paths.discard()
+            return (
+                f"{dest.name} appeared while downloading and matches the Hub's; kept it and "
+                "dropped the download"
+            )
+        raise DownloadError(
+            f"{dest} appeared while downloading and is not the Hub's file (or is still being "
+            f"written); left it as it is. The verified download is kept at {part}: move it "
+            "there yourself to use it, or delete it"
+        )
+
+
+def _identity_of_name(path: Path) -> tuple[int, int] | None:
+    """Return the (device, inode) of the name itself, a link not followed."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _same_file(path: Path, expected: Expected, cancel: CancelFlag) -> bool:
+    """Tell whether the regular file at path is the expected one, by size and digest."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_size != expected.size:
+        return False
+    if expected.kind is None:
+        return False  # without a digest, "the same" cannot be proved
+    try:
+        return file_digest(path, expected.kind, cancel) == expected.digest
+    except OSError:
+        return False
+
+
+def busy_message(holder: Holder | None) -> str:
+    """Say who is fetching a file we wait for, and how long it has shown no progress."""
+    who = holder.describe() if holder is not None else "another wandown process"
+    message = f"{who} is fetching this file"
+    if holder is not None and holder.idle >= 10:
+        message += f" (no progress for {idle_text(holder.idle)})"
+    return message
+
+
+def idle_text(seconds: float) -> str:
+    """Round a waiting time the way a person says it: 40 s, 3 min (steps, so it rarely changes)."""
+    if seconds < 10:
+        return f"{int(seconds)} s"
+    if seconds < 60:
+        return f"{int(seconds) // 10 * 10} s"
+    return f"{int(seconds) // 60} min"
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
