@@ -255,3 +255,25 @@ def test_a_working_folder_that_links_into_the_hub_is_never_written(world, localh
     assert f"{working} is a link (to {inside})" in result.stdout
     assert list(inside.iterdir()) == []
     assert not world.path(f"ckpts/{BIG}").exists()
+
+
+def test_a_wan2gp_folder_moved_into_the_hub_mid_download_is_not_written_into(world):
+    """The check before the download is asked again before placing: folders move meanwhile."""
+    ckpts = world.path("ckpts")
+    part = PartialPaths.for_dest(ckpts / BIG).part
+    process = world.popen("--download", BIG, "--limit", "1000", "--connections", "2")
+    try:
+        wait_until(lambda: part.exists())
+        moved = world.hub_dir / "ckpts"
+        shutil.move(str(ckpts), str(moved))  # the user files ckpts into the hub...
+        ckpts.symlink_to(moved)  # ...and links it back for Wan2GP
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "Traceback" not in out + err, err
+    assert process.returncode == 1
+    assert "would be written inside the hub" in out and "was not placed" in out
+    assert not (moved / BIG).exists()
+    assert not (moved / ".wandown" / part.name).exists()

@@ -152,6 +152,7 @@ class Batch:
             sha256=remote.sha256,
             blob_sha1=remote.blob_sha1,
             commit=remote.commit,
+            hub_folders=tuple(self.loaded.hub_folders()),
         )
         try:
             bench.submit(job)

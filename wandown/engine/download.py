@@ -10,7 +10,7 @@ from pathlib import Path
 
 import urllib3
 
-from wandown import fsutil
+from wandown import destination, fsutil
 from wandown.digests import file_digest
 from wandown.errors import DownloadError, WandownError
 
@@ -234,6 +234,12 @@ class FileDownload:
                 f"{part} was replaced while {dest.name} was downloading; not placing it. Remove "
                 "it and run again"
             )
+        # The folders may have moved since the plan was made (a Wan2GP folder turned into a link
+        # into the hub mid-download): ask again, as late as possible.
+        why = destination.problem(dest, self.job.key, self.job.hub_folders)
+        if why is not None:
+            self.paths.discard()
+            raise DownloadError(f"{why}; the download was not placed and its part was removed")
         try:
             fsutil.place_new(part, dest)
         except FileExistsError:

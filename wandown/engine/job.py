@@ -41,6 +41,7 @@ class DownloadJob:
     sha256: str | None
     blob_sha1: str | None = None
     commit: str | None = None
+    hub_folders: tuple[Path, ...] = ()  # checked again right before the file is placed
 
 
 def _env_seconds(name: str, default: float) -> float:
