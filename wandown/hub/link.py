@@ -71,10 +71,11 @@ def dedupe(
 ) -> DedupeReport:
     """Replace real files under folder that are byte-identical to hub files with links to them.
 
-    Identity is size, then BLAKE3 (sha256 when the blake3 package is missing, or when a hub
-    file's sha256 is known from its HF blob name). Hub files are only read, never touched. A hub
-    entry that resolves into folder or into a protected folder (Wan2GP's checkpoint roots) is
-    one of the copies, not a hub file: a hub may reach Wan2GP's ckpts through a folder link.
+    Identity is size, then BLAKE3 (sha256 when the blake3 package is missing, or when only a hub
+    file's sha256 is remembered); a HF blob's name is never trusted, its bytes are. Hub files
+    are only read, never touched. A hub entry that resolves into folder or into a protected
+    folder (Wan2GP's checkpoint roots) is one of the copies, not a hub file: a hub may reach
+    Wan2GP's ckpts through a folder link.
     """
     root = os.path.abspath(folder)
     if fsutil.is_inside(root, index.hub_dir):

@@ -1,0 +1,86 @@
+"""The hostile tester's second round, driven through the real program: a HF blob whose name
+lies, a hub folder link that Wan2GP's ckpts shares, a link the user makes while wandown hashes,
+a deleted working folder, an unmounted hub behind ckpts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.test_airgap_cli import hf_cache_entry
+from tests.world import BIG, REPO, build_world
+
+
+@pytest.fixture
+def world(tmp_path, localhub):
+    return build_world(tmp_path, localhub)
+
+
+def flipped(data: bytes, at: int = 1234) -> bytes:
+    """The same bytes with one bit pattern flipped: same size, other content (bit rot)."""
+    bad = bytearray(data)
+    bad[at] ^= 0xFF
+    return bytes(bad)
+
+
+def lying_blob(hub_dir: Path, repo: str, path: str, good: bytes) -> Path:
+    """A HF cache entry whose blob is named sha256(good) but holds other bytes of its size."""
+    blob = hf_cache_entry(hub_dir, repo, path, good)
+    blob.write_bytes(flipped(good))
+    assert blob.name == hashlib.sha256(good).hexdigest()
+    return blob
+
+
+def test_dedupe_never_replaces_a_good_copy_with_a_blob_whose_name_lies(world):
+    good = os.urandom(100_000)
+    lying_blob(world.hub_dir, "someone/thing", "weights.safetensors", good)
+    mine = world.path("ckpts/my_model.safetensors")
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_bytes(good)
+
+    result = world.run("--dedupe", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not mine.is_symlink() and mine.read_bytes() == good
+    assert "0 files replaced by links" in result.stdout
+
+
+def test_dedupe_still_links_a_blob_that_holds_what_its_name_says(world):
+    good = os.urandom(100_000)
+    blob = hf_cache_entry(world.hub_dir, "someone/thing", "weights.safetensors", good)
+    mine = world.path("ckpts/my_model.safetensors")
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_bytes(good)
+
+    result = world.run("--dedupe", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.readlink(mine) == str(blob) and mine.read_bytes() == good
+
+
+def test_download_never_links_a_blob_whose_name_lies(world):
+    good = world.served_file(BIG).read_bytes()
+    blob = lying_blob(world.hub_dir, REPO, BIG, good)
+
+    result = world.run("--download", BIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    dest = world.path(f"ckpts/{BIG}")
+    assert not dest.is_symlink() and dest.read_bytes() == good  # downloaded, not linked
+    assert blob.read_bytes() == flipped(good)  # the hub is only read
+    assert "does not hold what its Hugging Face blob name says" in result.stdout + result.stderr
+
+
+def test_offline_a_blob_is_linked_only_when_its_bytes_match_its_name(world, localhub):
+    good = world.served_file(BIG).read_bytes()
+    blob = lying_blob(world.hub_dir, REPO, BIG, good)
+
+    result = world.run("--offline", "--download", BIG)
+    dest = world.path(f"ckpts/{BIG}")
+    assert not os.path.lexists(dest), result.stdout + result.stderr
+    assert localhub.requests == []
+
+    blob.write_bytes(good)  # repaired: now its bytes prove its name
+    result = world.run("--offline", "--download", BIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.readlink(dest) == str(blob) and dest.read_bytes() == good
