@@ -12,6 +12,7 @@ import pytest
 
 from tests.test_airgap_cli import hf_cache_entry
 from tests.world import BIG, REPO, build_world
+from wandown.hub import scan_hub
 
 
 @pytest.fixture
@@ -84,3 +85,28 @@ def test_offline_a_blob_is_linked_only_when_its_bytes_match_its_name(world, loca
     result = world.run("--offline", "--download", BIG)
     assert result.returncode == 0, result.stdout + result.stderr
     assert os.readlink(dest) == str(blob) and dest.read_bytes() == good
+
+
+def test_a_ckpts_link_to_a_folder_the_hub_links_to_is_never_written(world, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (world.hub_dir / "extra").symlink_to(shared)  # the scan follows it: shared holds hub files
+    ckpts = world.path("ckpts")
+    if ckpts.exists():
+        ckpts.rmdir()
+    ckpts.symlink_to(shared)
+
+    result = world.run("--download", BIG)
+    assert result.returncode != 0
+    assert "wandown never writes into a hub" in result.stdout + result.stderr
+    assert sorted(shared.iterdir()) == []  # no download, no .wandown/ in the hub
+
+
+def test_the_scan_reports_the_real_folders_its_links_led_to(tmp_path):
+    hub, shared = tmp_path / "hub", tmp_path / "shared"
+    (shared / "deep").mkdir(parents=True)
+    hub.mkdir()
+    (hub / "extra").symlink_to(shared)
+    (hub / "deeper").symlink_to(shared / "deep")  # inside a tree already walked: still a root
+    index = scan_hub(hub, tmp_path / "sidecar.json")
+    assert str(hub.resolve()) in index.real_roots and str(shared.resolve()) in index.real_roots

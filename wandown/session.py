@@ -321,6 +321,7 @@ class Session:
         folders = [Path(self.config.hub_directory)]
         if self.hub is not None:
             folders += [Path(repo.folder) for repo in self.hub.hf_repos]
+            folders += [Path(root) for root in self.hub.real_roots]  # where folder links led
         return folders
 
     # -- controller: what the views ask for ----------------------------------------------------
