@@ -110,3 +110,31 @@ def test_the_scan_reports_the_real_folders_its_links_led_to(tmp_path):
     (hub / "deeper").symlink_to(shared / "deep")  # inside a tree already walked: still a root
     index = scan_hub(hub, tmp_path / "sidecar.json")
     assert str(hub.resolve()) in index.real_roots and str(shared.resolve()) in index.real_roots
+
+
+def test_a_link_the_user_makes_while_wandown_hashes_is_never_replaced(
+    world, tmp_path, monkeypatch, capsys
+):
+    from wandown import cli
+    from wandown.hub.index import HubIndex
+
+    (world.hub_dir / "big.safetensors").write_bytes(world.served_file(BIG).read_bytes())
+    own = tmp_path / "mine" / "own.safetensors"
+    own.parent.mkdir()
+    own.write_bytes(b"my own model")
+    dest = world.path(f"ckpts/{BIG}")
+    match = HubIndex.match
+
+    def user_links_while_hashing(self, *args, **kwargs):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(own)
+        return match(self, *args, **kwargs)
+
+    monkeypatch.setattr(HubIndex, "match", user_links_while_hashing)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    monkeypatch.chdir(world.workdir)
+    status = cli.main(["--download", BIG])
+    out = capsys.readouterr()
+    assert os.readlink(dest) == str(own), out
+    assert "appeared while linking" in out.out + out.err
+    assert status != 0
