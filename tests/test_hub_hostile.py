@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.test_airgap_cli import hf_cache_entry
-from tests.world import BIG, REPO, build_world
+from tests.world import BIG, PROJECT, REPO, build_world
 from wandown.hub import scan_hub
 
 
@@ -138,3 +140,21 @@ def test_a_link_the_user_makes_while_wandown_hashes_is_never_replaced(
     assert os.readlink(dest) == str(own), out
     assert "appeared while linking" in out.out + out.err
     assert status != 0
+
+
+@pytest.mark.parametrize("config", ["relative", "absolute"])
+def test_a_deleted_current_folder_is_a_clear_message(world, tmp_path, config):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    args = [sys.executable, str(PROJECT / "wandown.py"), "--list"]
+    if config == "absolute":
+        args += ["--config-file", str(world.workdir / "config.json"), "--hub-dir", "hub"]
+    # The shell stands in a folder that is deleted under it, as `cd x; rm -r ../x` does.
+    script = f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+    script += f"sys.exit(subprocess.run({args!r}).returncode)"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=world.env(), timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "current folder" in result.stderr and "cd into a folder that exists" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
