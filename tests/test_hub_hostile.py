@@ -158,3 +158,18 @@ def test_a_deleted_current_folder_is_a_clear_message(world, tmp_path, config):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "current folder" in result.stderr and "cd into a folder that exists" in result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_ckpts_link_to_an_unmounted_hub_is_named_as_such(world):
+    ckpts = world.path("ckpts")
+    if ckpts.exists():
+        ckpts.rmdir()
+    world.hub_dir.rmdir()  # the hub is not mounted: hub features are off
+    ckpts.symlink_to(world.hub_dir / "wan2gp-ckpts")
+
+    result = world.run("--download", BIG)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"is a link to {world.hub_dir / 'wan2gp-ckpts'}, which is missing" in output
+    assert "is the hub mounted?" in output and "File exists" not in output
+    assert not os.path.lexists(world.hub_dir)  # nothing recreated the hub's folders
