@@ -21,7 +21,10 @@ def test_atomic_symlink_places_a_new_link_and_replaces_only_a_link(tmp_path):
     fsutil.atomic_symlink(target, link)
     assert os.readlink(link) == str(target)
     other = tmp_path / "other.bin"
-    fsutil.atomic_symlink(other, link)  # a link, even a broken one, may become another link
+    with pytest.raises(FileExistsError):
+        fsutil.atomic_symlink(other, link)  # replacing must be asked for
+    assert os.readlink(link) == str(target)
+    fsutil.atomic_symlink(other, link, replace_link=True)  # asked: a link may become another
     assert os.readlink(link) == str(other)
     assert names(link.parent) == ["x.bin"]
 
@@ -119,6 +122,6 @@ def test_a_file_that_replaces_a_link_while_it_is_relinked_is_kept(tmp_path, monk
 
         monkeypatch.setattr(fsutil, "_renameat2", no_exchange)
     with pytest.raises(FileExistsError, match="is a real file"):
-        fsutil.atomic_symlink(target, link)
+        fsutil.atomic_symlink(target, link, replace_link=True)
     assert link.read_bytes() == b"written by Wan2GP meanwhile"
     assert names(tmp_path) == ["hub.bin", "x.bin"]

@@ -38,7 +38,9 @@ def test_broken_link_is_repaired(tmp_path: Path) -> None:
     hub_file = write(tmp_path / "hub" / "m.bin", b"model")
     dest = tmp_path / "dest.bin"
     os.symlink(tmp_path / "gone.bin", dest)
-    assert link_into_place(hub_file, dest) is LinkOutcome.REPAIRED
+    with pytest.raises(FileExistsError):
+        link_into_place(hub_file, dest)  # never without being asked
+    assert link_into_place(hub_file, dest, replace_link=True) is LinkOutcome.REPAIRED
     assert dest.read_bytes() == b"model"
 
 
@@ -47,7 +49,7 @@ def test_a_link_is_never_followed_when_written(tmp_path: Path) -> None:
     victim = write(tmp_path / "victim.bin", b"precious")
     dest = tmp_path / "dest.bin"
     os.symlink(victim, dest)
-    assert link_into_place(hub_file, dest) is LinkOutcome.REPAIRED
+    assert link_into_place(hub_file, dest, replace_link=True) is LinkOutcome.REPAIRED
     assert victim.read_bytes() == b"precious"
     assert os.readlink(dest) == str(hub_file)
 

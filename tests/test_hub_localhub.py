@@ -32,7 +32,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         pytest.skip("huggingface_hub was imported in offline mode")
 
 
-def test_files_downloaded_by_huggingface_hub_are_matched_by_name(
+def test_files_downloaded_by_huggingface_hub_are_matched_and_read_once(
     tmp_path: Path, monkeypatch
 ) -> None:
     served = tmp_path / "served"
@@ -60,7 +60,12 @@ def test_files_downloaded_by_huggingface_hub_are_matched_by_name(
     index = scan_hub(hub_dir)
     matches = index.match(wanted.values())
     assert set(matches) == set(wanted.values())
-    assert reads == [hub_dir / "loose" / "my_vae_copy.safetensors"]  # the cache needed no reading
+    blobs = sorted((hub_dir / "hf" / "models--wan--tiny" / "blobs").iterdir())
+    # A blob's name is a lead, not proof: each blob is read once, then the sidecar answers.
+    assert sorted(reads) == sorted([hub_dir / "loose" / "my_vae_copy.safetensors", *blobs])
+    reads.clear()
+    assert scan_hub(hub_dir).match(wanted.values()) == matches
+    assert reads == []
     for name, info in wanted.items():
         dest = tmp_path / "wan2gp" / name
         link_into_place(matches[info], dest)

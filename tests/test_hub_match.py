@@ -85,15 +85,20 @@ def test_true_matches_found_and_no_decoy(hub: Path, tmp_path: Path, monkeypatch)
         WANT_C: hub / "invoke" / "models" / "sd-1" / "main" / "renamed.safetensors",
         WANT_CONFIG: blob / blob_sha1_hex(CONFIG),
     }
-    # Only size-equal candidates were read; HF blobs were proven by name, so the same-name
-    # decoy of B's size and the truncated copy of C were never read.
+    # Only size-equal candidates were read; HF blobs are leads read first (a name is no proof),
+    # so the same-name decoy of B's size and the truncated copy of C were never read.
     assert sorted(reads) == sorted(
         [
             hub / "plain" / "deep" / "er" / "wan_a.safetensors",
             hub / "plain" / "same_size_decoy.bin",
             hub / "invoke" / "models" / "sd-1" / "main" / "renamed.safetensors",
+            blob / sha256_hex(B),
+            blob / blob_sha1_hex(CONFIG),
         ]
     )
+    reads.clear()  # the sidecar remembers every proof: the next run reads nothing
+    assert scan_hub(hub).match([WANT_A, WANT_B, WANT_C, WANT_CONFIG]) == matches
+    assert reads == []
     wan2gp = tmp_path / "wan2gp"
     for number, (wanted, hub_file) in enumerate(matches.items()):
         dest = wan2gp / "ckpts" / f"file{number}"

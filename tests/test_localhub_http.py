@@ -561,9 +561,10 @@ def test_a_missing_root_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_symlinked_files_in_plain_folders_are_served(hub: LocalHub) -> None:
-    outside = hub.root.parent / "elsewhere.bin"
-    outside.write_bytes(b"linked")
-    os.symlink(outside, hub.root / "acme" / "tiny" / "linked.txt")
+    elsewhere = hub.root / "store" / "elsewhere.bin"  # in the served root, not in the repo
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"linked")
+    os.symlink(elsewhere, hub.root / "acme" / "tiny" / "linked.txt")
     assert fetch(resolve(hub, "linked.txt")).body == b"linked"
 
 
@@ -682,3 +683,24 @@ def test_odd_request_targets_and_lengths_get_clean_answers(hub: LocalHub, capfd)
     )
     assert superscript.startswith(b"HTTP/1.1 400 ")
     assert capfd.readouterr().err == ""
+
+
+def test_a_file_link_leading_outside_the_served_root_is_never_served(
+    hub: LocalHub, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"  # beside the served root, as /etc/passwd would be
+    secret.write_bytes(b"root:x:0:0\n")
+    folder = hub.root / "acme" / "tiny"
+    (folder / "pw.txt").symlink_to(secret)
+    (folder / "again.json").symlink_to(folder / "config.json")  # inside the root: served
+    assert fetch(resolve(hub, "pw.txt")).status == 404
+    assert fetch(resolve(hub, "again.json")).body == CONFIG
+    listing = json.loads(fetch(f"{hub.url}/api/models/acme/tiny/tree/main").body)
+    assert "pw.txt" not in [entry["path"] for entry in listing]
+
+    weights = {"w.safetensors": (WEIGHTS, True), "config.json": (CONFIG, False)}
+    write_hf_cache(hub.root / "caches", "acme/cached", {"main": "c" * 40}, {"c" * 40: weights})
+    redirect = fetch(resolve(hub, "w.safetensors", repo="acme/cached"))
+    assert redirect.status == 302
+    assert fetch(redirect.headers["location"]).body == WEIGHTS  # snapshot link into its blobs/
+    assert fetch(resolve(hub, "config.json", repo="acme/cached")).body == CONFIG

@@ -56,6 +56,21 @@ class Config:
         return self.wan2gp_directory.parent
 
 
+def current_folder() -> Path:
+    """Return the current folder, the base of every relative path given at start-up.
+
+    Asked once, before anything resolves a path: a folder deleted (or unmounted) under the
+    shell is then one clear message instead of a failure deep inside whatever asked first.
+    """
+    try:
+        return Path(os.getcwd())
+    except OSError as exc:
+        raise ConfigError(
+            f"the current folder cannot be used ({exc.strerror or exc}; was it deleted?); "
+            "cd into a folder that exists and run wandown again"
+        ) from None
+
+
 def _resolve(base: Path, value: str) -> Path:
     path = Path(os.path.expanduser(value))
     return path if path.is_absolute() else (base / path)
@@ -125,21 +140,22 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     Relative paths in the file are taken from the file's folder; relative paths given as flags
     (overrides) are taken from the current folder, as a user typing them would expect.
     """
+    cwd = current_folder()
     path = Path(path)
     raw, notices = read_config_file(path)
     settings = {**DEFAULTS, **{k: v for k, v in raw.items() if k in _SCHEMA}}
-    base = path.resolve().parent
+    base = (cwd / path).resolve().parent  # an absolute path stays as it is
     overrides = overrides or {}
     flag_paths = {k for k in ("hub_directory", "wan2gp_directory") if k in overrides}
     settings.update(overrides)
 
     wan2gp_value = settings["wan2gp_directory"]
-    wan2gp = _resolve(Path.cwd() if "wan2gp_directory" in flag_paths else base, wan2gp_value)
+    wan2gp = _resolve(cwd if "wan2gp_directory" in flag_paths else base, wan2gp_value)
 
     hub_value = settings["hub_directory"]
     hub: Path | None = None
     if hub_value:
-        hub = _resolve(Path.cwd() if "hub_directory" in flag_paths else base, hub_value)
+        hub = _resolve(cwd if "hub_directory" in flag_paths else base, hub_value)
         if not hub.is_dir():
             notices.append(f"hub folder {hub} does not exist; hub features are off")
             hub = None

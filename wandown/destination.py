@@ -25,6 +25,10 @@ def problem(path: Path, dest: str, hub_folders: Iterable[Path]) -> str | None:
         in_the_way = _in_the_way(path, dest, info)
         if in_the_way is not None:
             return in_the_way
+    else:
+        broken = _broken_folder_link(path, dest)
+        if broken is not None:
+            return broken
     real_folder = os.path.realpath(path.parent)
     for hub in hub_folders:
         if fsutil.is_inside(real_folder, hub):
@@ -56,6 +60,25 @@ def _in_the_way(path: Path, dest: str, info: os.stat_result) -> str | None:
         return f"{dest} is a folder; move it away to download the file"
     if not stat.S_ISREG(info.st_mode):
         return f"{dest} is not a regular file; remove it to download the file"
+    return None
+
+
+def _broken_folder_link(path: Path, dest: str) -> str | None:
+    """Say which folder on the way to path is a link to a missing folder (an unmounted hub).
+
+    Making the folders would fail (the link is in the way) or recreate the link's target.
+    """
+    for folder in reversed(path.parents):
+        try:
+            info = os.lstat(folder)
+        except OSError:
+            return None  # a folder that is simply not there yet: it is made when written
+        if stat.S_ISLNK(info.st_mode) and not os.path.exists(folder):
+            return (
+                f"{dest} cannot be written: its folder {folder} is a link to "
+                f"{_link_text(folder)}, which is missing (is the hub mounted?); mount it, or "
+                "replace the link with a real folder"
+            )
     return None
 
 

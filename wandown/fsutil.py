@@ -10,7 +10,7 @@ Every write wandown makes goes through here, and keeps three promises:
   `is_inside_any`, used by wandown.destination).
 - Never a replaced user file: `place_new` and `atomic_symlink` move into place with a rename
   that never replaces (renameat2 RENAME_NOREPLACE, else link and unlink), so a file that
-  appeared at the destination meanwhile stays as it is. Only an existing link is replaced,
+  appeared at the destination meanwhile stays as it is. A link is replaced only when asked,
   and only dedupe, after proving a file identical to its hub copy, replaces a real file.
   A rename never follows the link it replaces, so no write ever lands at a link's target.
 """
@@ -159,12 +159,15 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_symlink(target: Path, link: Path, replace_file: bool = False) -> None:
+def atomic_symlink(
+    target: Path, link: Path, replace_file: bool = False, replace_link: bool = False
+) -> None:
     """Make link point at target in one step, never following what is at link.
 
-    Nothing at link: the new link is placed without replacing anything, so a file that
-    appears meanwhile wins. A link at link is replaced. A real file is replaced only with
-    replace_file (dedupe, after proving it identical to target); otherwise FileExistsError.
+    Nothing at link: the new link is placed without replacing anything, so a file or a link
+    that appears meanwhile wins (FileExistsError). A link at link is replaced only with
+    replace_link, a real file only with replace_file (dedupe, after proving it identical to
+    target): replacing must be asked for, so nothing the user put there is lost by default.
     """
     link = Path(link)
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -176,10 +179,21 @@ def atomic_symlink(target: Path, link: Path, replace_file: bool = False) -> None
         try:
             place_new(tmp, link)
         except FileExistsError:
+            if not replace_link:
+                raise _occupied(link) from None
             _replace_link(os.fspath(tmp), os.fspath(link))
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _occupied(link: Path) -> FileExistsError:
+    """Say what is at link, for a refusal to replace it."""
+    try:
+        what = "a link" if stat.S_ISLNK(os.lstat(link).st_mode) else "a real file"
+    except OSError:
+        what = "something that appeared meanwhile"
+    return FileExistsError(f"{link} is {what}; not replacing it with a link")
 
 
 def _replace_link(new: str, link: str) -> None:

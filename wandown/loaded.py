@@ -128,12 +128,13 @@ class Loaded:
         return self.hub is not None and wanted is not None and self.hub.has_size(wanted.size)
 
     def hub_folders(self) -> list[Path]:
-        """Return the folders wandown never writes into: the hub and the HF caches it holds."""
+        """Return the folders wandown never writes into: the hub, its HF caches, where links lead."""
         if self.hub_dir is None:
             return []
         folders = [Path(self.hub_dir)]
         if self.hub is not None:
             folders += [Path(repo.folder) for repo in self.hub.hf_repos]
+            folders += [Path(root) for root in self.hub.real_roots]  # where folder links led
         return folders
 
     def refusal(self, record: FileRecord) -> str | None:

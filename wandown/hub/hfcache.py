@@ -2,9 +2,10 @@
 
 huggingface_hub stores each file once as `blobs/<etag>` and points at it from
 `snapshots/<commit>/<path>` with a relative symlink. The etag is the file's sha256 for LFS files
-(64 hex digits) and its git blob sha1 for small files kept in git (40 hex digits), so a blob's name
-is its identity and proves a match without reading it (huggingface_hub docs, "Manage
-huggingface_hub cache-system").
+(64 hex digits) and its git blob sha1 for small files kept in git (40 hex digits) (huggingface_hub
+docs, "Manage huggingface_hub cache-system"). A name is only what the blob should hold: bit rot or
+an editor writing through a snapshot link changes the bytes and keeps the name, so a blob is
+read (once; the sidecar remembers it) before it proves anything.
 """
 
 from __future__ import annotations

@@ -95,9 +95,14 @@ class HubIndex:
         self.sidecar = HashSidecar(sidecar_path, hub_dir, self.notice)
         self.files: dict[str, FileStat] = {}
         self.by_size: dict[int, list[str]] = {}
-        self.known: dict[str, dict[str, str]] = {}  # digests proven by a blob's name
+        # What a HF blob's name claims it is: a lead to read first, never proof (a blob can rot,
+        # or an editor can write through a snapshot link, and keep its name).
+        self.known: dict[str, dict[str, str]] = {}
         self.link_targets: dict[str, str] = {}  # key -> real path, for hub entries that are links
         self.hf_repos: list[HfCacheRepo] = []
+        # The real paths of the hub and of every folder a followed folder link led to: files
+        # there are hub files, so nothing may be written there either.
+        self.real_roots: list[str] = [os.path.realpath(hub_dir)]
         self.invokeai_roots: list[str] = []
         self.dir_count = 0
         self.broken_links = 0
@@ -198,10 +203,14 @@ class HubIndex:
                 self.notice(f"{path} is {stat.size} bytes but InvokeAI recorded {record.file_size}")
 
     def _is_lead(self, key: str, group: list[Wanted]) -> bool:
-        """Return True when InvokeAI's record of this file points at one of group.
+        """Return True when a HF blob's name or InvokeAI's record of this file names one of group.
 
-        A lead is only read first: its recorded hash or source may be stale, so it proves nothing.
+        A lead is only read first: a name, a recorded hash or source may be stale, so it proves
+        nothing.
         """
+        claimed = self.known.get(key, {})
+        if any(getattr(item, kind) == value for item in group for kind, value in claimed.items()):
+            return True
         record = self._record_for(key)
         if record is None:
             return False
@@ -222,13 +231,13 @@ class HubIndex:
     # -- digests -----------------------------------------------------------------------------
 
     def known_digests(self, key: str) -> dict[str, str]:
-        """Return the digests of a hub file that need no reading: blob name, sidecar, this run."""
+        """Return the digests of a hub file that need no reading: the sidecar's and this run's.
+
+        A blob's name is not among them: only the bytes prove what a file holds. The sidecar
+        remembers a blob's digests by its identity, so it is read once, not on every run.
+        """
         stat = self.files[key]
-        return {
-            **self.sidecar.digests(key, stat),
-            **self._computed.get(stat, {}),
-            **self.known.get(key, {}),
-        }
+        return {**self.sidecar.digests(key, stat), **self._computed.get(stat, {})}
 
     def digests(
         self,
@@ -266,7 +275,16 @@ class HubIndex:
         self._computed[stat] = {**self._computed.get(stat, {}), **fresh}
         self.sidecar.record(key, stat, fresh)
         self._check_against_invokeai(key, fresh)
+        self._check_against_name(key, fresh)
         return {**known, **fresh}
+
+    def _check_against_name(self, key: str, fresh: dict[str, str]) -> None:
+        claimed = self.known.get(key, {})
+        if any(kind in fresh and fresh[kind] != value for kind, value in claimed.items()):
+            self.notice(
+                f"hub file {self.path_of(key)} does not hold what its Hugging Face blob name says: "
+                "it is damaged or was written through a snapshot link; not using it"
+            )
 
     def _check_against_invokeai(self, key: str, fresh: dict[str, str]) -> None:
         record = self._record_for(key)
@@ -290,7 +308,7 @@ class HubIndex:
         return bool(self._sized(size))
 
     def candidates(self, size: int, outside: Sequence[str] = ()) -> list[str]:
-        """Return the hub files of exactly this size, proven-by-name and real files first.
+        """Return the hub files of exactly this size, HF blobs (named leads) and real files first.
 
         outside lists folders whose files are not hub files for this question: a hub may reach
         the very folder being deduped through a folder link. The hub's own files always count.
@@ -390,10 +408,10 @@ class HubIndex:
     ) -> tuple[Path, str] | None:
         """Return (hub file, sha256) for repo's file at path and revision in a HF cache in the hub.
 
-        For use without Hub metadata: the snapshot link's blob name is the file's identity, so
-        the same repo, revision and path in a cache is the file huggingface_hub would use
-        offline. A small file's blob is named by its git sha1; its sha256 is then computed
-        (save() keeps it).
+        For use without Hub metadata: the same repo, revision and path in a cache is the file
+        huggingface_hub would use offline, but only if the blob holds what its name says (its
+        sha256, or the git sha1 for a small file kept in git), so the blob is read once (the
+        sidecar keeps its digests, and save() writes them).
         """
         path = path.strip("/")
         for hf_repo in self.hf_repos:
@@ -406,9 +424,8 @@ class HubIndex:
             key = hf_repo.blobs.get(blob) if blob else None
             if blob is None or key is None:
                 continue
-            if digests.is_sha256(blob):
-                return self.link_target(key), blob
-            sha256 = self.digests(key, {SHA256}).get(SHA256)
-            if sha256 is not None:
-                return self.link_target(key), sha256
+            kind = SHA256 if digests.is_sha256(blob) else BLOB_SHA1
+            found = self.digests(key, {kind, SHA256})
+            if found.get(kind) == blob and SHA256 in found:
+                return self.link_target(key), found[SHA256]
         return None

@@ -29,14 +29,16 @@ class LinkOutcome(str, enum.Enum):
 
     LINKED = "linked"  # nothing was at the destination
     ALREADY = "already-linked"  # the destination already pointed at the hub file
-    REPAIRED = "repaired"  # a broken link, or a link to something else, was replaced
+    REPAIRED = "repaired"  # asked to: a broken link, or a link to something else, was replaced
 
 
-def link_into_place(hub_file: Path, dest: Path) -> LinkOutcome:
+def link_into_place(hub_file: Path, dest: Path, replace_link: bool = False) -> LinkOutcome:
     """Make dest a symlink to hub_file (absolute), atomically, never following dest.
 
-    Raises FileExistsError when a real file or folder is at dest, and ModelHubError when hub_file is
-    missing or is itself a broken link.
+    Nothing is ever replaced unless asked: a file or a link the user (or Wan2GP) put at dest,
+    even while the hub file was being hashed, is theirs. Raises FileExistsError when anything
+    but the very link wanted is at dest (a link only with replace_link), and ModelHubError when
+    hub_file is missing or is itself a broken link.
     """
     target = os.path.abspath(hub_file)
     if not os.path.isfile(target):
@@ -50,7 +52,9 @@ def link_into_place(hub_file: Path, dest: Path) -> LinkOutcome:
         raise FileExistsError(f"{dest} is a real file; not replacing it with a link")
     if current is not None and os.readlink(dest) == target:
         return LinkOutcome.ALREADY
-    fsutil.atomic_symlink(Path(target), dest)
+    if current is not None and not replace_link:
+        raise FileExistsError(f"{dest} is a link to {os.readlink(dest)}; not replacing it")
+    fsutil.atomic_symlink(Path(target), dest, replace_link=replace_link)
     return LinkOutcome.LINKED if current is None else LinkOutcome.REPAIRED
 
 
@@ -71,10 +75,11 @@ def dedupe(
 ) -> DedupeReport:
     """Replace real files under folder that are byte-identical to hub files with links to them.
 
-    Identity is size, then BLAKE3 (sha256 when the blake3 package is missing, or when a hub
-    file's sha256 is known from its HF blob name). Hub files are only read, never touched. A hub
-    entry that resolves into folder or into a protected folder (Wan2GP's checkpoint roots) is
-    one of the copies, not a hub file: a hub may reach Wan2GP's ckpts through a folder link.
+    Identity is size, then BLAKE3 (sha256 when the blake3 package is missing, or when only a hub
+    file's sha256 is remembered); a HF blob's name is never trusted, its bytes are. Hub files
+    are only read, never touched. A hub entry that resolves into folder or into a protected
+    folder (Wan2GP's checkpoint roots) is one of the copies, not a hub file: a hub may reach
+    Wan2GP's ckpts through a folder link.
     """
     root = os.path.abspath(folder)
     if fsutil.is_inside(root, index.hub_dir):

@@ -63,7 +63,9 @@ def scan_hub(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _Walker(index, root, exclude).walk(root, root_stat)
+        walker = _Walker(index, root, exclude)
+        walker.walk(root, root_stat)
+        index.real_roots = list(walker.trees)
     finally:
         if collecting:
             gc.enable()

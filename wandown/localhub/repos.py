@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wandown.digests import is_sha1, is_sha256
+from wandown.fsutil import is_inside
 
 # The Hub stores a file in LFS when it is large or its extension is in the default .gitattributes
 # that huggingface.co writes into every new model repo.
@@ -125,18 +126,27 @@ class Snapshot:
         object.__setattr__(self, "folders", frozenset(parents))
 
 
-def _walk_files(top: Path) -> list[tuple[str, Path, os.stat_result]]:
-    """List regular files under top (following file symlinks) as (relative path, path, stat)."""
-    found = []
+def _walk_files(top: Path, bound: Path) -> list[tuple[str, Path, os.stat_result]]:
+    """List regular files under top (following file symlinks) as (relative path, path, stat).
+
+    Only files whose real path is inside bound (the served root) are listed, so a link in a
+    repo to /etc/passwd or a user's home is never served; a HF cache's snapshot links into its
+    own blobs/ stay inside. os.walk does not follow folder links, so only top and file links
+    can lead out.
+    """
+    found: list[tuple[str, Path, os.stat_result]] = []
+    if not is_inside(top, bound):
+        return found
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS]  # the result is sorted
         for name in filenames:
             local = Path(dirpath, name)
             try:
                 info = local.stat()
+                leads_out = local.is_symlink() and not is_inside(local, bound)
             except OSError:
                 continue  # a broken link or a file removed while we looked
-            if not stat.S_ISREG(info.st_mode):
+            if not stat.S_ISREG(info.st_mode) or leads_out:
                 continue
             found.append((local.relative_to(top).as_posix(), local, info))
     found.sort(key=lambda item: item[0])
@@ -174,17 +184,20 @@ class FolderRepo:
 
     branch = "main"
 
-    def __init__(self, repo_id: str, folder: Path, history: History | None = None) -> None:
+    def __init__(
+        self, repo_id: str, folder: Path, history: History | None = None, root: Path | None = None
+    ) -> None:
         self.repo_id = repo_id
         self.folder = folder
         self.history = history or History()
+        self.root = root or folder  # what is served: no file outside it
 
     def current(self) -> Snapshot:
         """Scan the folder and return its snapshot, with a commit id derived from the listing."""
         listing = hashlib.sha1(b"localhub folder\n", usedforsecurity=False)
         files: dict[str, RepoFile] = {}
         newest = 0
-        for rel, local, info in _walk_files(self.folder):
+        for rel, local, info in _walk_files(self.folder, self.root):
             file = repo_file(rel, local, info, is_lfs(rel, info.st_size))
             listing.update(f"{rel}\0{file.identity}\n".encode())
             files[rel] = file
@@ -225,15 +238,16 @@ def _carried(old: Snapshot, now: Snapshot) -> Snapshot:
 class CacheRepo:
     """A Hugging Face cache folder (``models--owner--name``) served with its own refs."""
 
-    def __init__(self, repo_id: str, folder: Path) -> None:
+    def __init__(self, repo_id: str, folder: Path, root: Path | None = None) -> None:
         self.repo_id = repo_id
         self.folder = folder
+        self.root = root or folder  # what is served: no file outside it
 
     def branches(self) -> dict[str, str]:
         """Return ref name (``main``, ``refs/pr/1``) -> commit, for refs with a snapshot."""
         refs_dir = self.folder / "refs"
         found = {}
-        for rel, local, _info in _walk_files(refs_dir) if refs_dir.is_dir() else []:
+        for rel, local, _info in _walk_files(refs_dir, self.root) if refs_dir.is_dir() else []:
             try:
                 commit = local.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError):
@@ -254,7 +268,7 @@ class CacheRepo:
             return None
         files: dict[str, RepoFile] = {}
         newest = 0
-        for rel, local, info in _walk_files(top):
+        for rel, local, info in _walk_files(top, self.root):
             blob_name = os.path.basename(os.path.realpath(local))
             if is_sha256(blob_name):
                 lfs, known = True, blob_name
@@ -317,7 +331,7 @@ class RepoStore:
         folder = self.root / parts[0] / parts[1]
         if not folder.is_dir() or self._holds_caches(folder):
             return None
-        return FolderRepo(repo_id, folder, self.history)
+        return FolderRepo(repo_id, folder, self.history, self.root)
 
     @staticmethod
     def _holds_caches(folder: Path) -> bool:
@@ -338,7 +352,7 @@ class RepoStore:
             self._scan_cache_folders()  # a cache folder may have appeared since the last look
             with self._lock:
                 folder = self._cache_folders.get(repo_id)
-        return CacheRepo(repo_id, folder) if folder is not None else None
+        return CacheRepo(repo_id, folder, self.root) if folder is not None else None
 
     def repo_ids(self) -> list[str]:
         """List every repo id served, sorted."""
