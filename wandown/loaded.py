@@ -128,7 +128,7 @@ class Loaded:
         return self.hub is not None and wanted is not None and self.hub.has_size(wanted.size)
 
     def hub_folders(self) -> list[Path]:
-        """Return the folders wandown never writes into: the hub, its HF caches, where links lead."""
+        """Return the folders wandown never writes into: the hub, its HF caches, where links led."""
         if self.hub_dir is None:
             return []
         folders = [Path(self.hub_dir)]
