@@ -76,12 +76,17 @@ def build(hub: Path, n_files: int, rng: random.Random) -> list[Wanted]:
         (repo_dir / "refs").mkdir()
         (repo_dir / "refs" / "main").write_text("c" * 40)
         for blob in range(blobs_per_repo):
-            sha = hashlib.sha256(f"{repo}/{blob}".encode()).hexdigest()
-            size = rng.randrange(1 << 20, 20 << 30)
+            if blob % 4 == 0:
+                # A wanted blob is read once to prove its name, so it is small and its content
+                # (zeros) really has the sha256 it is named by.
+                size = (2 << 20) + (repo * blobs_per_repo + blob) * 4096 + 3
+                sha = sparse_sha256(size)
+                wanted.append(Wanted(size=size, sha256=sha))
+            else:
+                sha = hashlib.sha256(f"{repo}/{blob}".encode()).hexdigest()
+                size = rng.randrange(1 << 30, 20 << 30)
             sparse(str(repo_dir / "blobs" / sha), size)
             os.symlink(f"../../blobs/{sha}", snapshot / f"part{blob}.safetensors")
-            if blob % 4 == 0:
-                wanted.append(Wanted(size=size, sha256=sha))
     for _ in range(100):  # absent files: no candidate at all
         wanted.append(Wanted(size=rng.randrange(1, 1 << 40), sha256="0" * 64))
     return wanted
