@@ -3,9 +3,11 @@ a hub, and never writes through a link, whatever appears at a destination or a w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -277,3 +279,73 @@ def test_a_wan2gp_folder_moved_into_the_hub_mid_download_is_not_written_into(wor
     assert "would be written inside the hub" in out and "was not placed" in out
     assert not (moved / BIG).exists()
     assert not (moved / ".wandown" / part.name).exists()
+
+
+# -- bind mounts: the same folder at two paths that no link relates -----------------------------
+
+
+@contextlib.contextmanager
+def bind_mount(source: Path, target: Path):
+    """Bind-mount source at target for the block, or skip where this machine does not allow it."""
+    source.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def test_a_hub_folder_bind_mounted_as_ckpts_is_never_written(world):
+    inside = world.hub_dir / "wan-ckpts"
+    ckpts = world.path("ckpts")
+    if ckpts.exists():
+        shutil.rmtree(ckpts)
+    with bind_mount(inside, ckpts):
+        dry = world.run("--download", "missing", "--dry-run")
+        real = world.run("--download", "missing")
+        written = sorted(p.name for p in inside.rglob("*"))
+    assert "a folder of the hub mounted there" in dry.stdout + dry.stderr
+    assert real.returncode == 1
+    assert "would be written inside the hub" in real.stdout
+    assert written == []
+
+
+def test_dedupe_never_takes_a_bind_mount_of_ckpts_in_the_hub_for_a_hub_copy(world):
+    assert world.run("--download", BIG).returncode == 0
+    ckpts = world.path("ckpts")
+    original = ckpts / BIG
+    copy = ckpts / "copyB.safetensors"
+    shutil.copyfile(original, copy)
+    with bind_mount(ckpts, world.hub_dir / "wan-ckpts"):
+        result = world.run("--dedupe", "--yes")
+    assert "reclaimed" not in result.stdout or "0 B reclaimed" in result.stdout, result.stdout
+    for path in (original, copy):
+        assert not path.is_symlink(), f"{path} became a link into a bind mount of its own folder"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(
+            world.served_file(BIG).read_bytes()
+        ).hexdigest()
+
+
+@pytest.mark.parametrize("thing", ["dangling link", "folder"])
+def test_a_verified_download_is_kept_when_something_else_appears_at_its_place(world, thing):
+    dest = world.path(f"ckpts/{BIG}")
+    part = PartialPaths.for_dest(dest).part
+    process = world.popen("--download", BIG, "--limit", "1000", "--connections", "2")
+    try:
+        wait_until(lambda: part.exists())
+        if thing == "folder":
+            dest.mkdir()
+        else:
+            dest.symlink_to("/nonexistent/wandown-test")
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "Traceback" not in out + err, err
+    assert process.returncode == 1
+    assert f"the verified download stays in {part}" in out
+    assert part.read_bytes() == world.served_file(BIG).read_bytes()

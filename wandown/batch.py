@@ -153,6 +153,7 @@ class Batch:
             blob_sha1=remote.blob_sha1,
             commit=remote.commit,
             hub_folders=tuple(self.loaded.hub_folders()),
+            hub_folder_ids=self.loaded.hub_folder_ids(),
         )
         try:
             bench.submit(job)

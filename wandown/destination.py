@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from wandown import fsutil
 
 
-def problem(path: Path, dest: str, hub_folders: Iterable[Path]) -> str | None:
-    """Return why nothing may be written at path (named dest in messages), or None if it is safe."""
+def problem(
+    path: Path,
+    dest: str,
+    hub_folders: Iterable[Path],
+    hub_folder_ids: Collection[tuple[int, int]] = (),
+) -> str | None:
+    """Return why nothing may be written at path (named dest in messages), or None if it is safe.
+
+    hub_folder_ids are the (device, inode) of every folder the hub scan entered: a folder of
+    the hub bind-mounted into Wan2GP has another path but the same identity.
+    """
     try:
         info = os.lstat(path)
     except OSError:
@@ -29,7 +38,23 @@ def problem(path: Path, dest: str, hub_folders: Iterable[Path]) -> str | None:
         broken = _broken_folder_link(path, dest)
         if broken is not None:
             return broken
+    return in_hub(path, dest, hub_folders, hub_folder_ids)
+
+
+def in_hub(
+    path: Path,
+    dest: str,
+    hub_folders: Iterable[Path],
+    hub_folder_ids: Collection[tuple[int, int]] = (),
+) -> str | None:
+    """Say why path lies inside the hub (by its real path or its folders' identity), or None."""
     real_folder = os.path.realpath(path.parent)
+    if hub_folder_ids and fsutil.folder_ids(path.parent) & set(hub_folder_ids):
+        return (
+            f"{dest} would be written inside the hub: its folder {path.parent} is a folder of "
+            "the hub mounted there (a bind mount or a volume); wandown never writes into a hub: "
+            "make that folder a real folder outside the hub, or link single files instead"
+        )
     for hub in hub_folders:
         if fsutil.is_inside(real_folder, hub):
             return (

@@ -127,6 +127,35 @@ def place_new(source: os.PathLike[str] | str, dest: os.PathLike[str] | str) -> N
     os.unlink(source)
 
 
+def folder_ids(path: os.PathLike[str] | str) -> set[tuple[int, int]]:
+    """Return the (device, inode) of path, links resolved, and of every folder above it.
+
+    A bind mount (a Docker volume, `mount --bind`) shows one folder at two paths that no
+    realpath relates; only the folder's identity says they are the same.
+    """
+    found: set[tuple[int, int]] = set()
+    real = Path(os.path.realpath(path))
+    for place in (real, *real.parents):
+        try:
+            info = os.stat(place)
+        except OSError:
+            continue  # not made yet: the folders above it still say where it would land
+        found.add((info.st_dev, info.st_ino))
+    return found
+
+
+def is_within_by_identity(
+    path: os.PathLike[str] | str, folders: Iterable[os.PathLike[str] | str]
+) -> bool:
+    """Tell whether path lies in one of folders, compared by identity (bind mounts too)."""
+    wanted: set[tuple[int, int]] = set()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            info = os.stat(folder)
+            wanted.add((info.st_dev, info.st_ino))
+    return bool(wanted & folder_ids(path))
+
+
 def is_inside_any(path: os.PathLike[str] | str, folders: Iterable[os.PathLike[str] | str]) -> bool:
     """Tell whether path, links resolved, is any of folders or below one of them."""
     return any(is_inside(path, folder) for folder in folders)

@@ -137,11 +137,17 @@ class Loaded:
             folders += [Path(root) for root in self.hub.real_roots]  # where folder links led
         return folders
 
+    def hub_folder_ids(self) -> frozenset[tuple[int, int]]:
+        """Return the identity of every folder the hub scan entered (bind mounts show here)."""
+        return self.hub.folder_ids if self.hub is not None else frozenset()
+
     def refusal(self, record: FileRecord) -> str | None:
         """Say why a missing file's destination must not be written, looking at it now."""
         if not self.is_missing(record):
             return None
-        return destination.problem(self.place(record.dest), record.dest, self.hub_folders())
+        return destination.problem(
+            self.place(record.dest), record.dest, self.hub_folders(), self.hub_folder_ids()
+        )
 
     def decide(self, record: FileRecord, proven_in_hub: Path | None) -> plan.Step:
         """Decide one file's fate with what this load knows (see plan.decide)."""

@@ -236,9 +236,12 @@ class FileDownload:
             )
         # The folders may have moved since the plan was made (a Wan2GP folder turned into a link
         # into the hub mid-download): ask again, as late as possible.
-        why = destination.problem(dest, self.job.key, self.job.hub_folders)
+        hubs, hub_ids = self.job.hub_folders, self.job.hub_folder_ids
+        why = destination.problem(dest, self.job.key, hubs, hub_ids)
         if why is not None:
-            self.paths.discard()
+            if destination.in_hub(part, self.job.key, hubs, hub_ids) is None:
+                raise DownloadError(f"{why}; the verified download stays in {part}")
+            self.paths.discard()  # our own file, but inside the hub now: take it away
             raise DownloadError(f"{why}; the download was not placed and its part was removed")
         try:
             fsutil.place_new(part, dest)

@@ -42,6 +42,7 @@ class DownloadJob:
     blob_sha1: str | None = None
     commit: str | None = None
     hub_folders: tuple[Path, ...] = ()  # checked again right before the file is placed
+    hub_folder_ids: frozenset[tuple[int, int]] = frozenset()
 
 
 def _env_seconds(name: str, default: float) -> float:

@@ -103,6 +103,7 @@ class HubIndex:
         # The real paths of the hub and of every folder a followed folder link led to: files
         # there are hub files, so nothing may be written there either.
         self.real_roots: list[str] = [os.path.realpath(hub_dir)]
+        self.folder_ids: frozenset[tuple[int, int]] = frozenset()  # every folder scanned
         self.invokeai_roots: list[str] = []
         self.dir_count = 0
         self.broken_links = 0
@@ -170,9 +171,12 @@ class HubIndex:
     def reaches_into(self, key: str, folders: Sequence[str]) -> bool:
         """Tell whether a hub entry is, links resolved, a file in one of folders, not the hub's."""
         real = os.path.realpath(self.link_target(key))
+        by_path = fsutil.is_inside_any(real, folders)
         if fsutil.is_inside(real, self.hub_dir):
-            return False
-        return fsutil.is_inside_any(real, folders)
+            # The hub's own file, unless a Wan2GP folder is bind-mounted into the hub: no path
+            # relates the two, but the folders' identity does.
+            return not by_path and fsutil.is_within_by_identity(real, folders)
+        return by_path or fsutil.is_within_by_identity(real, folders)
 
     # -- InvokeAI leads ----------------------------------------------------------------------
 

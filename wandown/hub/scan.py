@@ -66,6 +66,7 @@ def scan_hub(
         walker = _Walker(index, root, exclude)
         walker.walk(root, root_stat)
         index.real_roots = list(walker.trees)
+        index.folder_ids = frozenset(walker.visited)
     finally:
         if collecting:
             gc.enable()
