@@ -324,9 +324,10 @@ def test_dedupe_never_takes_a_bind_mount_of_ckpts_in_the_hub_for_a_hub_copy(worl
     assert "reclaimed" not in result.stdout or "0 B reclaimed" in result.stdout, result.stdout
     for path in (original, copy):
         assert not path.is_symlink(), f"{path} became a link into a bind mount of its own folder"
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(
-            world.served_file(BIG).read_bytes()
-        ).hexdigest()
+        assert (
+            hashlib.sha256(path.read_bytes()).hexdigest()
+            == hashlib.sha256(world.served_file(BIG).read_bytes()).hexdigest()
+        )
 
 
 @pytest.mark.parametrize("thing", ["dangling link", "folder"])
@@ -349,3 +350,21 @@ def test_a_verified_download_is_kept_when_something_else_appears_at_its_place(wo
     assert process.returncode == 1
     assert f"the verified download stays in {part}" in out
     assert part.read_bytes() == world.served_file(BIG).read_bytes()
+
+
+def test_a_file_linked_by_an_earlier_run_names_its_hub_file(world, monkeypatch):
+    hub_copy = world.hub_dir / "kept" / "renamed.bin"
+    hub_copy.parent.mkdir()
+    hub_copy.write_bytes(world.served_file(BIG).read_bytes())
+    assert world.run("--download", BIG).returncode == 0
+    assert world.path(f"ckpts/{BIG}").is_symlink()
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    session = Session(
+        load_config(world.workdir / "config.json"), hub_settings(), RunOptions(), print
+    )
+    session.load()
+    view = session.loaded.views()[f"ckpts/{BIG}"]
+    assert view.status is Status.LINKED
+    assert view.link_source is not None
+    assert Path(view.link_source).name == "renamed.bin"  # the hub file, not the link itself
+    assert Path(view.link_source).resolve() == hub_copy

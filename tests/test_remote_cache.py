@@ -273,3 +273,18 @@ def test_a_file_system_without_locks_degrades_to_unlocked_writes_with_one_warnin
     again = MetadataCache(path)
     assert again.file((EP, "o/r", C1, "a")) == LFS
     assert again.file((EP, "o/r", C2, "b")) == SMALL
+
+
+def test_an_import_with_an_impossible_size_is_refused_not_half_taken(tmp_path):
+    source = MetadataCache(tmp_path / "source.json")
+    source.add_file((EP, "o/r", C1, "a"), LFS)
+    exported = tmp_path / "export.json"
+    source.export(exported)
+    data = json.loads(exported.read_text())
+    text = json.dumps(data).replace(f'"size": {LFS.size}', f'"size": {10**30}')
+    assert str(10**30) in text
+    exported.write_text(text)
+    target = MetadataCache(tmp_path / "target.json")
+    with pytest.raises(MetadataFileError, match="bad size"):
+        target.import_file(exported)
+    assert not (tmp_path / "target.json").exists()

@@ -157,7 +157,8 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     if hub_value:
         hub = _resolve(cwd if "hub_directory" in flag_paths else base, hub_value)
         if not hub.is_dir():
-            notices.append(f"hub folder {hub} does not exist; hub features are off")
+            why = "is not a folder" if hub.exists() else "does not exist"
+            notices.append(f"hub folder {hub} {why}; hub features are off")
             hub = None
     else:
         notices.append("no hub folder set; hub features are off")

@@ -8,6 +8,7 @@ The questions here only read it (and stat, for a destination's safety); the plan
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ class Loaded:
             size=remote.size if remote is not None else None,
             status=presence.status,
             message=message,
-            link_source=str(presence.found_at) if linked else None,
+            link_source=_link_text(presence.found_at) if linked else None,
         )
 
     def views(self) -> dict[str, FileView]:
@@ -159,3 +160,13 @@ class Loaded:
             self.problems.get(record.dest),
             refusal=self.refusal(record),
         )
+
+
+def _link_text(found_at: Path | None) -> str | None:
+    """Return where a link found in place points (the hub file), not the link's own path."""
+    if found_at is None:
+        return None
+    try:
+        return os.path.join(found_at.parent, os.readlink(found_at))
+    except OSError:
+        return str(found_at)  # a file found through a folder link, or gone meanwhile

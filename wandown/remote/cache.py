@@ -29,6 +29,7 @@ except ImportError:  # Windows: no flock; last writer wins there.
 FORMAT = "wandown-metadata"
 VERSION = 1
 FILE_NAME = "metadata.json"
+MAX_FILE_SIZE = 1 << 50  # 1 PiB: a size past this is a damaged or hostile file, not a model
 
 FileKey = tuple[str, str, str, str]  # endpoint, repo, commit, path
 BranchKey = tuple[str, str, str]  # endpoint, repo, revision
@@ -346,7 +347,8 @@ def parse_file_meta(entry: Any, where: str) -> FileMeta:
     entry = _mapping(entry, where)
     size, sha256, blob_sha1 = entry.get("size"), entry.get("sha256"), entry.get("blob_sha1")
     _require(
-        isinstance(size, int) and not isinstance(size, bool) and size >= 0, f"{where}: bad size"
+        isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= MAX_FILE_SIZE,
+        f"{where}: bad size",
     )
     _require(
         sha256 is None or (isinstance(sha256, str) and is_sha256(sha256)),
