@@ -368,3 +368,10 @@ def test_a_file_linked_by_an_earlier_run_names_its_hub_file(world, monkeypatch):
     assert view.link_source is not None
     assert Path(view.link_source).name == "renamed.bin"  # the hub file, not the link itself
     assert Path(view.link_source).resolve() == hub_copy
+
+
+def test_a_hub_given_as_a_file_is_named_as_such(world):
+    not_a_folder = world.workdir / "hub.txt"
+    not_a_folder.write_text("a file, not a folder")
+    result = world.run("--list", "--hub-dir", str(not_a_folder))
+    assert f"hub folder {not_a_folder} is not a folder; hub features are off" in result.stderr
