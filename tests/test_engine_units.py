@@ -18,7 +18,7 @@ from wandown.engine.hashing import PrefixHasher, git_blob_header
 from wandown.engine.partial import FileLock, PartialPaths, PartialState, load_state, save_state
 from wandown.engine.ranges import RangePlanner, RangeSet
 from wandown.engine.watchdog import SpeedWatchdog, TooSlow
-from wandown.hubhttp.urls import origin
+from wandown.huburl import origin
 
 
 class FakeClock:

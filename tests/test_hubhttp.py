@@ -11,11 +11,11 @@ from wandown.hubhttp.retry import UNLIMITED, RetryPolicy, server_wait
 from wandown.hubhttp.urls import (
     MAX_REDIRECTS,
     RedirectRefused,
-    origin,
     redirect_target,
     request_headers,
     resolve_parts,
 )
+from wandown.huburl import origin
 
 NOW = 60.0
 

@@ -6,7 +6,7 @@ import pytest
 
 from wandown import catalog
 from wandown.errors import ConfigError
-from wandown.hubhttp.urls import NO_ORIGIN, origin
+from wandown.huburl import NO_ORIGIN, origin
 from wandown.remote import FileRef, hub_settings, parse_hub_url
 from wandown.remote.settings import token_file
 

@@ -49,12 +49,6 @@ def in_hub(
 ) -> str | None:
     """Say why path lies inside the hub (by its real path or its folders' identity), or None."""
     real_folder = os.path.realpath(path.parent)
-    if hub_folder_ids and fsutil.folder_ids(path.parent) & set(hub_folder_ids):
-        return (
-            f"{dest} would be written inside the hub: its folder {path.parent} is a folder of "
-            "the hub mounted there (a bind mount or a volume); wandown never writes into a hub: "
-            "make that folder a real folder outside the hub, or link single files instead"
-        )
     for hub in hub_folders:
         if fsutil.is_inside(real_folder, hub):
             return (
@@ -62,6 +56,12 @@ def in_hub(
                 f"resolves to {real_folder}); wandown never writes into a hub: make that folder "
                 "a real folder outside the hub, or link single files instead"
             )
+    if hub_folder_ids and fsutil.folder_ids(path.parent) & set(hub_folder_ids):
+        return (
+            f"{dest} would be written inside the hub: its folder {path.parent} is a folder of "
+            "the hub mounted there (a bind mount or a volume); wandown never writes into a hub: "
+            "make that folder a real folder outside the hub, or link single files instead"
+        )
     return None
 
 

@@ -1,7 +1,7 @@
-"""The status store: the one mutable object the engine's events and the views share.
+"""The status store: the one mutable object the session's threads and the views share.
 
-Workers never touch it directly: the session applies engine events here from a single thread, and
-views read immutable snapshots. A version number and a condition let a view sleep until something
+The session's threads (the event pump, the linker) write it under its lock; views read immutable
+snapshots. A version number and a condition let a view sleep until something
 changes instead of polling.
 """
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wandown import huburl
 from wandown.catalog.codedefaults import CodeData, CodeDefaults, RepoFolder
 from wandown.catalog.definitions import Definition, WanSettings
 from wandown.catalog.records import ROLES, FileRecord, ModelInfo
 from wandown.catalog.variants import file_name, pick_variant, strip_suffix
-from wandown.remote import settings
 
 HUB_HOST = "huggingface.co"
 MAX_CHAIN = 10
@@ -78,10 +78,10 @@ class Problem(Exception):
 def parse_hub_url(url: str) -> tuple[str, str, str] | None:
     """Return (repo, revision, path) of a Hub ``/<repo>/resolve/<rev>/<path>`` URL.
 
-    The rule is remote.settings.parse_hub_url's (it also refuses dataset URLs, bad repo ids
+    The rule is huburl.parse_hub_url's (it also refuses dataset URLs, bad repo ids
     and paths that would leave the models folder); this keeps the catalog's tuple and cache.
     """
-    ref = settings.parse_hub_url(url)
+    ref = huburl.parse_hub_url(url)
     return (ref.repo, ref.revision, ref.path) if ref is not None else None
 
 

@@ -5,7 +5,7 @@ and the shared settings hold), download.py (one file's life cycle: lock, resume,
 place), fill.py (one pass over its bytes), connection.py (each connection's requests, reads
 and retries), ranges.py (who fetches which bytes), partial.py (the hidden .wandown folder:
 part, state, lock), hashing.py, ratelimit.py, fetch.py (resolving a Hub URL, what an answer
-means), cancel.py (cutting requests in flight), events.py (what the views receive). The
+means), cancel.py (cutting requests in flight), events.py (what the session receives). The
 rules every Hub request follows (retries, origins, redirects, messages) are in wandown.hubhttp.
 """
 

@@ -14,7 +14,8 @@ from typing import TypeVar
 import urllib3
 
 from wandown.errors import DownloadError
-from wandown.hubhttp.urls import host_of, same_origin
+from wandown.hubhttp.urls import host_of
+from wandown.huburl import same_origin
 
 from .cancel import CancelFlag, watching
 from .events import Reporter

@@ -34,7 +34,7 @@ class Event:
     """
 
     key: str
-    state: str
+    state: Status
     done: int
     total: int | None
     speed: float
@@ -83,7 +83,7 @@ class Reporter:
         self._clock = clock
         self._meter = SpeedMeter(clock=clock)
         self._last_sent = float("-inf")
-        self.state: str = PENDING
+        self.state: Status = PENDING
         self.done = 0
         self.total: int | None = None
         self.last: Event | None = None
@@ -95,7 +95,7 @@ class Reporter:
         with self._lock:
             return self.last is not None and self.last.final
 
-    def publish(self, state: str, done: int | None = None, message: str = "") -> Event:
+    def publish(self, state: Status, done: int | None = None, message: str = "") -> Event:
         """Send a state change (or a message) now."""
         with self._lock:
             if done is not None:

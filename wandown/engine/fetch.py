@@ -22,10 +22,10 @@ from wandown.hubhttp.urls import (
     redirect_target,
     request_headers,
     resolve_parts,
-    same_origin,
     shown_url,
     too_many_redirects,
 )
+from wandown.huburl import same_origin
 
 HeadersFor = Callable[[str], Mapping[str, str]]
 

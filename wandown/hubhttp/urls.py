@@ -8,6 +8,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import urllib3
 
 from wandown import __version__
+from wandown.huburl import same_origin
 from wandown.safetext import printable
 
 USER_AGENT = f"wandown/{__version__}"
@@ -16,36 +17,12 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
-NO_ORIGIN = ("", "", 0)
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
 
 
 def timeout(read: float = READ_TIMEOUT) -> urllib3.Timeout:
     """Return the Timeout every Hub request uses: connect in 10 s at most, read within `read`."""
     return urllib3.Timeout(connect=min(read, CONNECT_TIMEOUT), read=read)
-
-
-def origin(url: str) -> tuple[str, str, int]:
-    """Return (scheme, host, port) with the default port filled in, for same-origin checks.
-
-    Credentials go only to one origin, so 'https://h' and 'https://H:443/x' must be equal and
-    a user name in the URL must not matter. A malformed URL (a broken IPv6 literal, a port that
-    is not a number) gives NO_ORIGIN, ("", "", 0), which no usable URL has.
-    """
-    try:
-        parts = urlsplit(url)
-        hostname, port = parts.hostname, parts.port
-    except ValueError:
-        return NO_ORIGIN
-    scheme = parts.scheme.lower()
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return scheme, (hostname or "").lower(), port
-
-
-def same_origin(url: str, home: str) -> bool:
-    """Tell whether url is on home's origin (never true for a malformed URL)."""
-    return origin(url) != NO_ORIGIN and origin(url) == origin(home)
 
 
 def request_headers(url: str, home: str, *layers: Mapping[str, str]) -> dict[str, str]:

@@ -4,9 +4,10 @@ No UI and no decisions about the local disk layout live here.
 """
 
 from wandown.hubhttp.messages import HubError
+from wandown.huburl import FileRef, parse_hub_url
 from wandown.remote.cache import MetadataCache, MetadataFileError, default_cache_path
 from wandown.remote.client import MetadataClient, MetadataResult, RemoteFile
-from wandown.remote.settings import FileRef, HubSettings, hub_settings, parse_hub_url
+from wandown.remote.settings import HubSettings, hub_settings
 
 __all__ = [
     "FileRef",

@@ -20,7 +20,7 @@ import urllib3
 from wandown.hubhttp import messages
 from wandown.hubhttp.messages import HubError
 from wandown.hubhttp.retry import RetryPolicy, Sleep, sleep_unless_cancelled
-from wandown.hubhttp.urls import NO_ORIGIN, origin
+from wandown.huburl import NO_ORIGIN, FileRef, is_valid_repo_id, origin
 from wandown.remote.cache import (
     FileMeta,
     MetadataCache,
@@ -29,7 +29,7 @@ from wandown.remote.cache import (
     parse_file_meta,
 )
 from wandown.remote.http import HubHttp
-from wandown.remote.settings import FileRef, HubSettings, is_valid_repo_id
+from wandown.remote.settings import HubSettings
 
 DAY = 24 * 3600.0
 PATHS_PER_REQUEST = 200

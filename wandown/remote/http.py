@@ -26,12 +26,12 @@ from wandown.hubhttp.urls import (
     host_of,
     redirect_target,
     request_headers,
-    same_origin,
     too_many_redirects,
 )
 from wandown.hubhttp.urls import (
     timeout as default_timeout,
 )
+from wandown.huburl import same_origin
 from wandown.remote.settings import HubSettings
 
 

@@ -7,18 +7,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from wandown.errors import ConfigError
-from wandown.hubhttp.urls import NO_ORIGIN, origin
-
-DEFAULT_ENDPOINT = "https://huggingface.co"
+from wandown.huburl import DEFAULT_ENDPOINT
 
 # huggingface_hub's reading of boolean environment variables (constants._is_true).
 _TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
-
-# A Hub repo id: "name" or "owner/name", letters, digits, '-', '_' and '.'.
-_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Where the authority part of a URL ends (RFC 3986 section 3.2).
 _AUTHORITY_END = re.compile(r"[/?#]")
@@ -34,15 +29,6 @@ class HubSettings:
     token: str | None = field(default=None, repr=False)
     offline: bool = False
     token_source: str | None = None
-
-
-@dataclass(frozen=True)
-class FileRef:
-    """One file of a Hub repo as the catalog names it: repo, branch/tag/commit, path."""
-
-    repo: str
-    revision: str
-    path: str
 
 
 def hub_settings(env: Mapping[str, str] = os.environ) -> HubSettings:
@@ -107,50 +93,3 @@ def _read_token(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     except (OSError, UnicodeDecodeError):
         return None, None
     return (value, str(path)) if value else (None, None)
-
-
-def is_valid_repo_id(repo: str) -> bool:
-    """Tell whether repo looks like a Hub model id ("name" or "owner/name")."""
-    parts = repo.split("/")
-    return 1 <= len(parts) <= 2 and all(_REPO_PART.match(part) for part in parts)
-
-
-def parse_hub_url(url: str, endpoint: str | None = None) -> FileRef | None:
-    """Turn a model file URL into a FileRef, or None when it is not one.
-
-    Accepts `https://huggingface.co/<owner>/<repo>/resolve/<revision>/<path>` and the same on
-    `endpoint` (a mirror set with HF_ENDPOINT). Dataset and Space URLs are not model files.
-    """
-    hosts = {origin(DEFAULT_ENDPOINT)}
-    prefix = ""
-    if endpoint and origin(endpoint) != NO_ORIGIN:
-        hosts.add(origin(endpoint))
-        prefix = urlsplit(endpoint).path.rstrip("/")
-    url = url.strip()
-    url_origin = origin(url)
-    if url_origin not in hosts or not url_origin[1]:
-        return None
-    path = urlsplit(url).path
-    if prefix and url_origin == origin(endpoint or "") and path.startswith(prefix + "/"):
-        path = path[len(prefix) :]
-    segments = path.lstrip("/").split("/")
-    for repo_len in (2, 1):
-        if len(segments) > repo_len + 2 and segments[repo_len] == "resolve":
-            repo = "/".join(segments[:repo_len])
-            revision = unquote(segments[repo_len + 1])
-            file_path = unquote("/".join(segments[repo_len + 2 :]))
-            if segments[0] in ("datasets", "spaces", "api") or not is_valid_repo_id(repo):
-                return None
-            if not revision or not _is_relative_file_path(file_path):
-                return None
-            return FileRef(repo=repo, revision=revision, path=file_path)
-    return None
-
-
-def _is_relative_file_path(path: str) -> bool:
-    """Tell whether path names a file inside a repo: no /x, no .., no empty parts, no \\."""
-    # The path becomes a place on the user's disk, so an encoded "/" (%2F) or ".." must not
-    # lead out of the models folder; a backslash is a separator on Windows.
-    if "\\" in path or "\0" in path:
-        return False
-    return all(part not in ("", ".", "..") for part in path.split("/"))
