@@ -289,6 +289,9 @@ class Holder:
         return who
 
 
+LOCK_OPEN_TRIES = 100  # a lock file removed as it is opened, again and again: a busy folder
+
+
 class FileLock:
     """An exclusive flock() on a lock file, held while one process fetches one file.
 
@@ -330,18 +333,20 @@ class FileLock:
 
     def _open(self) -> int | None:
         """Open the lock file; None if it was removed as we opened it (then open it anew)."""
-        try:
-            return open_private_file(self.path)
-        except UnsafePathError:
-            # A holder that finished unlinks the file: opened just then, it has no name left
-            # (st_nlink 0), which is not someone else's file but ours, gone.
+        for _ in range(LOCK_OPEN_TRIES):
             try:
-                info = os.lstat(self.path)
-            except FileNotFoundError:
-                return None
-            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
-                return None
-            raise
+                return open_private_file(self.path)
+            except UnsafePathError:
+                # A holder that finished unlinks the file: opened just then, it has no name
+                # left (st_nlink 0), which is not someone else's file but ours, gone. Only a
+                # link, or a file that keeps a second name, is really someone else's.
+                try:
+                    info = os.lstat(self.path)
+                except FileNotFoundError:
+                    return None
+                if not stat.S_ISREG(info.st_mode):
+                    raise
+        return open_private_file(self.path)  # the same answer every time: say why
 
     def _hold(self, fd: int) -> None:
         self._fd = fd
