@@ -61,11 +61,17 @@ def snapshot(folder):
 def download_while_a_file_appears(world, content: bytes):
     """Run a slow download of BIG and put content at its destination while it runs."""
     dest = world.path(f"ckpts/{BIG}")
-    part = PartialPaths.for_dest(dest).part
+    # Wan2GP, say, fetched the same file meanwhile
+    return download_while(world, lambda: dest.write_bytes(content))
+
+
+def download_while(world, meanwhile):
+    """Run a slow download of BIG, call meanwhile once its part exists; return code, out, part."""
+    part = PartialPaths.for_dest(world.path(f"ckpts/{BIG}")).part
     process = world.popen("--download", BIG, "--limit", "1000", "--connections", "2")
     try:
         wait_until(lambda: part.exists())
-        dest.write_bytes(content)  # Wan2GP, say, fetched the same file meanwhile
+        meanwhile()
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -262,20 +268,14 @@ def test_a_working_folder_that_links_into_the_hub_is_never_written(world, localh
 def test_a_wan2gp_folder_moved_into_the_hub_mid_download_is_not_written_into(world):
     """The check before the download is asked again before placing: folders move meanwhile."""
     ckpts = world.path("ckpts")
-    part = PartialPaths.for_dest(ckpts / BIG).part
-    process = world.popen("--download", BIG, "--limit", "1000", "--connections", "2")
-    try:
-        wait_until(lambda: part.exists())
-        moved = world.hub_dir / "ckpts"
+    moved = world.hub_dir / "ckpts"
+
+    def file_ckpts_into_the_hub():
         shutil.move(str(ckpts), str(moved))  # the user files ckpts into the hub...
         ckpts.symlink_to(moved)  # ...and links it back for Wan2GP
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert "Traceback" not in out + err, err
-    assert process.returncode == 1
+
+    returncode, out, part = download_while(world, file_ckpts_into_the_hub)
+    assert returncode == 1
     assert "would be written inside the hub" in out and "was not placed" in out
     assert not (moved / BIG).exists()
     assert not (moved / ".wandown" / part.name).exists()
@@ -333,21 +333,15 @@ def test_dedupe_never_takes_a_bind_mount_of_ckpts_in_the_hub_for_a_hub_copy(worl
 @pytest.mark.parametrize("thing", ["dangling link", "folder"])
 def test_a_verified_download_is_kept_when_something_else_appears_at_its_place(world, thing):
     dest = world.path(f"ckpts/{BIG}")
-    part = PartialPaths.for_dest(dest).part
-    process = world.popen("--download", BIG, "--limit", "1000", "--connections", "2")
-    try:
-        wait_until(lambda: part.exists())
+
+    def put_something_there():
         if thing == "folder":
             dest.mkdir()
         else:
             dest.symlink_to("/nonexistent/wandown-test")
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert "Traceback" not in out + err, err
-    assert process.returncode == 1
+
+    returncode, out, part = download_while(world, put_something_there)
+    assert returncode == 1
     assert f"the verified download stays in {part}" in out
     assert part.read_bytes() == world.served_file(BIG).read_bytes()
 
