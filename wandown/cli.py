@@ -172,6 +172,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--keep-demo goes with --demo")
     if args.serve_token is not None and args.serve is None:
         raise UsageError("--serve-token goes with --serve")
+    if args.serve is not None:
+        from wandown.serve import parse_address
+
+        parse_address(args.serve)  # a typo is told before the catalog loads
     if args.demo:
         clashing = [
             flag

@@ -1,0 +1,264 @@
+"""--serve: one machine's proven files feed other wandowns (and huggingface_hub) over loopback.
+
+The serving machine is the real program in a subprocess; the machines it feeds run wandown's
+CLI in-process (and once as a subprocess), each with its own Wan2GP folder and cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.localhub_fixtures import fetch
+from tests.world import BIG, LORA, PROJECT, REPO, SMALL, World, build_world
+from wandown import cli
+
+DOWNLOAD = ("--download", "missing")
+SERVING = re.compile(r"serving (\d+) files read-only on (http://\S+) ")
+
+
+@pytest.fixture
+def world(tmp_path, localhub, monkeypatch) -> World:
+    """A Wan2GP folder made complete from the world's Hub, as the serving machine has it."""
+    built = build_world(tmp_path, localhub)
+    monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    assert run_cli(built.workdir / "config.json", "--download", "missing") == 0
+    return built
+
+
+def run_cli(config: Path, *args: str) -> int:
+    return cli.main(["--config-file", str(config), *args])
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[str]
+    url: str
+    count: int
+    stderr: list[str]
+
+    def resolve(self, repo: str, path: str, method: str = "HEAD", **headers: str):
+        return fetch(f"{self.url}/{repo}/resolve/main/{path}", method, headers=headers)
+
+
+@contextmanager
+def serving(world: World, *flags: str, stop=signal.SIGTERM) -> Iterator[Served]:
+    """Run `wandown.py --serve 127.0.0.1:0` on world's folder until the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT / "wandown.py"), "--serve", "127.0.0.1:0", *flags],
+        cwd=world.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=world.env(),
+    )
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True),
+        threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(SERVING.search(line) for line in lines):
+            assert process.poll() is None, "".join(errors)
+            assert time.monotonic() < deadline, "".join(lines + errors)
+            time.sleep(0.05)
+        found = next(m for m in map(SERVING.search, lines) if m)
+        yield Served(process, found.group(2), int(found.group(1)), errors)
+    finally:
+        process.send_signal(stop)
+        code = process.wait(timeout=15)
+        for reader in readers:
+            reader.join(timeout=5)
+        process.stdout.close()
+        process.stderr.close()
+    text = "".join(lines + errors)
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "stopped serving" in text
+
+
+def second_machine(base: Path, world: World) -> Path:
+    """Lay out another Wan2GP folder with the same definitions; return its config file."""
+    root = base / "Wan2GP"
+    shutil.copytree(world.root / "defaults", root / "defaults")
+    (base / "modelhub").mkdir()
+    config = base / "config.json"
+    settings = {
+        "wan2gp_directory": str(root / "ckpts"),
+        "hub_directory": str(base / "modelhub"),
+        "bandwidth_limit_kb": 0,
+    }
+    config.write_text(json.dumps(settings))
+    return config
+
+
+def needed_files(config: Path, capsys) -> dict[str, str]:
+    """Return {dest: status} of every needed file, from --list --json."""
+    capsys.readouterr()
+    assert run_cli(config, "--list", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    return {row["dest"]: row["status"] for row in rows if row["needed_by"]}
+
+
+def test_serve_feeds_a_second_machine_to_complete_without_the_hub(
+    world, localhub, tmp_path, monkeypatch, capsys
+):
+    served_here = needed_files(world.workdir / "config.json", capsys)
+    assert set(served_here.values()) == {"exists"}
+    with serving(world) as served:
+        assert served.count == len(served_here)
+        localhub.clear_requests()
+        config = second_machine(tmp_path / "machine-b", world)
+        monkeypatch.setenv("WANDOWN_CACHE_DIR", str(tmp_path / "machine-b-cache"))
+        monkeypatch.setenv("HF_ENDPOINT", served.url)
+        capsys.readouterr()
+        assert run_cli(config, "--download", "missing") == 0
+        out = capsys.readouterr().out
+        assert localhub.requests == []  # every byte and every answer came from the peer
+    root_b = config.parent / "Wan2GP"
+    assert f"done: {len(served_here)} files: {len(served_here)} complete" in out
+    for dest in served_here:
+        assert f"Complete    {dest}" in out
+        assert (root_b / dest).read_bytes() == world.path(dest).read_bytes()
+    assert set(needed_files(config, capsys).values()) == {"exists"}
+
+
+def test_air_gapped_client_needs_no_hub_when_the_server_has_everything(world, localhub, tmp_path):
+    localhub.stop()  # the Hub is gone: the serving machine's metadata and files are all there is
+    with serving(world) as served:
+        config = second_machine(tmp_path / "lab-box", world)
+        lab = {"HF_ENDPOINT": served.url, "WANDOWN_CACHE_DIR": str(tmp_path / "lab-cache")}
+        result = subprocess.run(
+            [sys.executable, str(PROJECT / "wandown.py"), "--config-file", str(config), *DOWNLOAD],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **lab},
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"done: {served.count} files: {served.count} complete" in result.stdout
+    big = config.parent / "Wan2GP" / "ckpts" / BIG
+    assert big.read_bytes() == world.served_file(BIG).read_bytes()
+
+
+def test_only_files_proven_here_are_served(world, tmp_path):
+    big = world.path(f"ckpts/{BIG}")
+    data = bytearray(big.read_bytes())
+    data[1000] ^= 0xFF  # same size, other bytes: not the Hub's file
+    big.unlink()
+    big.write_bytes(bytes(data))
+    outside = tmp_path / "elsewhere" / SMALL
+    outside.parent.mkdir()
+    small = world.path(f"ckpts/{SMALL}")
+    outside.write_bytes(small.read_bytes())  # the right bytes, but outside every served root
+    small.unlink()
+    small.symlink_to(outside)
+    lora = world.path(f"loras/{LORA}")
+    with serving(world) as served:
+        assert served.resolve(REPO, BIG).status == 404
+        assert served.resolve(REPO, SMALL).status == 404
+        assert served.resolve(REPO, "../../../etc/passwd").status == 404
+        head = served.resolve(REPO, LORA)
+        assert head.status == 200, head.headers
+        sha = hashlib.sha256(lora.read_bytes()).hexdigest()
+        assert head.headers["x-linked-etag"] == f'"{sha}"'
+        assert head.headers["x-linked-size"] == str(lora.stat().st_size)
+        assert head.headers["etag"] == f'"{sha}"'
+        assert head.headers["accept-ranges"] == "bytes"
+        commit = head.headers["x-repo-commit"]
+        assert re.fullmatch(r"[0-9a-f]{40}", commit)
+        part = served.resolve(REPO, LORA, "GET", Range="bytes=100-199")
+        assert part.status == 206 and part.body == lora.read_bytes()[100:200]
+        assert part.headers["content-range"] == f"bytes 100-199/{lora.stat().st_size}"
+        listing = fetch(f"{served.url}/api/models/{REPO}/tree/main?recursive=1").json()
+        assert [entry["path"] for entry in listing] == [LORA]
+
+        lora.write_bytes(lora.read_bytes())  # rewritten: no longer the file that was proven
+        assert served.resolve(REPO, LORA).status == 404
+    log = "".join(served.stderr)
+    assert f"ckpts/{BIG} is not the Hub's file (sha256 differs); not served" in log
+    assert f"ckpts/{SMALL} leads to {outside}, outside the Wan2GP folder" in log
+    assert "changed on disk since it was proven; no longer served" in log
+
+
+def test_the_token_is_required_when_set(world, tmp_path, monkeypatch, capsys):
+    config = world.workdir / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "serve_token": "s3cret"}))
+    with serving(world) as served:
+        anonymous = served.resolve(REPO, LORA)
+        assert anonymous.status == 401
+        assert "needs a token" in anonymous.headers["x-error-message"]
+        assert served.resolve(REPO, LORA, Authorization="Bearer wrong").status == 401
+        metadata = fetch(f"{served.url}/api/models/{REPO}/revision/main")
+        assert metadata.status == 401
+        assert served.resolve(REPO, LORA, Authorization="Bearer s3cret").status == 200
+
+        client = second_machine(tmp_path / "machine-b", world)
+        monkeypatch.setenv("WANDOWN_CACHE_DIR", str(tmp_path / "machine-b-cache"))
+        monkeypatch.setenv("HF_ENDPOINT", served.url)
+        assert run_cli(client, "--download", LORA) == 1  # no token: nothing comes
+        monkeypatch.setenv("HF_TOKEN", "s3cret")
+        assert run_cli(client, "--reset-cache", "--download", LORA) == 0
+    assert (client.parent / "Wan2GP" / "loras" / LORA).read_bytes() == world.path(
+        f"loras/{LORA}"
+    ).read_bytes()
+    assert "s3cret" not in "".join(served.stderr) + capsys.readouterr().out
+
+
+def test_huggingface_hub_downloads_from_serve(world, tmp_path, monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        pytest.skip("huggingface_hub was imported in offline mode")
+    world.path(f"ckpts/{BIG}").unlink()
+    cache = tmp_path / "hf-cache"
+    with serving(world, stop=signal.SIGINT) as served:
+        for name, source in ((LORA, f"loras/{LORA}"), (SMALL, f"ckpts/{SMALL}")):
+            got = hf_hub_download(REPO, name, endpoint=served.url, cache_dir=cache)
+            assert Path(got).read_bytes() == world.path(source).read_bytes()
+        with pytest.raises(EntryNotFoundError):
+            hf_hub_download(REPO, BIG, endpoint=served.url, cache_dir=cache)
+        info = HfApi(endpoint=served.url).get_paths_info(REPO, [LORA, SMALL])
+    by_path = {entry.path: entry for entry in info}
+    lora = world.path(f"loras/{LORA}").read_bytes()
+    assert by_path[LORA].lfs.sha256 == hashlib.sha256(lora).hexdigest()
+    assert by_path[SMALL].size == world.path(f"ckpts/{SMALL}").stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--serve", "eighty"], "--serve takes [HOST:]PORT"),
+        (["--serve", "70000"], "the port must be 0 to 65535"),
+        (["--serve", "::1:8080"], "an IPv6 address goes in brackets"),
+        (["--serve-token", "x"], "--serve-token goes with --serve"),
+        (["--serve", "8080", "--list"], "choose one of --list and --serve"),
+    ],
+)
+def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    assert run_cli(tmp_path / "config.json", *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) <= 2, err
