@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +27,8 @@ import pytest
 from tests.localhub_fixtures import fetch
 from tests.world import BIG, LORA, PROJECT, REPO, SMALL, World, build_world
 from wandown import cli
+from wandown.errors import UsageError
+from wandown.serve import endpoint_lines, exposure_warning, is_loopback, parse_address, public_url
 
 DOWNLOAD = ("--download", "missing")
 SERVING = re.compile(r"serving (\d+) files read-only on (http://\S+) ")
@@ -262,3 +265,55 @@ def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path, capsys, args, message
     assert run_cli(tmp_path / "config.json", *args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) <= 2, err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, localhub, monkeypatch, capsys):
+    bare = build_world(tmp_path, localhub)
+    monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert run_cli(bare.workdir / "config.json", "--serve", f"127.0.0.1:{port}") == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("8080", ("127.0.0.1", 8080)),
+        ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+        ("lab-box.local:80", ("lab-box.local", 80)),
+        ("[::1]:8080", ("::1", 8080)),
+        (" 0 ", ("127.0.0.1", 0)),
+    ],
+)
+def test_parse_address(text, address):
+    assert parse_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["", ":8080", "host:", "[::1]8080", "[::1", "8080x", "-1", "٣"])
+def test_parse_address_refuses(text):
+    with pytest.raises(UsageError, match=r"--serve takes \[HOST:\]PORT"):
+        parse_address(text)
+
+
+def test_who_can_connect_is_said():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert not is_loopback("lab-box")  # a name may resolve anywhere
+    assert "only this machine can connect" in (exposure_warning("127.0.0.1", token=False) or "")
+    assert "without a token" in (exposure_warning("0.0.0.0", token=False) or "")
+    assert exposure_warning("192.168.1.5", token=True) is None
+
+
+def test_endpoint_lines_to_paste():
+    assert endpoint_lines("http://lab:8080", token=False) == [
+        "On the other machines:",
+        "  HF_ENDPOINT=http://lab:8080 python wandown.py",
+        '  or in their config.json: "endpoints": ["http://lab:8080", "https://huggingface.co"]',
+    ]
+    assert "HF_TOKEN=<the serve token>" in endpoint_lines("http://lab:8080", token=True)[1]
+    assert public_url("::1", 8080) == "http://[::1]:8080"
+    assert public_url("0.0.0.0", 80) == f"http://{socket.gethostname()}:80"
