@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.localhub_fixtures import fetch
+from tests.localhub_fixtures import fetch, git_blob_sha1
 from tests.world import BIG, LORA, PROJECT, REPO, SMALL, World, build_world
 from wandown import cli
 from wandown.errors import UsageError
@@ -161,6 +161,10 @@ def test_air_gapped_client_needs_no_hub_when_the_server_has_everything(world, lo
     assert f"done: {served.count} files: {served.count} complete" in result.stdout
     big = config.parent / "Wan2GP" / "ckpts" / BIG
     assert big.read_bytes() == world.served_file(BIG).read_bytes()
+    assert "to prove them; their hashes are kept for the next start" in "".join(served.stderr)
+    with serving(world) as again:  # what was read is remembered: the next start reads nothing
+        assert again.count == served.count
+    assert "to prove them" not in "".join(again.stderr)
 
 
 def test_only_files_proven_here_are_served(world, tmp_path):
@@ -245,6 +249,12 @@ def test_huggingface_hub_downloads_from_serve(world, tmp_path, monkeypatch):
         with pytest.raises(EntryNotFoundError):
             hf_hub_download(REPO, BIG, endpoint=served.url, cache_dir=cache)
         info = HfApi(endpoint=served.url).get_paths_info(REPO, [LORA, SMALL])
+        small = served.resolve(REPO, SMALL)  # a file kept in git: the Hub's ETag is its blob id
+        assert (
+            small.headers["etag"] == f'"{git_blob_sha1(world.path(f"ckpts/{SMALL}").read_bytes())}"'
+        )
+        assert "x-linked-etag" not in small.headers
+        assert small.headers["x-repo-commit"] == served.resolve(REPO, LORA).headers["x-repo-commit"]
     by_path = {entry.path: entry for entry in info}
     lora = world.path(f"loras/{LORA}").read_bytes()
     assert by_path[LORA].lfs.sha256 == hashlib.sha256(lora).hexdigest()
@@ -270,6 +280,8 @@ def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path, capsys, args, message
 def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, localhub, monkeypatch, capsys):
     bare = build_world(tmp_path, localhub)
     monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    bare.path(f"ckpts/{SMALL}").parent.mkdir(parents=True)
+    shutil.copy(bare.served_file(SMALL), bare.path(f"ckpts/{SMALL}"))  # one file to serve
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -277,6 +289,20 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, localhub, monkeypatch, c
         assert run_cli(bare.workdir / "config.json", "--serve", f"127.0.0.1:{port}") == 2
     err = capsys.readouterr().err
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in err
+
+
+def test_nothing_to_serve_is_said(tmp_path, localhub, monkeypatch, capsys):
+    bare = build_world(tmp_path, localhub)  # metadata from the Hub, but no file downloaded yet
+    monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    assert run_cli(bare.workdir / "config.json", "--serve", "127.0.0.1:0") == 1
+    assert "error: nothing to serve: no file here is proven" in capsys.readouterr().err
+
+
+def test_a_serve_token_of_the_wrong_type_is_a_config_error(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text('{"serve_token": 5}')
+    assert run_cli(config, "--serve", "8080") == 2
+    assert "'serve_token' must be a string" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -87,8 +87,13 @@ def prove(loaded: Loaded, notice: Notice, hashes: HashCache | None = None) -> Pr
     if hub is not None:
         found.update(_in_hub(hub, remotes, roots, read=False))
     pending = {remote: dests for remote, dests in remotes.items() if remote not in found}
+    read_before = hashes.hashed
     found.update(_at_destinations(loaded, pending, roots, hashes, notice))
     hashes.flush()
+    if hashes.hashed > read_before:
+        count = hashes.hashed - read_before
+        files = "1 file" if count == 1 else f"{count} files"
+        notice(f"read {files} to prove them; their hashes are kept for the next start")
     if hub is not None:
         rest = {remote: dests for remote, dests in pending.items() if remote not in found}
         found.update(_in_hub(hub, rest, roots, read=True))

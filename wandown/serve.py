@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from wandown.errors import UsageError
+from wandown.errors import UsageError, WandownError
 from wandown.hub.sidecar import FileStat
 from wandown.loaded import Loaded
 from wandown.localhub import LocalHub
@@ -94,7 +94,7 @@ class ProvenRepo:
     """
 
     def __init__(
-        self, repo_id: str, files: Iterable[ProvenFile], notice: Notice, gone: set[Path]
+        self, repo_id: str, files: Iterable[ProvenFile], changed: Callable[[Path], None]
     ) -> None:
         self.repo_id = repo_id
         self._branches: dict[str, str] = {}
@@ -104,8 +104,7 @@ class ProvenRepo:
             if not is_commit(remote.revision):
                 self._branches.setdefault(remote.revision, remote.commit)
             self._commits.setdefault(remote.commit, []).append(file)
-        self._notice = notice
-        self._gone = gone
+        self._changed = changed
 
     def branches(self) -> dict[str, str]:
         """Return branch name -> commit, as the serving machine's metadata has them."""
@@ -131,12 +130,7 @@ class ProvenRepo:
         except OSError:
             now = None
         if now != file.identity:
-            if file.local not in self._gone:
-                self._gone.add(file.local)
-                self._notice(
-                    f"{file.local} changed on disk since it was proven; no longer served "
-                    "(start --serve again to prove it again)"
-                )
+            self._changed(file.local)
             return None
         identity = file.identity
         return RepoFile(
@@ -158,17 +152,23 @@ class ProvenStore:
         by_repo: dict[str, list[ProvenFile]] = {}
         for file in files:
             by_repo.setdefault(file.remote.repo, []).append(file)
-        gone: set[Path] = set()
-        self._lock = threading.Lock()
-        self._repos = {
-            repo_id: ProvenRepo(repo_id, group, self._say, gone)
-            for repo_id, group in by_repo.items()
-        }
         self._notice = notice
+        self._lock = threading.Lock()
+        self._gone: set[Path] = set()
+        self._repos = {
+            repo_id: ProvenRepo(repo_id, group, self._changed) for repo_id, group in by_repo.items()
+        }
 
-    def _say(self, message: str) -> None:
-        with self._lock:  # route threads may notice at once
-            self._notice(message)
+    def _changed(self, local: Path) -> None:
+        """Say once that a proven file changed (route threads may find it at the same time)."""
+        with self._lock:
+            if local in self._gone:
+                return
+            self._gone.add(local)
+            self._notice(
+                f"{local} changed on disk since it was proven; no longer served "
+                "(start --serve again to prove it again)"
+            )
 
     def find(self, repo_id: str) -> ProvenRepo | None:
         return self._repos.get(repo_id)
@@ -188,6 +188,11 @@ def serve(
     host, port = parse_address(address)
     proof = prove(loaded, notice)
     notice(describe(proof))
+    if not proof.files:
+        raise WandownError(
+            "nothing to serve: no file here is proven against Hub metadata (download some "
+            "first, or bring metadata with --import-metadata FILE)"
+        )
     hub = LocalHub(
         loaded.catalog.root,
         host=host,
