@@ -142,6 +142,10 @@ def test_serve_feeds_a_second_machine_to_complete_without_the_hub(
         assert f"Complete    {dest}" in out
         assert (root_b / dest).read_bytes() == world.path(dest).read_bytes()
     assert set(needed_files(config, capsys).values()) == {"exists"}
+    log = "".join(served.stderr)
+    assert f"127.0.0.1 asks for {REPO}/{BIG}\n" in log
+    assert log.count(f"asks for {REPO}/{BIG}\n") == 1  # once, however many ranges it took
+    assert re.search(r"stopped serving; answered \d+ requests from 1 machine\n", log)
 
 
 def test_air_gapped_client_needs_no_hub_when_the_server_has_everything(world, localhub, tmp_path):

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from wandown.errors import UsageError, WandownError
 from wandown.hub.sidecar import FileStat
+from wandown.hubhttp.urls import resolve_parts
 from wandown.loaded import Loaded
-from wandown.localhub import LocalHub
+from wandown.localhub import LocalHub, RequestRecord
 from wandown.localhub.repos import RepoFile, Snapshot
 from wandown.proving import Notice, ProvenFile, describe, hashes_path, prove
 from wandown.remote.cache import is_commit
@@ -177,6 +178,39 @@ class ProvenStore:
         return sorted(self._repos)
 
 
+class AccessLog:
+    """Say once per machine and file who asked for it; count every request for the last word."""
+
+    def __init__(self, notice: Notice) -> None:
+        self._notice = notice
+        self._lock = threading.Lock()
+        self._asked: set[tuple[str, str, str]] = set()
+        self._clients: set[str] = set()
+        self.requests = 0
+
+    def __call__(self, record: RequestRecord) -> None:
+        parts = resolve_parts(f"http://peer{record.path.partition('?')[0]}")
+        with self._lock:
+            self.requests += 1
+            self._clients.add(record.client)
+            if record.method != "GET" or parts is None:
+                return
+            asked = (record.client, parts[1], parts[3])
+            if asked in self._asked:
+                return
+            self._asked.add(asked)
+            self._notice(f"{record.client} asks for {parts[1]}/{parts[3]}")
+
+    def summary(self) -> str:
+        with self._lock:
+            requests, machines = self.requests, len(self._clients)
+        if requests == 0:
+            return "stopped serving; no machine asked for anything"
+        what = "1 request" if requests == 1 else f"{requests} requests"
+        who = "1 machine" if machines == 1 else f"{machines} machines"
+        return f"stopped serving; answered {what} from {who}"
+
+
 def serve(
     loaded: Loaded,
     address: str,
@@ -193,6 +227,7 @@ def serve(
             "nothing to serve: no file here is proven against Hub metadata (download some "
             "first, or bring metadata with --import-metadata FILE)"
         )
+    log = AccessLog(notice)
     hub = LocalHub(
         loaded.catalog.root,
         host=host,
@@ -202,6 +237,7 @@ def serve(
         hash_cache=hashes_path(),
         store=ProvenStore(proof.files, notice),
         cdn=False,
+        on_request=log,
     )
     hub.start()  # LocalHubError (port taken, address not here) is a message and exit status 2
     try:
@@ -219,5 +255,5 @@ def serve(
         pass
     finally:
         hub.stop()
-    notice("stopped serving")
+    notice(log.summary())
     return 0

@@ -6,7 +6,7 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +37,7 @@ class RequestRecord:
     method: str
     path: str  # with the query string
     headers: dict[str, str]  # lower-case names
+    client: str = ""  # the client's address
 
 
 class LocalHub:
@@ -63,6 +64,7 @@ class LocalHub:
         store: Store | None = None,
         cdn: bool = True,
         token_required: bool = False,
+        on_request: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -76,6 +78,7 @@ class LocalHub:
         self.policy = AccessPolicy(gated, private, tokens, required=token_required)
         self.store: Store = store if store is not None else RepoStore(self.root)
         self.cdn = cdn
+        self.on_request = on_request  # called on the serving thread, before the answer
         self.hashes = HashCache(self.root, Path(hash_cache) if hash_cache else None)
         self.faults = FaultBoard()
         self.secret = secrets.token_bytes(16)
@@ -216,9 +219,12 @@ class LocalHub:
             request.command,
             request.path,
             {k.lower(): v for k, v in request.headers.items()},
+            str(request.client_address[0]),
         )
         with self._records_lock:
             self._records.append(record)
+        if self.on_request is not None:
+            self.on_request(record)
 
 
 def _url_host(host: str) -> str:
