@@ -171,44 +171,55 @@ def test_air_gapped_client_needs_no_hub_when_the_server_has_everything(world, lo
     assert "to prove them" not in "".join(again.stderr)
 
 
+def corrupt(path: Path) -> bytes:
+    """Flip one byte of a file (same size, other bytes) by writing a new file; return the old."""
+    good = path.read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0xFF
+    path.unlink()
+    path.write_bytes(bytes(data))
+    return good
+
+
 def test_only_files_proven_here_are_served(world, tmp_path):
-    big = world.path(f"ckpts/{BIG}")
-    data = bytearray(big.read_bytes())
-    data[1000] ^= 0xFF  # same size, other bytes: not the Hub's file
-    big.unlink()
-    big.write_bytes(bytes(data))
+    lora = world.path(f"loras/{LORA}")
+    corrupt(lora)  # not the Hub's file, and no other copy here
+    hub_copy = world.hub_dir / "some" / "renamed.bin"
+    hub_copy.parent.mkdir()
+    hub_copy.write_bytes(corrupt(world.path(f"ckpts/{BIG}")))  # a wrong destination, a good copy
     outside = tmp_path / "elsewhere" / SMALL
     outside.parent.mkdir()
     small = world.path(f"ckpts/{SMALL}")
     outside.write_bytes(small.read_bytes())  # the right bytes, but outside every served root
     small.unlink()
     small.symlink_to(outside)
-    lora = world.path(f"loras/{LORA}")
     with serving(world) as served:
-        assert served.resolve(REPO, BIG).status == 404
+        assert served.resolve(REPO, LORA).status == 404
         assert served.resolve(REPO, SMALL).status == 404
         assert served.resolve(REPO, "../../../etc/passwd").status == 404
-        head = served.resolve(REPO, LORA)
+        head = served.resolve(REPO, BIG)
         assert head.status == 200, head.headers
-        sha = hashlib.sha256(lora.read_bytes()).hexdigest()
+        good = hub_copy.read_bytes()
+        sha = hashlib.sha256(good).hexdigest()
         assert head.headers["x-linked-etag"] == f'"{sha}"'
-        assert head.headers["x-linked-size"] == str(lora.stat().st_size)
+        assert head.headers["x-linked-size"] == str(len(good))
         assert head.headers["etag"] == f'"{sha}"'
         assert head.headers["accept-ranges"] == "bytes"
         commit = head.headers["x-repo-commit"]
         assert re.fullmatch(r"[0-9a-f]{40}", commit)
-        part = served.resolve(REPO, LORA, "GET", Range="bytes=100-199")
-        assert part.status == 206 and part.body == lora.read_bytes()[100:200]
-        assert part.headers["content-range"] == f"bytes 100-199/{lora.stat().st_size}"
+        assert served.resolve(REPO, BIG, "GET").body == good
+        part = served.resolve(REPO, BIG, "GET", Range="bytes=100-199")
+        assert part.status == 206 and part.body == good[100:200]
+        assert part.headers["content-range"] == f"bytes 100-199/{len(good)}"
         listing = fetch(f"{served.url}/api/models/{REPO}/tree/main?recursive=1").json()
-        assert [entry["path"] for entry in listing] == [LORA]
+        assert [entry["path"] for entry in listing] == [BIG]
 
-        lora.write_bytes(lora.read_bytes())  # rewritten: no longer the file that was proven
-        assert served.resolve(REPO, LORA).status == 404
+        hub_copy.write_bytes(good)  # rewritten: no longer the file that was proven
+        assert served.resolve(REPO, BIG).status == 404
     log = "".join(served.stderr)
-    assert f"ckpts/{BIG} is not the Hub's file (sha256 differs); not served" in log
+    assert f"loras/{LORA} is not the Hub's file (sha256 differs); not served" in log
     assert f"ckpts/{SMALL} leads to {outside}, outside the Wan2GP folder" in log
-    assert "changed on disk since it was proven; no longer served" in log
+    assert f"{hub_copy} changed on disk since it was proven; no longer served" in log
 
 
 def test_the_token_is_required_when_set(world, tmp_path, monkeypatch, capsys):

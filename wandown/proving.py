@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown.digests import BLOB_SHA1, SHA256
+from wandown.digests import BLOB_SHA1, SHA256, Progress
 from wandown.fsutil import cache_dir, is_inside_any
 from wandown.hub import HubIndex, Wanted
 from wandown.hub.sidecar import FileStat
@@ -96,7 +96,7 @@ def prove(loaded: Loaded, notice: Notice, hashes: HashCache | None = None) -> Pr
         notice(f"read {files} to prove them; their hashes are kept for the next start")
     if hub is not None:
         rest = {remote: dests for remote, dests in pending.items() if remote not in found}
-        found.update(_in_hub(hub, rest, roots, read=True))
+        found.update(_in_hub(hub, rest, roots, read=True, notice=notice))
     ordered = sorted(found.values(), key=lambda f: (f.remote.repo, f.remote.path))
     return Proof(tuple(ordered), len(remotes))
 
@@ -111,7 +111,12 @@ def _hub_files(loaded: Loaded) -> dict[RemoteFile, list[str]]:
 
 
 def _in_hub(
-    hub: HubIndex, remotes: dict[RemoteFile, list[str]], roots: list[str], *, read: bool
+    hub: HubIndex,
+    remotes: dict[RemoteFile, list[str]],
+    roots: list[str],
+    *,
+    read: bool,
+    notice: Notice | None = None,
 ) -> dict[RemoteFile, ProvenFile]:
     """Prove Hub files by hub files: from remembered digests only, or reading candidates."""
     wanted: dict[Wanted, list[RemoteFile]] = {}
@@ -121,7 +126,7 @@ def _in_hub(
             wanted.setdefault(item, []).append(remote)
     if not wanted:
         return {}
-    matched = hub.match(wanted) if read else hub.proven(wanted)
+    matched = hub.match(wanted, progress=_announce(notice)) if read else hub.proven(wanted)
     found: dict[RemoteFile, ProvenFile] = {}
     for item, path in matched.items():
         identity = _hub_identity(hub, item.size, path)
@@ -131,6 +136,20 @@ def _in_hub(
         for remote in wanted[item]:
             found[remote] = ProvenFile(remote, local, identity)
     return found
+
+
+def _announce(notice: Notice | None) -> Progress | None:
+    """Return a hashing progress that names each big hub file once, as its reading starts."""
+    if notice is None:
+        return None
+    named: set[Path] = set()
+
+    def progress(path: Path, done: int, total: int) -> None:
+        if total >= LOUD_READ and path not in named:
+            named.add(path)
+            notice(f"reading hub file {path} ({human_bytes(total)}) to prove it")
+
+    return progress
 
 
 def _hub_identity(hub: HubIndex, size: int, path: Path) -> FileStat | None:
