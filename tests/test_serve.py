@@ -24,11 +24,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.localhub_fixtures import fetch, git_blob_sha1
+from tests.localhub_fixtures import fetch, git_blob_sha1, write_repo
 from tests.world import BIG, LORA, PROJECT, REPO, SMALL, World, build_world
 from wandown import cli
 from wandown.errors import UsageError
-from wandown.serve import endpoint_lines, exposure_warning, is_loopback, parse_address, public_url
+from wandown.hub.sidecar import FileStat
+from wandown.localhub import LocalHub
+from wandown.localhub.access import AccessPolicy
+from wandown.proving import ProvenFile
+from wandown.remote import RemoteFile
+from wandown.serve import (
+    ProvenStore,
+    endpoint_lines,
+    exposure_warning,
+    is_loopback,
+    parse_address,
+    public_url,
+)
 
 DOWNLOAD = ("--download", "missing")
 SERVING = re.compile(r"serving (\d+) files read-only on (http://\S+) ")
@@ -358,3 +370,67 @@ def test_endpoint_lines_to_paste():
     assert "HF_TOKEN=<the serve token>" in endpoint_lines("http://lab:8080", token=True)[1]
     assert public_url("::1", 8080) == "http://[::1]:8080"
     assert public_url("0.0.0.0", 80) == f"http://{socket.gethostname()}:80"
+
+
+# -- the pieces: the proven store, and what localhub does for --serve ----------------------------
+
+
+def proven(tmp_path: Path, name: str, data: bytes, revision: str = "main") -> ProvenFile:
+    local = tmp_path / name
+    local.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    remote = RemoteFile(REPO, revision, "c" * 40, f"dir/{name}", len(data), sha, None)
+    return ProvenFile(remote, local, FileStat.of(os.stat(local)))
+
+
+def test_the_proven_store_answers_branches_commits_and_drops_changed_files(tmp_path):
+    said: list[str] = []
+    store = ProvenStore(
+        [proven(tmp_path, "a.bin", b"a" * 10), proven(tmp_path, "b.bin", b"b")], said.append
+    )
+    repo = store.find(REPO)
+    assert store.repo_ids() == [REPO] and store.find("other/repo") is None
+    assert repo.branches() == {"main": "c" * 40}
+    for revision in ("main", "refs/heads/main", "c" * 40):
+        assert list(repo.resolve(revision).files) == ["dir/a.bin", "dir/b.bin"]
+    assert repo.resolve("dev") is None and repo.resolve("d" * 40) is None
+    entry = repo.resolve("main").files["dir/a.bin"]
+    assert entry.lfs and entry.known_digest == hashlib.sha256(b"a" * 10).hexdigest()
+
+    (tmp_path / "b.bin").write_bytes(b"B")
+    for _ in range(2):
+        assert list(repo.resolve("main").files) == ["dir/a.bin"]
+    assert len(said) == 1  # named once, however often it is asked for
+    assert said[0].startswith(f"{tmp_path / 'b.bin'} changed on disk since it was proven")
+
+
+def test_a_pinned_commit_is_no_branch(tmp_path):
+    pinned = proven(tmp_path, "a.bin", b"a", revision="c" * 40)
+    repo = ProvenStore([pinned], print).find(REPO)
+    assert repo.branches() == {} and repo.resolve("main") is None
+    assert list(repo.resolve("c" * 40).files) == ["dir/a.bin"]
+
+
+def test_localhub_without_a_cdn_serves_lfs_files_itself(tmp_path):
+    data = b"x" * 5000
+    write_repo(tmp_path / "root", "wan/tiny", {"model.safetensors": data})
+    with LocalHub(tmp_path / "root", cdn=False, hash_cache=tmp_path / "h.json") as hub:
+        url = f"{hub.url}/wan/tiny/resolve/main/model.safetensors"
+        head = fetch(url, "HEAD")
+        assert head.status == 200 and "location" not in head.headers
+        sha = hashlib.sha256(data).hexdigest()
+        assert head.headers["x-linked-etag"] == f'"{sha}"'
+        assert head.headers["x-linked-size"] == "5000"
+        assert fetch(url).body == data
+        assert {r.server for r in hub.requests} == {"hub"}
+
+
+def test_a_required_token_refuses_anonymous_and_unknown_requests():
+    policy = AccessPolicy(tokens={"s3cret": "*"}, required=True)
+    anonymous = policy.denial("wan/tiny", None, files=False)
+    assert (
+        anonymous is not None and anonymous.status == 401 and "needs a token" in anonymous.message
+    )
+    assert policy.denial("wan/tiny", "Bearer nope", files=True).status == 401
+    assert policy.denial("wan/tiny", "Bearer s3cret", files=True) is None
+    assert AccessPolicy(tokens={"s3cret": "*"}).denial("wan/tiny", None, files=True) is None
