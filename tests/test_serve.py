@@ -367,7 +367,10 @@ def test_endpoint_lines_to_paste():
         "  HF_ENDPOINT=http://lab:8080 python wandown.py",
         '  or in their config.json: "endpoints": ["http://lab:8080", "https://huggingface.co"]',
     ]
-    assert "HF_TOKEN=<the serve token>" in endpoint_lines("http://lab:8080", token=True)[1]
+    assert endpoint_lines("http://lab:8080", token=True) == [
+        "On the other machines:",
+        "  HF_ENDPOINT=http://lab:8080 HF_TOKEN=<the serve token> python wandown.py",
+    ]
     assert public_url("::1", 8080) == "http://[::1]:8080"
     assert public_url("0.0.0.0", 80) == f"http://{socket.gethostname()}:80"
 

@@ -66,11 +66,19 @@ def public_url(host: str, port: int) -> str:
 
 
 def endpoint_lines(url: str, token: bool) -> list[str]:
-    """Return what to paste on the other machines: the environment form and the config form."""
-    token_part = " HF_TOKEN=<the serve token>" if token else ""
+    """Return what to paste on the other machines: the environment form and the config form.
+
+    A serve token travels as HF_TOKEN, the one token a client has: in an endpoints list it would
+    go to the Hub as well, so with a token only the one-endpoint form is offered.
+    """
+    if token:
+        return [
+            "On the other machines:",
+            f"  HF_ENDPOINT={url} HF_TOKEN=<the serve token> python wandown.py",
+        ]
     return [
         "On the other machines:",
-        f"  HF_ENDPOINT={url}{token_part} python wandown.py",
+        f"  HF_ENDPOINT={url} python wandown.py",
         f'  or in their config.json: "endpoints": ["{url}", "{DEFAULT_HUB}"]',
     ]
 
