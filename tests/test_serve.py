@@ -193,6 +193,29 @@ def corrupt(path: Path) -> bytes:
     return good
 
 
+@pytest.mark.skipif(
+    "--endpoint" not in cli.build_parser().format_help(),
+    reason="needs --endpoint (issue 15, part 1)",
+)
+def test_a_peer_first_in_the_endpoints_list_leaves_only_what_it_lacks_to_the_hub(
+    world, localhub, tmp_path, monkeypatch, capsys
+):
+    world.path(f"ckpts/{BIG}").unlink()  # the peer lacks one file
+    with serving(world) as served:
+        config = second_machine(tmp_path / "machine-b", world)
+        monkeypatch.setenv("WANDOWN_CACHE_DIR", str(tmp_path / "machine-b-cache"))
+        localhub.clear_requests()
+        peer_first = ("--endpoint", served.url, "--endpoint", localhub.url)
+        assert run_cli(config, *peer_first, "--download", "missing") == 0
+    bodies = {r.path.partition("?")[2] for r in localhub.requests if r.server == "cdn"}
+    assert bodies and all(f"path={BIG}" in query for query in bodies)  # only BIG from the Hub
+    assert (config.parent / "Wan2GP" / "ckpts" / BIG).read_bytes() == world.served_file(
+        BIG
+    ).read_bytes()
+    everything = served.count + 1
+    assert f"done: {everything} files: {everything} complete" in capsys.readouterr().out
+
+
 def test_only_files_proven_here_are_served(world, tmp_path):
     lora = world.path(f"loras/{LORA}")
     corrupt(lora)  # not the Hub's file, and no other copy here
