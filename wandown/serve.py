@@ -228,7 +228,11 @@ def serve(
 ) -> int:
     """Prove, bind, print the endpoint lines, and serve until Ctrl-C or SIGTERM."""
     host, port = parse_address(address)
-    proof = prove(loaded, notice)
+    try:
+        proof = prove(loaded, notice)
+    except KeyboardInterrupt:
+        notice("interrupted while proving files; nothing was served")
+        return 130
     notice(describe(proof))
     if not proof.files:
         raise WandownError(
