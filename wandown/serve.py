@@ -253,13 +253,7 @@ def serve(
     )
     hub.start()  # LocalHubError (port taken, address not here) is a message and exit status 2
     try:
-        url = public_url(host, hub.port)
-        out(f"serving {len(proof.files)} files read-only on {url} (Ctrl-C stops)")
-        for line in endpoint_lines(url, bool(token)):
-            out(line)
-        warning = exposure_warning(host, bool(token))
-        if warning is not None:
-            notice(warning)
+        _announce(hub, len(proof.files), bool(token), notice, out)
         stop = threading.Event()
         while not stop.wait(0.5):  # Ctrl-C and SIGTERM arrive as KeyboardInterrupt
             pass
@@ -269,3 +263,16 @@ def serve(
         hub.stop()
     notice(log.summary())
     return 0
+
+
+def _announce(
+    hub: LocalHub, count: int, token: bool, notice: Notice, out: Callable[[str], None]
+) -> None:
+    """Print where the files are served and the lines to paste; warn about who may connect."""
+    url = public_url(hub.host, hub.port)
+    out(f"serving {count} files read-only on {url} (Ctrl-C stops)")
+    for line in endpoint_lines(url, token):
+        out(line)
+    warning = exposure_warning(hub.host, token)
+    if warning is not None:
+        notice(warning)
