@@ -41,6 +41,13 @@ def change_line(view: FileView) -> str:
     return text
 
 
+def failover_line(view: FileView, came_from: str) -> str:
+    """Say that a file moved to another endpoint: from where, to where, and why."""
+    text = f"{'failed over':<11} {printable(view.dest)} from {printable(came_from)} to "
+    text += printable(view.endpoint or "")
+    return text + (f": {printable(view.failover)}" if view.failover else "")
+
+
 @dataclass
 class PlainReporter:
     """Turns successive snapshots into log lines, remembering what it already said."""
@@ -48,6 +55,7 @@ class PlainReporter:
     every: float = PROGRESS_EVERY
     _status: dict[str, Status] = field(default_factory=dict)
     _last_progress: dict[str, float] = field(default_factory=dict)
+    _endpoint: dict[str, str] = field(default_factory=dict)
 
     def lines(self, snapshot: Snapshot, now: float, watched: set[str]) -> list[str]:
         out = []
@@ -55,6 +63,11 @@ class PlainReporter:
             view = snapshot.files.get(dest)
             if view is None:
                 continue
+            came_from = self._endpoint.get(dest)
+            if view.endpoint and came_from != view.endpoint:
+                self._endpoint[dest] = view.endpoint
+                if came_from is not None:
+                    out.append(failover_line(view, came_from))
             if self._status.get(dest) != view.status:
                 self._status[dest] = view.status
                 self._last_progress[dest] = now

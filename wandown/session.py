@@ -20,6 +20,7 @@ from wandown import plan, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine import Engine, Event
+from wandown.engine.sources import EndpointPlan
 from wandown.errors import WandownError
 from wandown.hub import HubIndex
 from wandown.loaded import Loaded
@@ -36,6 +37,12 @@ class RunOptions:
     connections: int = 8
     limit_kb: float | None = None
     cache_path: Path | None = None
+
+
+def endpoint_plan(settings: HubSettings) -> EndpointPlan:
+    """Return the engine's view of the endpoints: the order, the truth, who gets the token."""
+    order = tuple(endpoint.url for endpoint in settings.fetch_order)
+    return EndpointPlan(order, settings.endpoint, settings.token_homes)
 
 
 class Session:
@@ -65,6 +72,7 @@ class Session:
             connections=options.connections,
             limit_kb=options.limit_kb,
             headers_for=self._client.auth_headers,
+            endpoints=endpoint_plan(hub_settings),
         )
         self._threads: list[threading.Thread] = []
         self._bench = Bench(
@@ -269,6 +277,8 @@ class Session:
 
     def _apply(self, event: Event) -> None:
         status = Status(event.state)  # the engine's states are statuses' values
+        if event.endpoint:
+            self.store.update(event.key, endpoint=event.endpoint, failover=event.failover)
         if event.final:
             self._finish(event.key, status, event.message, done=event.done)
             return

@@ -26,6 +26,8 @@ class ViewChanges(TypedDict, total=False):
     speed: float
     message: str
     link_source: str | None
+    endpoint: str | None
+    failover: str
 
 
 class HeaderChanges(TypedDict, total=False):
@@ -51,6 +53,8 @@ class FileView:
     speed: float = 0.0
     message: str = ""
     link_source: str | None = None
+    endpoint: str | None = None  # where this run's download came from (the engine's choice)
+    failover: str = ""  # why it left the endpoint before that one
 
     @property
     def fraction(self) -> float | None:
