@@ -41,11 +41,9 @@ def change_line(view: FileView) -> str:
     return text
 
 
-def failover_line(view: FileView, came_from: str) -> str:
+def failover_line(view: FileView) -> str:
     """Say that a file moved to another endpoint: from where, to where, and why."""
-    text = f"{'failed over':<11} {printable(view.dest)} from {printable(came_from)} to "
-    text += printable(view.endpoint or "")
-    return text + (f": {printable(view.failover)}" if view.failover else "")
+    return f"{'failed over':<11} {printable(view.dest)} {printable(view.failover)}"
 
 
 @dataclass
@@ -55,7 +53,7 @@ class PlainReporter:
     every: float = PROGRESS_EVERY
     _status: dict[str, Status] = field(default_factory=dict)
     _last_progress: dict[str, float] = field(default_factory=dict)
-    _endpoint: dict[str, str] = field(default_factory=dict)
+    _failover: dict[str, str] = field(default_factory=dict)
 
     def lines(self, snapshot: Snapshot, now: float, watched: set[str]) -> list[str]:
         out = []
@@ -63,11 +61,9 @@ class PlainReporter:
             view = snapshot.files.get(dest)
             if view is None:
                 continue
-            came_from = self._endpoint.get(dest)
-            if view.endpoint and came_from != view.endpoint:
-                self._endpoint[dest] = view.endpoint
-                if came_from is not None:
-                    out.append(failover_line(view, came_from))
+            if view.failover and self._failover.get(dest) != view.failover:
+                self._failover[dest] = view.failover
+                out.append(failover_line(view))
             if self._status.get(dest) != view.status:
                 self._status[dest] = view.status
                 self._last_progress[dest] = now

@@ -54,7 +54,7 @@ class FileView:
     message: str = ""
     link_source: str | None = None
     endpoint: str | None = None  # where this run's download came from (the engine's choice)
-    failover: str = ""  # why it left the endpoint before that one
+    failover: str = ""  # its last move between endpoints: "from A to B: why"
 
     @property
     def fraction(self) -> float | None:

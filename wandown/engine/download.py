@@ -272,9 +272,10 @@ class FileDownload:
             source.sources.lied(source.base, str(error))
         if not source.advance():
             return False
-        self.reporter.failover = str(error)
         self._use_source()
-        self.reporter.publish(ev.DOWNLOADING, message=f"from {was}: {error}")
+        self.net.start_pass()  # the failed pass's abort flag must not stop the next endpoint
+        self.reporter.failover = f"from {was} to {source.shown}: {error}"
+        self.reporter.publish(ev.DOWNLOADING)
         return True
 
     def _use_source(self) -> None:

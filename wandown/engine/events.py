@@ -30,8 +30,8 @@ class Event:
 
     `done` and `total` are bytes (`total` is None while the size is unknown), `speed` is bytes
     per second over the last few seconds, `message` says why for 'failed', 'busy' and retries.
-    `endpoint` is the endpoint the bytes come from ("" before one is chosen), `failover` why
-    the file left the endpoint before it ("" if it never moved).
+    `endpoint` is the endpoint the bytes come from ("" before one is chosen), `failover` says
+    its last move ("from A to B: why"; "" if it never moved).
     Each file's last event is in FINAL_STATES; no event for that key follows it.
     """
 
@@ -120,7 +120,16 @@ class Reporter:
         if self.last is not None and self.last.final:
             return self.last  # nothing follows a final event
         speed = 0.0 if self.state in FINAL_STATES else self._meter.update(self.done)
-        event = Event(self.key, self.state, self.done, self.total, speed, message, self.endpoint)
+        event = Event(
+            self.key,
+            self.state,
+            self.done,
+            self.total,
+            speed,
+            message,
+            self.endpoint,
+            self.failover,
+        )
         self._last_sent = self._clock()
         self.last = event
         self._events.put(event)
