@@ -33,7 +33,7 @@ from .partial import (
 )
 from .ranges import RangeSet
 from .ratelimit import RateLimiter
-from .sources import MIRROR_RETRIES, FileSource, Sources, disagreement
+from .sources import MIRROR_RETRIES, FileSource, PaceWatch, Sources, disagreement
 
 
 class Lied(DownloadError):
@@ -240,7 +240,8 @@ class FileDownload:
         for attempt in (1, 2):
             self.reporter.publish(ev.DOWNLOADING, identity.done.total())
             self._save_first(identity)
-            digest = self._fill.fill(identity, expected)
+            with PaceWatch(self.source, lambda: self.reporter.done, self._leave_slow):
+                digest = self._fill.fill(identity, expected)
             if expected.kind is None or digest == expected.digest:
                 return
             self.paths.discard()
@@ -258,6 +259,10 @@ class FileDownload:
             if attempt == 1:
                 self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
         raise DownloadError(f"{problem} (twice); the bad download was removed")
+
+    def _leave_slow(self, why: str) -> None:
+        """End the pass on an endpoint that is far too slow; _fail_over moves the file on."""
+        self.net.fail(DownloadError(why))
 
     def _fail_over(self, error: DownloadError) -> bool:
         """Move to the next endpoint after a failure there; False if there is none to try.

@@ -9,7 +9,8 @@ partial is kept, so the next endpoint resumes it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wandown.hubhttp.urls import host_of
@@ -145,6 +146,66 @@ class FileSource:
                 self._index = index
                 return True
         return False
+
+
+class PaceWatch:
+    """Watch one pass of a file on its endpoint: note its rate, leave it when far too slow.
+
+    A thread of its own samples `done` (the file's finished bytes), so the connections need
+    not know about endpoints. Too slow means SLOW_FACTOR times below the best rate another
+    endpoint gave this run, judged after SLOW_AFTER seconds, and only while another endpoint
+    is left to go to; `leave(why)` then ends the pass (the partial is kept).
+    """
+
+    def __init__(
+        self,
+        source: FileSource,
+        done: Callable[[], int],
+        leave: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+        every: float = 0.5,
+    ) -> None:
+        self.source = source
+        self._done = done
+        self._leave = leave
+        self._clock = clock
+        self._every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = clock()
+        self._first = done()
+
+    def __enter__(self) -> PaceWatch:
+        self._thread = threading.Thread(target=self._run, name="wandown-pace", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.check()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            if self.check():
+                return
+
+    def check(self) -> bool:
+        """Note the rate so far; leave the endpoint if it is far too slow. True if it left."""
+        elapsed = self._clock() - self._started
+        if elapsed < 1.0:
+            return False
+        rate = (self._done() - self._first) / elapsed
+        sources, base = self.source.sources, self.source.base
+        sources.note_rate(base, rate)
+        if elapsed < SLOW_AFTER or self._stop.is_set() or not self.source.has_next:
+            return False
+        why = sources.far_below_others(base, rate)
+        if why is None:
+            return False
+        self._leave(f"{self.source.shown} is far slower than another endpoint ({why})")
+        return True
 
 
 def disagreement(expected: Expected, link: Link) -> str | None:
