@@ -123,6 +123,13 @@ def test_a_second_client_is_served_from_the_proxys_cache(
     assert other.path(f"ckpts/{SMALL}").read_bytes() == world.served_file(SMALL).read_bytes()
     assert bodies(localhub, BIG) == [] and bodies(localhub, SMALL) == []
 
+    capsys.readouterr()
+    assert run_cli(other, monkeypatch, "--list", "--json") == 0
+    listed = {item["dest"]: item for item in json.loads(capsys.readouterr().out)}
+    assert listed[f"ckpts/{BIG}"]["endpoint"] == proxy.url
+    assert listed[f"ckpts/{SMALL}"]["endpoint"] == proxy.url
+    assert listed[f"loras/{LORA}"]["endpoint"] is None  # never downloaded
+
 
 @needs_nginx
 def test_stopping_a_slow_proxy_mid_download_resumes_the_file_from_the_next_endpoint(

@@ -216,3 +216,33 @@ def make_download(job, sources: Sources) -> FileDownload:
     return FileDownload(
         job, engine.settings, pool, RateLimiter(None), resolver, reporter, CancelFlag(), source
     )
+
+
+def test_the_header_counts_files_per_endpoint_and_the_status_line_names_the_rows():
+    from wandown.state import Header, StatusStore
+    from wandown.tui.render import endpoints_text, status_line
+    from wandown.tui.rows import Row
+    from wandown.tui.view import ViewState
+
+    def view(name: str, endpoint: str | None, failover: str = "") -> FileView:
+        return FileView(
+            f"ckpts/{name}", name, "ckpts", "model", ("m",), ("m",), "u",
+            status=Status.COMPLETE, endpoint=endpoint, failover=failover,
+        )  # fmt: skip
+
+    files = {
+        v.dest: v
+        for v in (
+            view("a", PEER),
+            view("b", HUB, f"from {PEER} to {HUB}: gone"),
+            view("c", PEER),
+            view("d", None),
+        )
+    }
+    snapshot = StatusStore(files, Header(), {}).snapshot()
+    assert endpoints_text(snapshot) == "from 10.0.0.5:8080 (2), huggingface.co (1)"
+    rows = [Row(config="m", dest="ckpts/b")]
+    text, _ = status_line(ViewState(), snapshot, rows)
+    assert (
+        text == f"ckpts/b  from {HUB} (failed over from {PEER} to {HUB}: gone)  (needed by 1 model)"
+    )

@@ -285,7 +285,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     from wandown import listing
 
     loaded = session.loaded
-    records = listing.select_records(loaded, args.missing, args.all_variants)
+    records = listing.select_records(loaded, args.missing, args.all_variants, session.origins())
     if args.json:
         print(listing.to_json(records, ascii_only=_ascii_only()))
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +31,7 @@ class Listed:
     record: FileRecord
     status: Status
     remote: RemoteFile | None = None
+    endpoint: str | None = None  # where a download of it came from, when one is known
 
     @property
     def size(self) -> int | None:
@@ -56,18 +57,31 @@ class Listed:
             "sha256": remote.sha256 if remote is not None else None,
             "blob_sha1": remote.blob_sha1 if remote is not None else None,
             "status": self.status.value,
+            "endpoint": self.endpoint,
         }
 
 
 def select_records(
-    loaded: Loaded, missing_only: bool = False, all_variants: bool = False
+    loaded: Loaded,
+    missing_only: bool = False,
+    all_variants: bool = False,
+    origins: Mapping[str, str] | None = None,
 ) -> list[Listed]:
-    """Return the files a listing shows: needed and optional files, or every variant."""
+    """Return the files a listing shows: needed and optional files, or every variant.
+
+    `origins` names the endpoint each downloaded file came from (Session.origins).
+    """
     chosen = []
+    origins = origins or {}
     for record in loaded.catalog.records:
         if not (all_variants or record.needed_by or record.role == "on_demand"):
             continue
-        listed = Listed(record, loaded.status(record.dest), loaded.remote.get(record.dest))
+        listed = Listed(
+            record,
+            loaded.status(record.dest),
+            loaded.remote.get(record.dest),
+            origins.get(record.dest),
+        )
         if missing_only and not listed.missing:
             continue
         chosen.append(listed)

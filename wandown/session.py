@@ -25,6 +25,7 @@ from wandown.errors import WandownError
 from wandown.hub import HubIndex
 from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
+from wandown.origins import Origins
 from wandown.remote import HubSettings, MetadataClient
 from wandown.status import Status
 
@@ -59,6 +60,7 @@ class Session:
         self._notice = notice
         self._settings = hub_settings
         self._client = MetadataClient(hub_settings, cache_path=options.cache_path)
+        self._origins = Origins()
         self._loaded: Loaded | None = None
         self._swap_lock = threading.Lock()  # orders the read-and-replace of _loaded
         self.store = state.StatusStore({}, state.Header(), {})
@@ -141,6 +143,14 @@ class Session:
         with self._swap_lock:
             self._loaded = loaded
         self.store.replace_all(loaded.views(), self._header(loaded), loaded.model_names())
+        for dest, endpoint in self.origins().items():
+            self.store.update(dest, endpoint=endpoint)
+
+    def origins(self) -> dict[str, str]:
+        """Return the endpoint each present file was downloaded from, where that is known."""
+        loaded = self.loaded
+        present = [r.dest for r in loaded.catalog.records if loaded.status(r.dest).present]
+        return self._origins.endpoints({dest: loaded.place(dest) for dest in present})
 
     def _loader(self) -> Loader:
         return Loader(self.config, self._client, self.offline, self._say)
@@ -280,6 +290,8 @@ class Session:
         if event.endpoint:
             self.store.update(event.key, endpoint=event.endpoint, failover=event.failover)
         if event.final:
+            if status is Status.COMPLETE and event.endpoint and not event.message:
+                self._origins.record(self.loaded.place(event.key), event.endpoint)
             self._finish(event.key, status, event.message, done=event.done)
             return
         changes: state.ViewChanges = {
