@@ -129,6 +129,10 @@ def test_a_second_client_is_served_from_the_proxys_cache(
     assert listed[f"ckpts/{BIG}"]["endpoint"] == proxy.url
     assert listed[f"ckpts/{SMALL}"]["endpoint"] == proxy.url
     assert listed[f"loras/{LORA}"]["endpoint"] is None  # never downloaded
+    assert run_cli(other, monkeypatch, "--list") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-1] == "From"
+    assert next(line for line in table if BIG in line).split()[-2:] == ["ckpts/", proxy.url]
 
 
 @needs_nginx
@@ -197,6 +201,35 @@ def test_a_mirror_answering_404_fails_over_without_an_error(
     assert f"failed over loras/{LORA} from {mirror.url} to {localhub.url}" in out
     assert "HTTP 404" in out or "not found" in out
     assert "Failed" not in out and "error" not in out.lower()
+
+
+def test_a_mirror_redirecting_to_a_host_it_cannot_reach_fails_over(
+    tmp_path, world, localhub, monkeypatch, capsys
+):
+    with mirror_of(tmp_path, world, "far") as mirror:
+        mirror.set_fault(REPO, BIG, Fault(redirect_to="http://127.0.0.1:9/blocked/here"))
+        set_endpoints(world, [mirror.url, localhub.url])
+        assert run_cli(world, monkeypatch, "--download", BIG) == 0
+    out = capsys.readouterr().out
+    assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
+    assert f"failed over ckpts/{BIG} from {mirror.url} to {localhub.url}: " in out
+    assert "cannot reach 127.0.0.1:9" in out
+
+
+def test_the_real_program_fails_over_with_endpoint_flags(tmp_path, world, localhub):
+    with mirror_of(tmp_path, world, "flags") as mirror:
+        mirror.set_fault(REPO, SMALL, Fault(status=404))
+        result = world.run(
+            "--endpoint", mirror.url, "--endpoint", localhub.url, "--download", SMALL
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert world.path(f"ckpts/{SMALL}").read_bytes() == world.served_file(SMALL).read_bytes()
+    assert f"failed over ckpts/{SMALL} from {mirror.url} to {localhub.url}: " in result.stdout
+    bad = world.run("--endpoint", "http://peer:99999", "--list")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "wandown: error: --endpoint='http://peer:99999' is not a valid http:// or https:// URL."
+    )
 
 
 @pytest.mark.parametrize("mirror_gets_token", [False, True], ids=["default", "token-true"])
