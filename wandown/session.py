@@ -287,10 +287,11 @@ class Session:
 
     def _apply(self, event: Event) -> None:
         status = Status(event.state)  # the engine's states are statuses' values
-        if event.endpoint:
-            self.store.update(event.key, endpoint=event.endpoint, failover=event.failover)
         if event.final:
+            if event.endpoint:
+                self.store.update(event.key, endpoint=event.endpoint, failover=event.failover)
             if status is Status.COMPLETE and event.endpoint and not event.message:
+                # Placed by this download (not by another process, not found in place).
                 self._origins.record(self.loaded.place(event.key), event.endpoint)
             self._finish(event.key, status, event.message, done=event.done)
             return
@@ -300,6 +301,9 @@ class Session:
             "speed": event.speed,
             "message": event.message,
         }
+        if event.endpoint:
+            changes["endpoint"] = event.endpoint
+            changes["failover"] = event.failover
         if event.total is not None:
             changes["size"] = event.total
         self.store.update(event.key, **changes)

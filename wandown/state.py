@@ -53,7 +53,7 @@ class FileView:
     speed: float = 0.0
     message: str = ""
     link_source: str | None = None
-    endpoint: str | None = None  # where this run's download came from (the engine's choice)
+    endpoint: str | None = None  # the endpoint its download came from (this run or on record)
     failover: str = ""  # its last move between endpoints: "from A to B: why"
 
     @property
