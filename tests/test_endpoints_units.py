@@ -246,3 +246,20 @@ def test_the_header_counts_files_per_endpoint_and_the_status_line_names_the_rows
     assert (
         text == f"ckpts/b  from {HUB} (failed over from {PEER} to {HUB}: gone)  (needed by 1 model)"
     )
+
+
+def test_the_record_of_origins_forgets_a_file_replaced_since(tmp_path: Path):
+    from wandown.origins import Origins
+
+    book = Origins(tmp_path / "cache" / "fetched-from.json")
+    kept, replaced = tmp_path / "kept.bin", tmp_path / "replaced.bin"
+    kept.write_bytes(b"one")
+    replaced.write_bytes(b"two")
+    book.record(kept, PEER)
+    book.record(replaced, HUB)
+    replaced.unlink()
+    replaced.write_bytes(b"other bytes")  # another file at the same name
+    dests = {"kept": kept, "replaced": replaced, "never": tmp_path / "never.bin"}
+    assert Origins(book.path).endpoints(dests) == {"kept": PEER}
+    book.path.write_text("{broken")
+    assert book.endpoints(dests) == {}  # a damaged record is a note lost, never an error
