@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings.add_argument("--no-limit", action="store_true", help="no bandwidth limit")
     settings.add_argument(
-        "--hub-dir", metavar="PATH", help='your local model hub folder ("" disables hub features)'
+        "--hub-dir",
+        metavar="PATH",
+        action="append",
+        help='a local model hub folder; repeat it for several hubs ("" disables hub features)',
     )
     settings.add_argument(
         "--wan2gp-dir",
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.hub_dir is not None:
-        overrides["hub_directory"] = args.hub_dir
+        overrides["hub_directory"] = _hub_flags(args.hub_dir)
     if args.wan2gp_dir is not None:
         overrides["wan2gp_directory"] = args.wan2gp_dir
     if args.no_limit:
@@ -134,6 +137,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                 raise ConfigError(f"--{key} must be 1 or more")
             overrides[key] = value
     return overrides
+
+
+def _hub_flags(values: list[str]) -> str | list[str]:
+    """Return what the --hub-dir flags ask for: "" (no hub) or the folders in their order."""
+    if all(value == "" for value in values):
+        return ""
+    if "" in values:
+        raise UsageError(
+            '--hub-dir "" turns the hub off; it does not go with other --hub-dir folders'
+        )
+    return values
 
 
 def notice(message: str) -> None:
@@ -163,7 +177,7 @@ def _check_args(args: argparse.Namespace) -> None:
             flag
             for flag, value in (
                 ("--wan2gp-dir", args.wan2gp_dir),
-                ("--hub-dir", args.hub_dir),
+                ("--hub-dir", args.hub_dir and any(args.hub_dir)),
                 ("--config-file", args.config_file != "config.json"),
                 ("--dedupe", args.dedupe),
                 ("--import-metadata", args.import_metadata),
@@ -317,7 +331,7 @@ def run_download(args: argparse.Namespace, session: Session) -> int:
 
 
 def run_dedupe(args: argparse.Namespace, session: Session) -> int:
-    from wandown.hub import dedupe
+    from wandown.hub import DedupeReport, dedupe
 
     loaded = session.loaded
     hub = loaded.hub
@@ -341,7 +355,11 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
             notice("nothing changed")
             return 1
     checkpoint_roots = [catalog.root / place for place in catalog.settings.checkpoints_paths]
-    report = dedupe(folder, hub, protected=checkpoint_roots)
+    report = DedupeReport()
+    for index in hub:  # a copy linked to the first hub is no real file for the next one
+        one = dedupe(folder, index, protected=checkpoint_roots)
+        report.replaced += one.replaced
+        report.bytes_reclaimed += one.bytes_reclaimed
     for path, hub_file in report.replaced:
         print(printable(f"linked {path} -> {hub_file}"))
     reclaimed = human_bytes(report.bytes_reclaimed)

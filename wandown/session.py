@@ -21,7 +21,7 @@ from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine import Engine, Event
 from wandown.errors import WandownError
-from wandown.hub import HubIndex
+from wandown.hub import HubSet
 from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
 from wandown.remote import HubSettings, MetadataClient
@@ -91,7 +91,7 @@ class Session:
         return loaded
 
     @property
-    def hub(self) -> HubIndex | None:
+    def hub(self) -> HubSet | None:
         return self._loaded.hub if self._loaded is not None else None
 
     def notices_to_status_line(self) -> None:
@@ -142,8 +142,9 @@ class Session:
         return state.Header(
             catalog_source=str(loaded.catalog.root),
             model_count=len(loaded.catalog.models),
-            hub=str(loaded.hub_dir) if hub else None,
+            hub=hub.hub_dir if hub else None,
             hub_files=hub.file_count if hub else 0,
+            hubs=tuple((h.folder, h.kind, h.file_count) for h in hub.summaries()) if hub else (),
             hub_links=len(loaded.linkable()) if hub else 0,
             online=not self.offline,
             limit_kb=self.engine.limit_kb,

@@ -69,6 +69,7 @@ class Header:
     hub: str | None = None
     hub_files: int = 0
     hub_links: int = 0
+    hubs: tuple[tuple[str, str, int], ...] = ()  # (folder, kind, file count) of each hub
     online: bool = True
     limit_kb: float | None = None
 

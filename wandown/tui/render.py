@@ -223,8 +223,16 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
     models = len(snapshot.models) or header.model_count
     sep = f" {glyphs.separator} "
     source = header.catalog_source or "catalog"
-    if header.hub:
-        hub = f"hub {header.hub}: {header.hub_files:,} files, {header.hub_links:,} links available"
+    if len(header.hubs) > 1:
+        each = ", ".join(
+            f"{folder}{'' if kind == 'plain' else f' ({kind})'} {count:,}"
+            for folder, kind, count in header.hubs
+        )
+        hub = f"{len(header.hubs)} hubs: {each} files; {header.hub_links:,} links available"
+    elif header.hub:
+        kind = header.hubs[0][1] if header.hubs else "plain"
+        shown = header.hub if kind == "plain" else f"{header.hub} ({kind})"
+        hub = f"hub {shown}: {header.hub_files:,} files, {header.hub_links:,} links available"
     else:
         hub = "no hub"
     # The hub's folder is the least useful part, so it goes last where a narrow screen cuts.
