@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     modes = parser.add_argument_group("without the interface")
     modes.add_argument("--list", action="store_true", help="print the files table and exit")
-    modes.add_argument("--json", action="store_true", help="with --list: print JSON instead")
+    modes.add_argument(
+        "--json", action="store_true", help="with --list or --reclaim: print JSON instead"
+    )
     modes.add_argument("--missing", action="store_true", help="only files not yet present")
     modes.add_argument(
         "--all-variants",
@@ -101,7 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace files under the Wan2GP folder that are identical to hub "
         "files with links to them",
     )
-    modes.add_argument("--yes", action="store_true", help="with --dedupe: do not ask")
+    modes.add_argument(
+        "--reclaim",
+        action="store_true",
+        help="list what can go from the Wan2GP folder (files no model lists, unused variants, "
+        "stale partial downloads, copies of hub files); delete it with --yes",
+    )
+    modes.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --dedupe: do not ask; with --reclaim: delete what it lists",
+    )
     demo = parser.add_argument_group("trying it out")
     demo.add_argument(
         "--demo",
@@ -164,12 +176,14 @@ def _ascii_only() -> bool:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.json and not args.list:
-        raise UsageError("--json goes with --list")
+    if args.json and not (args.list or args.reclaim):
+        raise UsageError("--json goes with --list or --reclaim")
+    if args.json and args.reclaim and args.yes:
+        raise UsageError("--reclaim --json only lists; drop --json to delete with --yes")
     if args.dry_run and not args.download:
         raise UsageError("--dry-run goes with --download")
-    if args.yes and not args.dedupe:
-        raise UsageError("--yes goes with --dedupe")
+    if args.yes and not (args.dedupe or args.reclaim):
+        raise UsageError("--yes goes with --dedupe or --reclaim")
     if args.keep_demo and not args.demo:
         raise UsageError("--keep-demo goes with --demo")
     if args.demo:
@@ -180,6 +194,7 @@ def _check_args(args: argparse.Namespace) -> None:
                 ("--hub-dir", args.hub_dir and any(args.hub_dir)),
                 ("--config-file", args.config_file != "config.json"),
                 ("--dedupe", args.dedupe),
+                ("--reclaim", args.reclaim),
                 ("--import-metadata", args.import_metadata),
                 ("--export-metadata", args.export_metadata),
             )
@@ -189,7 +204,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--demo runs on its own sandbox; it does not go with {', '.join(clashing)}"
             )
-    chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m)]
+    chosen = [m for m in ("list", "download", "dedupe", "reclaim") if getattr(args, m)]
     if len(chosen) > 1:
         raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
 
@@ -235,7 +250,9 @@ def run_configured(args: argparse.Namespace) -> int:
 
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
-    interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
+    interactive = not (
+        args.list or args.download or args.dedupe or args.reclaim or args.export_metadata
+    )
     if args.import_metadata:
         count = session.import_metadata(Path(args.import_metadata))
         notice(f"imported metadata for {count} entries from {args.import_metadata}")
@@ -251,12 +268,12 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
     session.load(
         reset_cache=args.reset_cache,
         progress=None if session.offline else _metadata_progress(),
-        with_hub=bool(args.download or args.dedupe or interactive),
+        with_hub=bool(args.download or args.dedupe or args.reclaim or interactive),
     )
     if args.export_metadata:
         count = session.export_metadata(Path(args.export_metadata))
         notice(f"wrote metadata for {count} entries to {args.export_metadata}")
-        if not (args.list or args.download or args.dedupe):
+        if not (args.list or args.download or args.dedupe or args.reclaim):
             return 0
     if args.list:
         return run_list(args, session)
@@ -264,6 +281,8 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
         return run_download(args, session)
     if args.dedupe:
         return run_dedupe(args, session)
+    if args.reclaim:
+        return run_reclaim(args, session)
     from wandown import tui
 
     # From here on stderr is under curses: notices (a reload's, the workers') go to the status line.
@@ -367,6 +386,28 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     what = "1 file replaced by a link" if count == 1 else f"{count} files replaced by links"
     print(f"{what}; {reclaimed} reclaimed")
     return 0
+
+
+def run_reclaim(args: argparse.Namespace, session: Session) -> int:
+    from wandown import reclaim
+
+    loaded = session.loaded
+    root = loaded.catalog.root
+    found = reclaim.find(loaded, notice)
+    if args.json:
+        print(reclaim.to_json(found, root, ascii_only=_ascii_only()))
+        return 0
+    for line in reclaim.table(found, root):
+        print(printable(line))
+    print(reclaim.summary(found))
+    if not found.items:
+        return 0
+    if not args.yes:
+        print("nothing deleted; run again with --yes to delete them (hub copies become links)")
+        return 0
+    outcome = reclaim.delete(found, loaded, lambda line: print(printable(line), flush=True))
+    print(outcome.summary())
+    return 0 if outcome.kept == 0 else 1
 
 
 def _tolerant_output() -> None:

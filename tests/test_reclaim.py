@@ -1,0 +1,258 @@
+"""--reclaim end to end: a Wan2GP folder holding orphans, unused variants, stale partials and hub
+copies beside needed files, Wan2GP's own source tree, links and a hub; then --yes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.world import BIG, LORA, OTHER_VARIANT, REPO, SMALL, build_world, payload
+from wandown import cli
+from wandown.engine.partial import PartialState, save_state
+from wandown.hub.sidecar import FileStat
+from wandown.reclaim.plan import Kind, Places, plan
+from wandown.reclaim.survey import Found, Survey
+
+
+@pytest.fixture
+def world(tmp_path, localhub):
+    return build_world(tmp_path, localhub)
+
+
+def plant(path: Path, data: bytes | int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload(str(path), data) if isinstance(data, int) else data)
+    return path
+
+
+def partial(folder: Path, name: str, data: bytes, size: int, sha256: str) -> list[Path]:
+    part = plant(folder / ".wandown" / f"{name}.part", data)
+    state = folder / ".wandown" / f"{name}.state"
+    save_state(state, PartialState(url="http://x", size=size, sha256=sha256, blob_sha1=None))
+    return [part, state]
+
+
+def lay_out(world) -> dict[str, list[Path]]:
+    """Fill the install with every kind of file; return what reclaim must list, by kind."""
+    root, ckpts = world.root, world.root / "ckpts"
+    big = world.served_file(BIG).read_bytes()
+    lora = world.served_file(LORA).read_bytes()
+    elsewhere = world.root.parent / "elsewhere"
+    plant(elsewhere / "folder" / "hidden_orphan.safetensors", 5000)
+    target = plant(elsewhere / "kept_target.safetensors", 7000)
+    expected = {
+        "orphan": [
+            plant(ckpts / "old_model_14B.safetensors", 40_000),
+            plant(ckpts / "old_folder" / "model.safetensors", 30_000),
+            plant(ckpts / "old_folder" / "config.json", 120),
+            plant(root / "loras_i2v" / "old_lora.safetensors", 9000),
+            plant(root / "orphan_in_root.safetensors", 8000),
+        ],
+        "variant": [plant(ckpts / OTHER_VARIANT, world.served_file(OTHER_VARIANT).read_bytes())],
+        "partial": [
+            *partial(ckpts, "gone_model.safetensors", b"g" * 20_000, 90_000, "0" * 64),
+            *partial(ckpts, BIG, big[:50_000], len(big), hashlib.sha256(big).hexdigest()),
+            *partial(ckpts / "pose", "yolox_l.onnx", b"p" * 50, 100, "1" * 64),
+        ],
+        "hub-copy": [plant(ckpts / SMALL, world.served_file(SMALL).read_bytes())],
+    }
+    os.symlink(target, ckpts / "linked_file.safetensors")
+    os.symlink(elsewhere / "gone.safetensors", ckpts / "broken.safetensors")
+    expected["orphan"] += [ckpts / "linked_file.safetensors", ckpts / "broken.safetensors"]
+    plant(world.hub_dir / "a" / "small_copy.json", world.served_file(SMALL).read_bytes())
+
+    # Never listed: needed files, a finetune's file, a good partial, software, links, outputs.
+    plant(ckpts / BIG, big)  # needed and in place (its old partial above is stale)
+    ft = {
+        "model": {
+            "name": "ft",
+            "architecture": "test_arch",
+            "URLs": [f"https://huggingface.co/{REPO}/resolve/main/finetune_only.safetensors"],
+        }
+    }
+    (root / "finetunes").mkdir()
+    (root / "finetunes" / "ft.json").write_text(json.dumps(ft))
+    plant(ckpts / "finetune_only.safetensors", 6000)
+    partial(root / "loras", LORA, lora[:100_000], len(lora), hashlib.sha256(lora).hexdigest())
+    plant(root / "wgp.py", b"# Wan2GP")
+    plant(root / "models" / "wan" / "modules" / "model.py", b"# code")
+    plant(root / "models" / "wan" / "weights" / "shipped.pth", 3000)
+    plant(root / "models" / "wan" / "configs" / "config.json", 30)
+    plant(ckpts / "custom_repo" / "modeling_custom.py", b"# remote code")
+    plant(ckpts / "custom_repo" / "weights.safetensors", 3000)
+    plant(root / ".git" / "lfs" / "objects" / "blob.bin", 3000)
+    plant(root / "venv" / "pyvenv.cfg", b"home = /usr")
+    plant(root / "venv" / "lib" / "torch.bin", 3000)
+    plant(root / "outputs" / "video.safetensors", 3000)
+    plant(root / "defaults" / "extra.json", b"{}")
+    plant(ckpts / "old_folder" / "notes.md", b"notes")
+    os.symlink(elsewhere / "folder", ckpts / "linked_folder")
+    return expected
+
+
+def reclaim(world, monkeypatch, capsys, *flags: str) -> tuple[int, str, str]:
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    monkeypatch.chdir(world.workdir)
+    status = cli.main(["--reclaim", *flags])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def every_entry(folder: Path) -> set[Path]:
+    found = set()
+    for top, dirs, files in os.walk(folder):  # never follows folder links
+        found |= {Path(top) / name for name in files + dirs}
+    return found
+
+
+def test_reclaim_lists_each_kind_with_its_size_and_nothing_needed(world, monkeypatch, capsys):
+    expected = lay_out(world)
+    status, out, err = reclaim(world, monkeypatch, capsys, "--json")
+    assert status == 0, err
+    listed = json.loads(out)
+    by_path = {world.root / item["path"]: item for item in listed["items"]}
+    assert {
+        kind: sorted(p for p, i in by_path.items() if i["kind"] == kind) for kind in expected
+    } == {kind: sorted(paths) for kind, paths in expected.items()}
+    for path, item in by_path.items():
+        link = path.is_symlink()
+        assert item["link"] is link
+        assert item["size"] == (0 if link else path.stat().st_size), path
+    assert listed["total"] == sum(item["size"] for item in listed["items"])
+    assert by_path[world.root / "ckpts" / "broken.safetensors"]["broken_link"] is True
+    assert by_path[world.root / "ckpts" / OTHER_VARIANT]["dest"] == f"ckpts/{OTHER_VARIANT}"
+    assert (
+        str(world.hub_dir / "a" / "small_copy.json")
+        in by_path[world.root / "ckpts" / SMALL]["hub_file"]
+    )
+
+
+def test_yes_removes_exactly_what_was_listed(world, monkeypatch, capsys):
+    expected = lay_out(world)
+    before = every_entry(world.root)
+    status, out, err = reclaim(world, monkeypatch, capsys)
+    assert status == 0, err
+    assert "run again with --yes" in out
+    assert every_entry(world.root) == before  # listing deletes nothing
+
+    status, out, err = reclaim(world, monkeypatch, capsys, "--yes")
+    assert status == 0, out + err
+    gone = {p for kind, paths in expected.items() if kind != "hub-copy" for p in paths}
+    after = every_entry(world.root)
+    vanished = before - after
+    # .wandown folders emptied by the reclaim go too
+    assert {p for p in vanished if p.name != ".wandown"} == gone
+    for path in gone:
+        assert f"deleted {path.relative_to(world.root)}" in out
+    copy = world.root / "ckpts" / SMALL
+    assert os.readlink(copy) == str(world.hub_dir / "a" / "small_copy.json")
+    assert f"linked ckpts/{SMALL} -> " in out
+    assert (world.root.parent / "elsewhere" / "kept_target.safetensors").is_file()
+    assert (world.root / "ckpts" / BIG).is_file()
+    assert (world.root / "loras" / ".wandown" / f"{LORA}.part").is_file()
+
+    status, out, _ = reclaim(world, monkeypatch, capsys)
+    assert status == 0 and "nothing to reclaim" in out
+
+
+def test_a_file_that_changes_after_listing_is_kept(world, monkeypatch, capsys, tmp_path):
+    """The deleting step re-checks each file: a rewritten orphan stays."""
+    from wandown import reclaim as reclaim_module
+
+    orphan = plant(world.root / "ckpts" / "old.safetensors", 4000)
+    find = reclaim_module.find
+
+    def find_then_touch(*args, **kwargs):
+        found = find(*args, **kwargs)
+        orphan.write_bytes(b"rewritten by the user meanwhile")
+        return found
+
+    monkeypatch.setattr(reclaim_module, "find", find_then_touch)
+    status, out, _ = reclaim(world, monkeypatch, capsys, "--yes")
+    assert status == 1
+    assert "kept ckpts/old.safetensors: it changed since it was listed" in out
+    assert orphan.read_bytes() == b"rewritten by the user meanwhile"
+
+
+def test_a_hub_inside_the_wan2gp_folder_is_never_listed(world, monkeypatch, capsys):
+    inner = world.root / "ckpts" / "my-hub"
+    plant(inner / "a_model.safetensors", 5000)
+    config = json.loads((world.workdir / "config.json").read_text())
+    config["hub_directory"] = [str(world.hub_dir), str(inner)]
+    (world.workdir / "config.json").write_text(json.dumps(config))
+    status, out, err = reclaim(world, monkeypatch, capsys, "--json")
+    assert status == 0, err
+    assert json.loads(out)["items"] == []
+
+
+def test_a_held_partial_is_never_listed(world, monkeypatch, capsys):
+    from wandown.engine.partial import FileLock
+
+    partial(world.root / "ckpts", "gone.safetensors", b"x" * 100, 200, "2" * 64)
+    lock = FileLock(world.root / "ckpts" / ".wandown" / "gone.safetensors.lock")
+    assert lock.try_acquire()
+    try:
+        status, out, _ = reclaim(world, monkeypatch, capsys, "--json")
+    finally:
+        lock.release()
+    assert status == 0 and json.loads(out)["items"] == []
+
+
+def test_flags_that_do_not_fit(world, monkeypatch, capsys):
+    status, _, err = reclaim(world, monkeypatch, capsys, "--json", "--yes")
+    assert status == 2 and "--reclaim --json only lists" in err
+    monkeypatch.chdir(world.workdir)
+    assert cli.main(["--list", "--yes"]) == 2
+    assert "--yes goes with --dedupe or --reclaim" in capsys.readouterr().err
+
+
+def test_subprocess_reclaim_lists_and_deletes(world):
+    orphan = plant(world.root / "ckpts" / "old.safetensors", 4000)
+    listed = world.run("--reclaim")
+    assert listed.returncode == 0, listed.stderr
+    assert "orphan" in listed.stdout and "ckpts/old.safetensors" in listed.stdout
+    assert "1 file, 4.0 KB can be reclaimed: 1 orphan 4.0 KB" in listed.stdout
+    done = world.run("--reclaim", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "deleted ckpts/old.safetensors (4.0 KB, orphan)" in done.stdout
+    assert not orphan.exists()
+
+
+# -- the planner alone (pure) --------------------------------------------------------------
+
+
+def found(path: str, size: int = 10, link: str | None = None, broken: bool = False) -> Found:
+    return Found(Path(path), (1, 1), FileStat(size, 0, 0, 1, 1), size, link, broken)
+
+
+def test_plan_never_lists_a_needed_place_and_keeps_on_demand_files():
+    places = Places(
+        needed=frozenset({"/w/ckpts/need.safetensors"}),
+        variants={"/w/ckpts/var.safetensors": "ckpts/var.safetensors"},
+        listed=frozenset(
+            {"/w/ckpts/need.safetensors", "/w/ckpts/var.safetensors", "/w/ckpts/od.safetensors"}
+        ),
+        record_folders=frozenset({"/w/ckpts"}),
+        working={},
+    )
+    survey = Survey(
+        files=[
+            found("/w/ckpts/need.safetensors"),
+            found("/w/ckpts/var.safetensors"),
+            found("/w/ckpts/od.safetensors"),
+            found("/w/ckpts/x.safetensors"),
+            found("/w/ckpts/need.safetensors.json"),
+            found("/w/ckpts/need_link.safetensors", link="/hub/a", broken=True),
+        ]
+    )
+    result = plan(survey, places, set(), {}, {}, Path("/w"))
+    kinds = {item.path.name: item.kind for item in result.items}
+    assert kinds == {
+        "var.safetensors": Kind.VARIANT,
+        "x.safetensors": Kind.ORPHAN,
+        "need_link.safetensors": Kind.ORPHAN,
+    }
