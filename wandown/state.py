@@ -75,6 +75,25 @@ class Header:
 
 
 @dataclass(frozen=True)
+class ReclaimRow:
+    """One file the Reclaim view lists: its kind's label, the bytes it frees, its place."""
+
+    kind: str
+    size: int
+    path: str
+    link: bool = False
+
+
+@dataclass(frozen=True)
+class ReclaimList:
+    """What the Reclaim view shows: nothing yet while it is being found, then the rows."""
+
+    rows: tuple[ReclaimRow, ...] = ()
+    total: int = 0
+    ready: bool = False
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """An immutable copy of the store at one version."""
 
@@ -83,6 +102,7 @@ class Snapshot:
     files: dict[str, FileView]
     models: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    reclaim: ReclaimList | None = None
 
     @property
     def total_speed(self) -> float:
@@ -97,6 +117,7 @@ class StatusStore:
         self._header = header
         self._models = dict(models)
         self._notices: list[str] = []
+        self._reclaim: ReclaimList | None = None
         self._version = 0
         self._changed = threading.Condition()
 
@@ -130,6 +151,12 @@ class StatusStore:
             del self._notices[:-50]
             self._bump()
 
+    def set_reclaim(self, reclaim: ReclaimList | None) -> None:
+        """Publish the Reclaim view's list (None: no list, the view has nothing to show)."""
+        with self._changed:
+            self._reclaim = reclaim
+            self._bump()
+
     def snapshot(self) -> Snapshot:
         with self._changed:
             return Snapshot(
@@ -138,6 +165,7 @@ class StatusStore:
                 dict(self._files),
                 dict(self._models),
                 tuple(self._notices),
+                self._reclaim,
             )
 
     @property

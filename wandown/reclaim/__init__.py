@@ -21,7 +21,16 @@ from wandown.hub import HubSet
 from wandown.hub.link import identical_hub_file
 from wandown.loaded import Loaded
 from wandown.reclaim.apply import Outcome, apply
-from wandown.reclaim.plan import HubCopy, Item, Kind, Plan, copy_candidates, places_of, plan
+from wandown.reclaim.plan import (
+    HubCopy,
+    Item,
+    Kind,
+    Plan,
+    copy_candidates,
+    places_of,
+    plan,
+    shown_path,
+)
 from wandown.reclaim.show import summary, table, to_json
 from wandown.reclaim.survey import Found, Root, survey
 
@@ -33,6 +42,7 @@ __all__ = [
     "delete",
     "find",
     "roots_of",
+    "shown_path",
     "summary",
     "table",
     "to_json",
