@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.wan2gp_fixtures import SHARED, real_install
 from tests.world import BIG, LORA, OTHER_VARIANT, REPO, SMALL, build_world, payload
 from wandown import cli
+from wandown.catalog import load_catalog
 from wandown.engine.partial import PartialState, save_state
 from wandown.hub.sidecar import FileStat
 from wandown.reclaim.plan import Kind, Places, plan
@@ -67,6 +70,7 @@ def lay_out(world) -> dict[str, list[Path]]:
 
     # Never listed: needed files, a finetune's file, a good partial, software, links, outputs.
     plant(ckpts / BIG, big)  # needed and in place (its old partial above is stale)
+    plant(root / "det_align" / "detface.pt", 100)  # needed, found in the "." checkpoint root
     ft = {
         "model": {
             "name": "ft",
@@ -256,3 +260,32 @@ def test_plan_never_lists_a_needed_place_and_keeps_on_demand_files():
         "x.safetensors": Kind.ORPHAN,
         "need_link.safetensors": Kind.ORPHAN,
     }
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/wan2gp (the real definitions)")
+def test_the_real_catalog_and_source_tree_list_only_the_leftovers(tmp_path, monkeypatch, capsys):
+    """Every needed file of the 8681e9f catalog in place, Wan2GP's own sources in the root
+    "." checkpoint root (with weight-like files planted in them): only the leftovers show."""
+    root = real_install(tmp_path, "8681e9f")
+    # Wan2GP's own tree, its files as links to ../shared (quick; a link is never followed).
+    shutil.copytree(SHARED / "8681e9f" / "src", root, dirs_exist_ok=True, copy_function=os.symlink)
+    plant(root / "models" / "wan" / "shipped_weights.pth", 100)
+    plant(root / "preprocessing" / "dwpose" / "tiny.onnx", 100)
+    catalog = load_catalog(root)
+    for record in catalog.needed_records():
+        plant(root / record.dest, 10)
+    variant = next(r for r in catalog.records if r.role == "main" and not r.needed_by)
+    leftovers = {
+        plant(root / variant.dest, 20),
+        plant(root / "ckpts" / "wan2.1_old_model_14B.safetensors", 30),
+        plant(root / "loras_hunyuan" / "old_style.safetensors", 40),
+    }
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"wan2gp_directory": str(root / "ckpts"), "hub_directory": ""}))
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["--reclaim", "--json", "--offline"])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    items = json.loads(out.out)["items"]
+    assert {root / item["path"] for item in items} == leftovers
+    assert [i["kind"] for i in items if i["path"] == variant.dest] == ["variant"]
