@@ -166,3 +166,31 @@ def test_hub_kinds(tmp_path):
     assert kinds == ["ComfyUI", "Hugging Face cache", "plain"]
     hubs = HubSet([scan_hub(tmp_path / "comfy"), scan_hub(tmp_path / "hf")])
     assert hubs.file_count == 1 and len(hubs.hf_repos) == 1
+
+
+def test_air_gapped_linking_and_dedupe_work_with_several_hubs(
+    world, localhub, monkeypatch, capsys, tmp_path
+):
+    planted = four_hubs(world)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    monkeypatch.chdir(world.workdir)
+    carried = tmp_path / "carried.json"
+    assert cli.main(["--export-metadata", str(carried), *hub_flags(world)]) == 0
+    monkeypatch.setenv("WANDOWN_CACHE_DIR", str(tmp_path / "air-gapped-cache"))
+    assert cli.main(["--import-metadata", str(carried)]) == 0
+    localhub.clear_requests()
+    dests = [f"ckpts/{BIG}", f"ckpts/{SMALL}", f"loras/{LORA}", POSE]
+    status = cli.main(["--offline", "--download", *dests, *hub_flags(world)])
+    out = capsys.readouterr()
+    assert status == 0, out.out + out.err
+    assert os.readlink(world.path(f"ckpts/{BIG}")) == str(planted["hub-a"])
+    assert os.readlink(world.path(f"loras/{LORA}")) == str(planted["hf-cache"])
+    assert os.readlink(world.path(POSE)) == str(planted["ComfyUI"])
+    assert localhub.requests == []
+
+    # A real copy of the second hub's file, made before wandown: --dedupe links it there.
+    world.path(f"ckpts/{SMALL}").unlink()
+    world.path(f"ckpts/{SMALL}").write_bytes(world.served_file(SMALL).read_bytes())
+    assert cli.main(["--dedupe", "--yes", *hub_flags(world)]) == 0
+    assert os.readlink(world.path(f"ckpts/{SMALL}")) == str(planted["hub-b"])
+    assert "1 file replaced by a link" in capsys.readouterr().out

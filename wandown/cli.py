@@ -194,7 +194,6 @@ def _check_args(args: argparse.Namespace) -> None:
                 ("--hub-dir", args.hub_dir and any(args.hub_dir)),
                 ("--config-file", args.config_file != "config.json"),
                 ("--dedupe", args.dedupe),
-                ("--reclaim", args.reclaim),
                 ("--import-metadata", args.import_metadata),
                 ("--export-metadata", args.export_metadata),
             )
