@@ -27,7 +27,14 @@ def readme_commands() -> list[str]:
 
 def is_interactive(command: str) -> bool:
     """A wandown command with no mode flag opens the interface."""
-    modes = ("--list", "--download", "--dedupe", "--export-metadata", "--import-metadata")
+    modes = (
+        "--list",
+        "--download",
+        "--dedupe",
+        "--reclaim",
+        "--export-metadata",
+        "--import-metadata",
+    )
     return "wandown.py" in command and not any(mode in command for mode in modes)
 
 

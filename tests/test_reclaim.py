@@ -289,3 +289,20 @@ def test_the_real_catalog_and_source_tree_list_only_the_leftovers(tmp_path, monk
     items = json.loads(out.out)["items"]
     assert {root / item["path"] for item in items} == leftovers
     assert [i["kind"] for i in items if i["path"] == variant.dest] == ["variant"]
+
+
+def test_a_ckpts_folder_on_another_disk_is_surveyed_by_its_own_name(world, monkeypatch, capsys):
+    """ckpts as a link to a folder elsewhere: its needed files stay, its orphans show."""
+    elsewhere = world.root.parent / "big-disk" / "ckpts"
+    elsewhere.mkdir(parents=True)
+    ckpts = world.path("ckpts")
+    if ckpts.exists():
+        ckpts.rmdir()
+    ckpts.symlink_to(elsewhere)
+    plant(elsewhere / BIG, world.served_file(BIG).read_bytes())
+    plant(elsewhere / "old_model.safetensors", 1234)
+    status, out, err = reclaim(world, monkeypatch, capsys, "--json")
+    assert status == 0, err
+    assert [(i["path"], i["kind"]) for i in json.loads(out)["items"]] == [
+        ("ckpts/old_model.safetensors", "orphan")
+    ]

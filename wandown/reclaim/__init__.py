@@ -33,6 +33,7 @@ from wandown.reclaim.plan import (
 )
 from wandown.reclaim.show import summary, table, to_json
 from wandown.reclaim.survey import Found, Root, survey
+from wandown.units import human_bytes
 
 __all__ = [
     "Item",
@@ -84,7 +85,14 @@ def find(loaded: Loaded, notice: Callable[[str], None]) -> Plan:
         notice,
         known=places.listed,
     )
-    copies = _hub_copies(copy_candidates(found.files), loaded.hub, guarded_folders(catalog))
+    candidates = copy_candidates(found.files)
+    hubs = loaded.hub
+    if hubs is not None:
+        candidates = [entry for entry in candidates if hubs.has_size(entry.stat.size)]
+        if candidates:
+            size = human_bytes(sum(entry.stat.size for entry in candidates))
+            notice(f"reclaim: reading {len(candidates)} files ({size}) to compare with the hub")
+    copies = _hub_copies(candidates, hubs, guarded_folders(catalog))
     present = {dest for dest in loaded.presence if loaded.status(dest).present}
     return plan(found, places, present, loaded.remote, copies, catalog.root)
 

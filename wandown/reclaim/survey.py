@@ -100,21 +100,23 @@ def survey(
     known holds the places the catalog lists (normalised absolute paths): always model files.
     """
     walker = _Walker(install_root, list(hub_folders), set(hub_ids), notice, known)
-    real_roots: list[tuple[Root, str, tuple[int, int]]] = []
+    usable: list[tuple[Root, str, tuple[int, int]]] = []
     for root in roots:
-        real = os.path.realpath(root.path)
+        # Walked by the path the catalog uses, so places compare as text: a root that is a
+        # link (a ckpts folder on another disk) is entered; nothing below it is followed.
+        path = _plain(root.path)
         try:
-            info = os.stat(real)
+            info = os.stat(path)
         except OSError:
             continue
-        if not stat_module.S_ISDIR(info.st_mode) or walker.in_hub(real, info):
+        if not stat_module.S_ISDIR(info.st_mode) or walker.in_hub(path, info):
             continue
         identity = (info.st_dev, info.st_ino)
         if identity not in walker.root_ids:
             walker.root_ids.add(identity)
-            real_roots.append((root, real, identity))
-    for root, real, identity in real_roots:
-        _, files, working = walker.folder(real, identity, 0, root, root.configs)
+            usable.append((root, path, identity))
+    for root, path, identity in usable:
+        _, files, working = walker.folder(path, identity, 0, root, root.configs)
         walker.result.files += files
         walker.result.working += working
     return walker.result
@@ -130,16 +132,17 @@ class _Walker:
         known: Collection[str],
     ) -> None:
         self.known = known
-        self.install_root = os.path.realpath(install_root)
+        self.install_root = _plain(install_root)
         self.hub_folders = hub_folders
         self.hub_ids = hub_ids
         self.notice = notice
         self.root_ids: set[tuple[int, int]] = set()
         self.result = Survey()
 
-    def in_hub(self, real: str, info: os.stat_result) -> bool:
+    def in_hub(self, path: str, info: os.stat_result) -> bool:
+        """Tell whether a folder is a hub's, by identity or by its real path."""
         return (info.st_dev, info.st_ino) in self.hub_ids or fsutil.is_inside_any(
-            real, self.hub_folders
+            path, self.hub_folders
         )
 
     def folder(
@@ -243,6 +246,10 @@ class _Walker:
             held = _lock_held(Path(path) / f"{stem}.lock")
             result.append(Working(Path(parent), stem, tuple(files), state, held))
         return result
+
+
+def _plain(path: os.PathLike[str] | str) -> str:
+    return os.path.normpath(os.path.abspath(path))
 
 
 def _is_software(entry: os.DirEntry[str]) -> bool:
