@@ -52,6 +52,7 @@ def lay_out(world) -> dict[str, list[Path]]:
             plant(ckpts / "old_model_14B.safetensors", 40_000),
             plant(ckpts / "old_folder" / "model.safetensors", 30_000),
             plant(ckpts / "old_folder" / "config.json", 120),
+            plant(ckpts / "older" / "deep" / "model.safetensors", 1000),
             plant(root / "loras_i2v" / "old_lora.safetensors", 9000),
             plant(root / "orphan_in_root.safetensors", 8000),
         ],
@@ -148,8 +149,11 @@ def test_yes_removes_exactly_what_was_listed(world, monkeypatch, capsys):
     gone = {p for kind, paths in expected.items() if kind != "hub-copy" for p in paths}
     after = every_entry(world.root)
     vanished = before - after
-    # .wandown folders emptied by the reclaim go too
-    assert {p for p in vanished if p.name != ".wandown"} == gone
+    # and the folders they left empty: .wandown/ ones, and the old model folder
+    emptied = {world.root / "ckpts" / ".wandown", world.root / "ckpts" / "pose" / ".wandown"}
+    older = world.root / "ckpts" / "older"
+    assert vanished == gone | emptied | {older, older / "deep"}  # old_folder keeps its notes
+    assert "removed the empty folder ckpts/older/deep" in out
     for path in gone:
         assert f"deleted {path.relative_to(world.root)}" in out
     copy = world.root / "ckpts" / SMALL

@@ -124,4 +124,8 @@ def delete(found: Plan, loaded: Loaded, say: Callable[[str], None]) -> Outcome:
     catalog = loaded.catalog
     fresh = load_catalog(catalog.root)
     needed_now = places_of(fresh).needed
-    return apply(found, catalog.root, loaded.hub, needed_now, guarded_folders(catalog), say)
+    roots = frozenset(
+        os.path.normpath(os.path.abspath(r.path)) for r in [*roots_of(catalog), Root(catalog.root)]
+    )
+    guarded = guarded_folders(catalog)
+    return apply(found, catalog.root, loaded.hub, needed_now, guarded, say, roots=roots)

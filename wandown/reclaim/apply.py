@@ -10,8 +10,9 @@ under their download's lock, so a download that starts meanwhile finds them gone
 from __future__ import annotations
 
 import os
+import stat as stat_module
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wandown.engine.partial import PARTIAL_FOLDER, FileLock, WorkingFolder
@@ -31,6 +32,7 @@ class Outcome:
     linked: int = 0
     kept: int = 0
     freed: int = 0
+    emptied: set[str] = field(default_factory=set)  # folders a deletion was made in
 
     def summary(self) -> str:
         done = f"{self.deleted} deleted, {self.linked} linked to the hub"
@@ -45,8 +47,12 @@ def apply(
     needed_now: frozenset[str],
     guarded: list[str],
     say: Say,
+    roots: frozenset[str] = frozenset(),
 ) -> Outcome:
-    """Delete or link every item of plan that is still what was listed; report each one."""
+    """Delete or link every item of plan that is still what was listed; report each one.
+
+    A folder below one of roots that a deletion left empty goes too (never a root itself).
+    """
     outcome = Outcome()
     replaced: set[tuple[int, int]] = set()
     partials: dict[tuple[str, str], list[Item]] = {}
@@ -62,7 +68,24 @@ def apply(
             _delete(item, shown, outcome, say)
     for (folder, stem), items in partials.items():
         _delete_working(Path(folder), stem, items, root, outcome, say)
+    _remove_empty(outcome.emptied, roots, root, say)
     return outcome
+
+
+def _remove_empty(folders: set[str], roots: frozenset[str], root: Path, say: Say) -> None:
+    """Remove folders left empty, and their parents while empty, up to (not including) a root."""
+    for folder in sorted(folders, key=len, reverse=True):
+        current = folder
+        while current not in roots and any(current.startswith(r + os.sep) for r in roots):
+            try:
+                info = os.lstat(current)
+                if not stat_module.S_ISDIR(info.st_mode):
+                    break
+                os.rmdir(current)  # fails, as it should, while anything is left in it
+            except OSError:
+                break
+            say(f"removed the empty folder {shown_path(Path(current), root)}")
+            current = os.path.dirname(current)
 
 
 def _kept(outcome: Outcome, say: Say, shown: str, why: str) -> None:
@@ -77,6 +100,8 @@ def _delete(item: Item, shown: str, outcome: Outcome, say: Say) -> None:
         return
     outcome.deleted += 1
     outcome.freed += item.size
+    if item.group is None:
+        outcome.emptied.add(os.path.normpath(item.path.parent))
     what = "link" if item.found.link is not None else human_bytes(item.size)
     say(f"deleted {shown} ({what}, {item.kind.label})")
 
