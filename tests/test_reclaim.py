@@ -237,6 +237,12 @@ def found(path: str, size: int = 10, link: str | None = None, broken: bool = Fal
     return Found(Path(path), (1, 1), FileStat(size, 0, 0, 1, 1), size, link, broken)
 
 
+def test_kind_counts_read_as_words():
+    assert Kind.ORPHAN.count(1) == "1 orphan"
+    assert Kind.PARTIAL.count(3) == "3 partials"
+    assert Kind.HUB_COPY.count(2) == "2 hub copies"
+
+
 def test_plan_never_lists_a_needed_place_and_keeps_on_demand_files():
     places = Places(
         needed=frozenset({"/w/ckpts/need.safetensors"}),

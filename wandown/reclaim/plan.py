@@ -34,6 +34,12 @@ class Kind(str, enum.Enum):
     def label(self) -> str:
         return self.value.replace("-", " ")
 
+    def count(self, n: int) -> str:
+        """Return '1 orphan', '2 orphans', '2 hub copies'."""
+        if n == 1:
+            return f"1 {self.label}"
+        return f"{n} {self.label[:-1]}ies" if self.label.endswith("y") else f"{n} {self.label}s"
+
 
 @dataclass(frozen=True)
 class HubCopy:
