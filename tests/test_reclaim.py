@@ -238,9 +238,9 @@ def found(path: str, size: int = 10, link: str | None = None, broken: bool = Fal
 
 
 def test_kind_counts_read_as_words():
-    assert Kind.ORPHAN.count(1) == "1 orphan"
-    assert Kind.PARTIAL.count(3) == "3 partials"
-    assert Kind.HUB_COPY.count(2) == "2 hub copies"
+    assert Kind.ORPHAN.counted(1) == "1 orphan"
+    assert Kind.PARTIAL.counted(3) == "3 partials"
+    assert Kind.HUB_COPY.counted(2) == "2 hub copies"
 
 
 def test_plan_never_lists_a_needed_place_and_keeps_on_demand_files():

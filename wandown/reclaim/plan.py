@@ -34,7 +34,7 @@ class Kind(str, enum.Enum):
     def label(self) -> str:
         return self.value.replace("-", " ")
 
-    def count(self, n: int) -> str:
+    def counted(self, n: int) -> str:
         """Return '1 orphan', '2 orphans', '2 hub copies'."""
         if n == 1:
             return f"1 {self.label}"

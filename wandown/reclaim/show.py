@@ -50,7 +50,7 @@ def summary(found: Plan) -> str:
         items = found.of_kind(kind)
         if items:
             size = human_bytes(sum(item.size for item in items))
-            parts.append(f"{kind.count(len(items))} {size}")
+            parts.append(f"{kind.counted(len(items))} {size}")
     count = len(found.items)
     files = f"{count} file{'' if count == 1 else 's'}"
     return f"{files}, {human_bytes(found.total)} can be reclaimed: {', '.join(parts)}"
