@@ -70,6 +70,12 @@ def test_each_hub_proves_and_links_its_own_files(world, localhub, monkeypatch, c
     assert os.readlink(world.path(POSE)) == str(planted["ComfyUI"])
     fetched = {r.path.rsplit("/", 1)[-1] for r in localhub.requests if r.server == "cdn"}
     assert not fetched & {BIG, SMALL, LORA, "yolox_l.onnx"}
+    # One hash sidecar per hub, each naming its own hub.
+    sidecars = (Path(os.environ["WANDOWN_CACHE_DIR"]) / "hub").glob("*.json")
+    hubs = {json.loads(path.read_text())["hub"] for path in sidecars}
+    assert hubs == {
+        str(world.root.parent / f) for f in ("hub-a", "hub-b", "hf-cache", "ComfyUI/models")
+    }
 
 
 def test_the_header_names_each_hub_with_its_kind_and_count(world):
