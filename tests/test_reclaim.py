@@ -186,6 +186,28 @@ def test_a_file_that_changes_after_listing_is_kept(world, monkeypatch, capsys, t
     assert orphan.read_bytes() == b"rewritten by the user meanwhile"
 
 
+def test_a_file_that_becomes_needed_after_listing_is_kept(world, monkeypatch, capsys):
+    """The catalog is read again before deleting: a finetune added meanwhile keeps its file."""
+    from wandown import reclaim as reclaim_module
+
+    orphan = plant(world.root / "ckpts" / "new_finetune.safetensors", 4000)
+    find = reclaim_module.find
+
+    def find_then_add_a_finetune(*args, **kwargs):
+        found = find(*args, **kwargs)
+        url = f"https://huggingface.co/{REPO}/resolve/main/new_finetune.safetensors"
+        model = {"model": {"name": "ft", "architecture": "test_arch", "URLs": [url]}}
+        (world.root / "finetunes").mkdir()
+        (world.root / "finetunes" / "ft.json").write_text(json.dumps(model))
+        return found
+
+    monkeypatch.setattr(reclaim_module, "find", find_then_add_a_finetune)
+    status, out, _ = reclaim(world, monkeypatch, capsys, "--yes")
+    assert status == 1
+    assert "kept ckpts/new_finetune.safetensors: a model needs it now" in out
+    assert orphan.is_file()
+
+
 def test_a_hub_inside_the_wan2gp_folder_is_never_listed(world, monkeypatch, capsys):
     inner = world.root / "ckpts" / "my-hub"
     plant(inner / "a_model.safetensors", 5000)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_airgap_cli import hf_cache_entry
+from tests.test_hub_builders import make_invokeai
 from tests.world import BIG, LORA, REPO, SMALL, build_world, payload
 from wandown import cli
 from wandown.config import load_config
@@ -168,8 +169,10 @@ def test_hub_kinds(tmp_path):
     hf_cache_entry(tmp_path / "hf", REPO, "x.bin", b"x")
     (tmp_path / "plain" / "loras").mkdir(parents=True)
     (tmp_path / "plain" / "vae").mkdir()
-    kinds = [hub_kind(scan_hub(tmp_path / name)) for name in ("comfy", "hf", "plain")]
-    assert kinds == ["ComfyUI", "Hugging Face cache", "plain"]
+    make_invokeai(tmp_path / "invoke", {"sd/model.safetensors": b"weights"})
+    names = ("comfy", "hf", "plain", "invoke")
+    kinds = [hub_kind(scan_hub(tmp_path / name)) for name in names]
+    assert kinds == ["ComfyUI", "Hugging Face cache", "plain", "InvokeAI"]
     hubs = HubSet([scan_hub(tmp_path / "comfy"), scan_hub(tmp_path / "hf")])
     assert hubs.file_count == 1 and len(hubs.hf_repos) == 1
 
