@@ -129,6 +129,7 @@ def test_reclaim_lists_each_kind_with_its_size_and_nothing_needed(world, monkeyp
         assert item["size"] == (0 if link else path.stat().st_size), path
     assert listed["total"] == sum(item["size"] for item in listed["items"])
     assert by_path[world.root / "ckpts" / "broken.safetensors"]["broken_link"] is True
+    assert "one you added?" in by_path[world.root / "loras_i2v" / "old_lora.safetensors"]["why"]
     assert by_path[world.root / "ckpts" / OTHER_VARIANT]["dest"] == f"ckpts/{OTHER_VARIANT}"
     assert (
         str(world.hub_dir / "a" / "small_copy.json")

@@ -77,8 +77,9 @@ def find(loaded: Loaded, notice: Callable[[str], None]) -> Plan:
     """Survey the install, prove hub copies by their bytes, and return what can go."""
     catalog = loaded.catalog
     places = places_of(catalog)
+    roots = roots_of(catalog)
     found = survey(
-        roots_of(catalog),
+        roots,
         catalog.root,
         loaded.hub_folders(),
         loaded.hub_folder_ids(),
@@ -94,7 +95,8 @@ def find(loaded: Loaded, notice: Callable[[str], None]) -> Plan:
             notice(f"reclaim: reading {len(candidates)} files ({size}) to compare with the hub")
     copies = _hub_copies(candidates, hubs, guarded_folders(catalog))
     present = {dest for dest in loaded.presence if loaded.status(dest).present}
-    return plan(found, places, present, loaded.remote, copies, catalog.root)
+    loras = {os.path.normpath(os.path.abspath(r.path)) for r in roots if not r.configs}
+    return plan(found, places, present, loaded.remote, copies, catalog.root, lora_roots=loras)
 
 
 def _hub_copies(

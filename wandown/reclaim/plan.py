@@ -9,6 +9,7 @@ admit (see survey.py for that rule).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 from collections.abc import Collection, Iterable, Mapping
@@ -20,6 +21,8 @@ from wandown.catalog.build import checkpoint_candidates
 from wandown.engine.partial import PartialState, working_stem
 from wandown.reclaim.survey import Found, Survey, Working
 from wandown.remote import RemoteFile
+
+LORA_ORPHAN = "a LoRA no model of this Wan2GP lists (an old one, or one you added?)"
 
 
 class Kind(str, enum.Enum):
@@ -141,12 +144,20 @@ def plan(
     remote: Mapping[str, RemoteFile],
     copies: Mapping[Path, HubCopy],
     root: Path,
+    lora_roots: Collection[str] = (),
 ) -> Plan:
-    """Return what can go: hub copies first (they are kept, as links), then the rest."""
+    """Return what can go: hub copies first (they are kept, as links), then the rest.
+
+    lora_roots are the LoRA folders (normalised paths): an orphan there may be a LoRA the user
+    added, and its reason says so.
+    """
     items: list[Item] = []
     for entry in found.files:
         text = os.path.normpath(entry.path)
         item = _file_item(entry, text, places, copies.get(entry.path))
+        in_lora = any(text.startswith(folder + os.sep) for folder in lora_roots)
+        if item is not None and item.kind is Kind.ORPHAN and entry.link is None and in_lora:
+            item = dataclasses.replace(item, why=LORA_ORPHAN)
         if item is not None:
             items.append(item)
     for work in found.working:
