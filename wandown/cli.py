@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(also HF_HUB_OFFLINE=1)",
     )
     hub.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="URL",
+        help="fetch from this Hub-compatible server (a peer, a proxy, a mirror); repeat for a "
+        "list tried in order, the last one the source of truth (overrides the config's "
+        "endpoints and HF_ENDPOINT)",
+    )
+    hub.add_argument(
         "--reset-cache", action="store_true", help="forget the cached Hub metadata before loading"
     )
     hub.add_argument(
@@ -244,10 +252,13 @@ def run_configured(args: argparse.Namespace) -> int:
     for message in config.notices:
         notice(message)
 
+    from wandown.endpoints import from_flags
     from wandown.remote import hub_settings
+    from wandown.remote.settings import with_endpoints
     from wandown.session import RunOptions, Session
 
-    settings = hub_settings()
+    endpoints = from_flags(args.endpoint) if args.endpoint else config.endpoints
+    settings = with_endpoints(hub_settings(), endpoints)
     if args.offline:
         settings = dataclasses.replace(settings, offline=True)
     options = RunOptions(
@@ -331,7 +342,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     from wandown import listing
 
     loaded = session.loaded
-    records = listing.select_records(loaded, args.missing, args.all_variants)
+    records = listing.select_records(loaded, args.missing, args.all_variants, session.origins())
     if args.json:
         print(listing.to_json(records, ascii_only=_ascii_only()))
         return 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wandown.endpoints import Endpoint, from_config
 from wandown.errors import ConfigError
 from wandown.fsutil import atomic_write_json, is_inside
 from wandown.jsonfile import JSONFileError, read_json
@@ -40,6 +41,11 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
     "jobs": ((int,), "a whole number of files downloaded at once (1 or more)", False),
     "connections": ((int,), "a whole number of connections per file (1 or more)", False),
     "serve_token": ((str,), "a string (the token --serve asks for), or null for none", True),
+    "endpoints": (
+        (list,),
+        'a list of URLs, e.g. ["http://proxy:8080", "https://huggingface.co"]',
+        True,
+    ),
     "_comment": ((str, list), "a string", True),
 }
 
@@ -55,6 +61,7 @@ class Config:
     connections: int
     notices: list[str] = field(default_factory=list)
     serve_token: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
 
     @property
     def hub_directory(self) -> Path | None:
@@ -114,6 +121,8 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         bandwidth_limit_kb(raw.get("bandwidth_limit_kb"), "'bandwidth_limit_kb'")
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if raw.get("endpoints") is not None:
+        from_config(raw["endpoints"], str(path))
     return notices
 
 
@@ -183,6 +192,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         connections=settings["connections"],
         notices=notices,
         serve_token=settings.get("serve_token") or None,
+        endpoints=from_config(settings.get("endpoints") or [], str(path)),
     )
 
 
