@@ -131,10 +131,9 @@ def test_reclaim_lists_each_kind_with_its_size_and_nothing_needed(world, monkeyp
     assert by_path[world.root / "ckpts" / "broken.safetensors"]["broken_link"] is True
     assert "one you added?" in by_path[world.root / "loras_i2v" / "old_lora.safetensors"]["why"]
     assert by_path[world.root / "ckpts" / OTHER_VARIANT]["dest"] == f"ckpts/{OTHER_VARIANT}"
-    assert (
-        str(world.hub_dir / "a" / "small_copy.json")
-        in by_path[world.root / "ckpts" / SMALL]["hub_file"]
-    )
+    copy = by_path[world.root / "ckpts" / SMALL]
+    assert copy["hub_file"] == str(world.hub_dir / "a" / "small_copy.json")
+    assert copy["dest"] == f"ckpts/{SMALL}"  # a needed file: linked, never deleted
 
 
 def test_yes_removes_exactly_what_was_listed(world, monkeypatch, capsys):
@@ -270,9 +269,10 @@ def test_plan_never_lists_a_needed_place_and_keeps_on_demand_files():
     places = Places(
         needed=frozenset({"/w/ckpts/need.safetensors"}),
         variants={"/w/ckpts/var.safetensors": "ckpts/var.safetensors"},
-        listed=frozenset(
-            {"/w/ckpts/need.safetensors", "/w/ckpts/var.safetensors", "/w/ckpts/od.safetensors"}
-        ),
+        listed={
+            f"/w/ckpts/{name}.safetensors": f"ckpts/{name}.safetensors"
+            for name in ("need", "var", "od")
+        },
         record_folders=frozenset({"/w/ckpts"}),
         working={},
     )

@@ -104,7 +104,7 @@ class Places:
 
     needed: frozenset[str]
     variants: Mapping[str, str]  # place -> dest of a variant the settings do not load
-    listed: frozenset[str]  # every place of every record (needed, variant, on demand)
+    listed: Mapping[str, str]  # place -> dest, for every record (needed, variant, on demand)
     record_folders: frozenset[str]
     working: Mapping[tuple[str, str], FileRecord]  # (folder, working stem) -> record
 
@@ -113,14 +113,14 @@ def places_of(catalog: Catalog) -> Places:
     """Return every place each record counts as present at (one per checkpoint root)."""
     needed: set[str] = set()
     variants: dict[str, str] = {}
-    listed: set[str] = set()
+    listed: dict[str, str] = {}
     working: dict[tuple[str, str], FileRecord] = {}
     for record in catalog.records:
         for place in checkpoint_candidates(
             catalog.root, record.dest, catalog.settings, catalog.checkpoint_folder
         ):
             text = os.path.normpath(place)
-            listed.add(text)
+            listed.setdefault(text, record.dest)
             working[(os.path.dirname(text), working_stem(place.name))] = record
             if record.needed_by:
                 needed.add(text)
@@ -129,7 +129,7 @@ def places_of(catalog: Catalog) -> Places:
     for text in needed:
         variants.pop(text, None)
     folders = frozenset(os.path.dirname(text) for text in listed)
-    return Places(frozenset(needed), variants, frozenset(listed), folders, working)
+    return Places(frozenset(needed), variants, listed, folders, working)
 
 
 def needed_places(catalog: Catalog) -> frozenset[str]:
@@ -169,7 +169,8 @@ def plan(
 
 def _file_item(entry: Found, text: str, places: Places, copy: HubCopy | None) -> Item | None:
     if copy is not None and entry.link is None:
-        return Item(entry, Kind.HUB_COPY, f"identical to {copy.target}; becomes a link", copy=copy)
+        why = f"identical to {copy.target}; becomes a link"
+        return Item(entry, Kind.HUB_COPY, why, dest=places.listed.get(text), copy=copy)
     if text in places.needed:
         return None
     if entry.link is not None:
