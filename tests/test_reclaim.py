@@ -339,3 +339,14 @@ def test_a_ckpts_folder_on_another_disk_is_surveyed_by_its_own_name(world, monke
     assert [(i["path"], i["kind"]) for i in json.loads(out)["items"]] == [
         ("ckpts/old_model.safetensors", "orphan")
     ]
+
+
+def test_a_sparse_partial_counts_the_bytes_it_holds(world, monkeypatch, capsys):
+    """A part file is written at its offsets: its size on disk, not its length, is reclaimed."""
+    part = plant(world.root / "ckpts" / ".wandown" / "gone.safetensors.part", b"x" * 4096)
+    os.truncate(part, 50_000_000)
+    status, out, err = reclaim(world, monkeypatch, capsys, "--json")
+    assert status == 0, err
+    [item] = json.loads(out)["items"]
+    assert item["kind"] == "partial"
+    assert item["size"] == part.stat().st_blocks * 512 < 1_000_000
