@@ -232,9 +232,25 @@ def test_a_held_partial_is_never_listed(world, monkeypatch, capsys):
     assert status == 0 and json.loads(out)["items"] == []
 
 
+def test_json_and_yes_report_each_file_as_json(world, monkeypatch, capsys):
+    orphan = plant(world.root / "ckpts" / "old" / "model.safetensors", 4000)
+    status, out, err = reclaim(world, monkeypatch, capsys, "--json", "--yes")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["results"] == [
+        {
+            "path": "ckpts/old/model.safetensors",
+            "action": "deleted",
+            "size": 4000,
+            "detail": "orphan",
+        },
+        {"path": "ckpts/old", "action": "removed-folder", "size": 0, "detail": ""},
+    ]
+    assert (report["reclaimed"], report["deleted"], report["kept"]) == (4000, 1, 0)
+    assert not orphan.exists()
+
+
 def test_flags_that_do_not_fit(world, monkeypatch, capsys):
-    status, _, err = reclaim(world, monkeypatch, capsys, "--json", "--yes")
-    assert status == 2 and "--reclaim --json only lists" in err
     monkeypatch.chdir(world.workdir)
     assert cli.main(["--list", "--yes"]) == 2
     assert "--yes goes with --dedupe or --reclaim" in capsys.readouterr().err

@@ -198,8 +198,6 @@ def _ascii_only() -> bool:
 def _check_args(args: argparse.Namespace) -> None:
     if args.json and not (args.list or args.reclaim):
         raise UsageError("--json goes with --list or --reclaim")
-    if args.json and args.reclaim and args.yes:
-        raise UsageError("--reclaim --json only lists; drop --json to delete with --yes")
     if args.dry_run and not args.download:
         raise UsageError("--dry-run goes with --download")
     if args.yes and not (args.dedupe or args.reclaim):
@@ -425,10 +423,15 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
 
 def run_reclaim(args: argparse.Namespace, session: Session) -> int:
     from wandown import reclaim
+    from wandown.listing import dump_json
 
     loaded = session.loaded
     root = loaded.catalog.root
     found = reclaim.find(loaded, notice)
+    if args.json and args.yes:
+        outcome = reclaim.delete(found, loaded, lambda line: None)
+        print(dump_json(outcome.to_json(), ascii_only=_ascii_only()))
+        return 0 if outcome.kept == 0 else 1
     if args.json:
         print(reclaim.to_json(found, root, ascii_only=_ascii_only()))
         return 0

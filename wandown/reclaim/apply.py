@@ -33,6 +33,19 @@ class Outcome:
     kept: int = 0
     freed: int = 0
     emptied: set[str] = field(default_factory=set)  # folders a deletion was made in
+    events: list[dict[str, object]] = field(default_factory=list)  # one per file, for JSON
+
+    def record(self, action: str, shown: str, detail: str = "", size: int = 0) -> None:
+        self.events.append({"path": shown, "action": action, "size": size, "detail": detail})
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "results": self.events,
+            "reclaimed": self.freed,
+            "deleted": self.deleted,
+            "linked": self.linked,
+            "kept": self.kept,
+        }
 
     def summary(self) -> str:
         done = f"{self.deleted} deleted, {self.linked} linked to the hub"
@@ -68,11 +81,13 @@ def apply(
             _delete(item, shown, outcome, say)
     for (folder, stem), items in partials.items():
         _delete_working(Path(folder), stem, items, root, outcome, say)
-    _remove_empty(outcome.emptied, roots, root, say)
+    _remove_empty(outcome.emptied, roots, root, outcome, say)
     return outcome
 
 
-def _remove_empty(folders: set[str], roots: frozenset[str], root: Path, say: Say) -> None:
+def _remove_empty(
+    folders: set[str], roots: frozenset[str], root: Path, outcome: Outcome, say: Say
+) -> None:
     """Remove folders left empty, and their parents while empty, up to (not including) a root."""
     for folder in sorted(folders, key=len, reverse=True):
         current = folder
@@ -84,12 +99,15 @@ def _remove_empty(folders: set[str], roots: frozenset[str], root: Path, say: Say
                 os.rmdir(current)  # fails, as it should, while anything is left in it
             except OSError:
                 break
-            say(f"removed the empty folder {shown_path(Path(current), root)}")
+            shown = shown_path(Path(current), root)
+            outcome.record("removed-folder", shown)
+            say(f"removed the empty folder {shown}")
             current = os.path.dirname(current)
 
 
 def _kept(outcome: Outcome, say: Say, shown: str, why: str) -> None:
     outcome.kept += 1
+    outcome.record("kept", shown, why)
     say(f"kept {shown}: {why}")
 
 
@@ -103,6 +121,7 @@ def _delete(item: Item, shown: str, outcome: Outcome, say: Say) -> None:
     if item.group is None:
         outcome.emptied.add(os.path.normpath(item.path.parent))
     what = "link" if item.found.link is not None else human_bytes(item.size)
+    outcome.record("deleted", shown, item.kind.value, item.size)
     say(f"deleted {shown} ({what}, {item.kind.label})")
 
 
@@ -132,6 +151,7 @@ def _link(
     replaced.add((item.found.stat.dev, item.found.stat.ino))
     outcome.linked += 1
     outcome.freed += item.size
+    outcome.record("linked", shown, str(target), item.size)
     say(f"linked {shown} -> {target} ({human_bytes(item.size)})")
 
 
@@ -164,7 +184,9 @@ def _delete_working(
     if lock_item is not None:
         outcome.deleted += 1
         outcome.freed += lock_item.size
-        say(f"deleted {shown_path(lock_path, root)} ({human_bytes(lock_item.size)}, partial)")
+        shown = shown_path(lock_path, root)
+        outcome.record("deleted", shown, Kind.PARTIAL.value, lock_item.size)
+        say(f"deleted {shown} ({human_bytes(lock_item.size)}, partial)")
     tidy = WorkingFolder(working)
     try:
         tidy.enter()
