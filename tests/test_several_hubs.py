@@ -129,6 +129,10 @@ def test_a_hub_inside_another_is_scanned_once(tmp_path):
     config = load_config(path)
     assert config.hub_directories == (tmp_path / "a",)
     assert any("overlaps the hub" in n for n in config.notices)
+    path.write_text(json.dumps({"hub_directory": ["a", "a/"]}))
+    config = load_config(path)
+    assert config.hub_directories == (tmp_path / "a",)
+    assert any("is named twice; scanning it once" in n for n in config.notices)
 
 
 @pytest.mark.parametrize(

@@ -215,6 +215,9 @@ def _hub_folders(value: str | list[str] | None, base: Path, notices: list[str]) 
             notices.append(f"hub folder {hub} {why}; {lost}")
             continue
         outer = next((k for k in kept if is_inside(hub, k) or is_inside(k, hub)), None)
+        if outer is not None and is_inside(hub, outer) and is_inside(outer, hub):
+            notices.append(f"hub folder {hub} is named twice; scanning it once")
+            continue
         if outer is not None:
             notices.append(
                 f"hub folder {hub} overlaps the hub {outer}; scanning the outer one once"
