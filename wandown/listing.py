@@ -159,5 +159,10 @@ def to_json(items: Sequence[JsonItem], ascii_only: bool = False) -> str:
     json escapes only C0 controls; the other characters printable() escapes are written as
     \\u escapes too, so the JSON decodes the same but never drives a terminal.
     """
-    text = json.dumps([item.to_json() for item in items], indent=2, ensure_ascii=ascii_only)
+    return dump_json([item.to_json() for item in items], ascii_only)
+
+
+def dump_json(value: object, ascii_only: bool = False) -> str:
+    """Return value as indented JSON that never drives a terminal (see to_json)."""
+    text = json.dumps(value, indent=2, ensure_ascii=ascii_only)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

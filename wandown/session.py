@@ -12,21 +12,22 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown import plan, selection, state
+from wandown import plan, reclaim, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine import Engine, Event
 from wandown.engine.sources import EndpointPlan
 from wandown.errors import WandownError
-from wandown.hub import HubIndex
+from wandown.hub import HubSet
 from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
 from wandown.origins import Origins
 from wandown.remote import HubSettings, MetadataClient
+from wandown.safetext import printable
 from wandown.status import Status
 
 
@@ -77,6 +78,7 @@ class Session:
             endpoints=endpoint_plan(hub_settings),
         )
         self._threads: list[threading.Thread] = []
+        self._reclaim_plan: reclaim.Plan | None = None
         self._bench = Bench(
             store=self.store,
             stop=self._stop,
@@ -101,7 +103,7 @@ class Session:
         return loaded
 
     @property
-    def hub(self) -> HubIndex | None:
+    def hub(self) -> HubSet | None:
         return self._loaded.hub if self._loaded is not None else None
 
     def notices_to_status_line(self) -> None:
@@ -160,8 +162,9 @@ class Session:
         return state.Header(
             catalog_source=str(loaded.catalog.root),
             model_count=len(loaded.catalog.models),
-            hub=str(loaded.hub_dir) if hub else None,
+            hub=hub.hub_dir if hub else None,
             hub_files=hub.file_count if hub else 0,
+            hubs=tuple((h.folder, h.kind, h.file_count) for h in hub.summaries()) if hub else (),
             hub_links=len(loaded.linkable()) if hub else 0,
             online=not self.offline,
             limit_kb=self.engine.limit_kb,
@@ -237,6 +240,61 @@ class Session:
                 self.store.add_notice(f"reload failed: {exc.__class__.__name__}: {exc}")
 
         threading.Thread(target=work, name="wandown-reload", daemon=True).start()
+
+    def find_reclaim(self) -> None:
+        """List what can go from the Wan2GP folder, in the background (see wandown.reclaim)."""
+        if self.busy():
+            self.store.add_notice("reclaim waits until the running downloads end")
+            return
+        self._reclaim_plan = None
+        self.store.set_reclaim(state.ReclaimList())
+
+        def work() -> None:
+            found = reclaim.find(self.loaded, self._say)
+            self._reclaim_plan = found
+            rows = tuple(
+                state.ReclaimRow(
+                    item.kind.label,
+                    item.size,
+                    printable(reclaim.shown_path(item.path, self.loaded.catalog.root)),
+                    item.found.link is not None,
+                )
+                for item in found.items
+            )
+            self.store.set_reclaim(state.ReclaimList(rows, found.total, ready=True))
+
+        self._background(work, "wandown-reclaim")
+
+    def reclaim(self) -> None:
+        """Delete (or link) what find_reclaim listed, each file re-checked; report each one."""
+        found = self._reclaim_plan
+        self._reclaim_plan = None
+        self.store.set_reclaim(None)
+        if found is None or self.busy():
+            self.store.add_notice("nothing reclaimed: list it again with the reclaim key")
+            return
+
+        def work() -> None:
+            loaded = self.loaded
+            outcome = reclaim.delete(found, loaded, self.store.add_notice)
+            with self._swap_lock:
+                fresh = loaded.restat(record.dest for record in loaded.catalog.records)
+                self._loaded = fresh
+            self.store.replace_all(fresh.views(), self._header(fresh), fresh.model_names())
+            self.store.add_notice(outcome.summary())
+
+        self._background(work, "wandown-reclaim")
+
+    def _background(self, work: Callable[[], None], name: str) -> None:
+        def guarded() -> None:
+            try:
+                work()
+            except WandownError as exc:
+                self.store.add_notice(str(exc))
+            except Exception as exc:  # a worker must never print onto the interface
+                self.store.add_notice(f"reclaim failed: {exc.__class__.__name__}: {exc}")
+
+        threading.Thread(target=guarded, name=name, daemon=True).start()
 
     def busy(self) -> bool:
         with self._active_lock:

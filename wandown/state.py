@@ -73,8 +73,28 @@ class Header:
     hub: str | None = None
     hub_files: int = 0
     hub_links: int = 0
+    hubs: tuple[tuple[str, str, int], ...] = ()  # (folder, kind, file count) of each hub
     online: bool = True
     limit_kb: float | None = None
+
+
+@dataclass(frozen=True)
+class ReclaimRow:
+    """One file the Reclaim view lists: its kind's label, the bytes it frees, its place."""
+
+    kind: str
+    size: int
+    path: str
+    link: bool = False
+
+
+@dataclass(frozen=True)
+class ReclaimList:
+    """What the Reclaim view shows: nothing yet while it is being found, then the rows."""
+
+    rows: tuple[ReclaimRow, ...] = ()
+    total: int = 0
+    ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,7 @@ class Snapshot:
     files: dict[str, FileView]
     models: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    reclaim: ReclaimList | None = None
 
     @property
     def total_speed(self) -> float:
@@ -100,6 +121,7 @@ class StatusStore:
         self._header = header
         self._models = dict(models)
         self._notices: list[str] = []
+        self._reclaim: ReclaimList | None = None
         self._version = 0
         self._changed = threading.Condition()
 
@@ -133,6 +155,12 @@ class StatusStore:
             del self._notices[:-50]
             self._bump()
 
+    def set_reclaim(self, reclaim: ReclaimList | None) -> None:
+        """Publish the Reclaim view's list (None: no list, the view has nothing to show)."""
+        with self._changed:
+            self._reclaim = reclaim
+            self._bump()
+
     def snapshot(self) -> Snapshot:
         with self._changed:
             return Snapshot(
@@ -141,6 +169,7 @@ class StatusStore:
                 dict(self._files),
                 dict(self._models),
                 tuple(self._notices),
+                self._reclaim,
             )
 
     @property
