@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.tui_fakes import FakeController, synthetic_store
+from tests.tui_fakes import FakeController, needed_missing, synthetic_store
 from wandown.state import Header, StatusStore
 from wandown.tui import keys, theme
 from wandown.tui.app import App
@@ -25,7 +25,7 @@ SIZES = [(80, 24), (40, 10)]
 
 
 def _app(store: StatusStore) -> App:
-    app = App(FakeController(store))
+    app = App(FakeController(store), preselect=needed_missing(store))
     app.resize(*SIZES[0])
     app.mouse_y = TABLE_TOP + 1  # where a click would land, for mouse-click
     return app

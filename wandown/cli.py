@@ -82,10 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     modes.add_argument(
         "--download",
-        nargs="+",
+        nargs="*",
         metavar="SEL",
         help="link or download files: model ids, file names, destinations, "
         "'needed' (every needed file) or 'missing'",
+    )
+    modes.add_argument(
+        "--models",
+        action="append",
+        metavar="ID[,ID...]",
+        help="these models' missing files: ticked at start in the interface, "
+        "added to the selection with --download",
+    )
+    modes.add_argument(
+        "--force",
+        action="store_true",
+        help="start even when the files do not fit the disk's free space minus min_free_gb",
     )
     modes.add_argument(
         "--dry-run",
@@ -152,8 +164,15 @@ def _ascii_only() -> bool:
 def _check_args(args: argparse.Namespace) -> None:
     if args.json and not args.list:
         raise UsageError("--json goes with --list")
-    if args.dry_run and not args.download:
+    downloading = args.download is not None
+    if downloading and not args.download and not args.models:
+        raise UsageError("--download needs SEL... (model ids, file names, 'missing') or --models")
+    if args.dry_run and not downloading:
         raise UsageError("--dry-run goes with --download")
+    if args.models and (args.list or args.dedupe):
+        raise UsageError("--models goes with the interface or --download")
+    if args.force and (args.list or args.dedupe or args.dry_run):
+        raise UsageError("--force goes with the interface or --download")
     if args.yes and not args.dedupe:
         raise UsageError("--yes goes with --dedupe")
     if args.keep_demo and not args.demo:
@@ -175,7 +194,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--demo runs on its own sandbox; it does not go with {', '.join(clashing)}"
             )
-    chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m)]
+    chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m) not in (None, False)]
     if len(chosen) > 1:
         raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
 
@@ -221,7 +240,8 @@ def run_configured(args: argparse.Namespace) -> int:
 
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
-    interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
+    downloading = args.download is not None
+    interactive = not (args.list or downloading or args.dedupe or args.export_metadata)
     if args.import_metadata:
         count = session.import_metadata(Path(args.import_metadata))
         notice(f"imported metadata for {count} entries from {args.import_metadata}")
@@ -237,24 +257,26 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
     session.load(
         reset_cache=args.reset_cache,
         progress=None if session.offline else _metadata_progress(),
-        with_hub=bool(args.download or args.dedupe or interactive),
+        with_hub=bool(downloading or args.dedupe or interactive),
     )
     if args.export_metadata:
         count = session.export_metadata(Path(args.export_metadata))
         notice(f"wrote metadata for {count} entries to {args.export_metadata}")
-        if not (args.list or args.download or args.dedupe):
+        if not (args.list or downloading or args.dedupe):
             return 0
     if args.list:
         return run_list(args, session)
-    if args.download:
-        return run_download(args, session)
+    models = session.model_ids(args.models or [])
+    if downloading:
+        return run_download(args, session, models)
     if args.dedupe:
         return run_dedupe(args, session)
     from wandown import tui
 
     # From here on stderr is under curses: notices (a reload's, the workers') go to the status line.
     session.notices_to_status_line()
-    return tui.run(session)
+    chosen = session.chosen_models(models)  # its notices belong on the interface's status line
+    return tui.run(session, preselect=session.start_selection(chosen), ask_disk=not args.force)
 
 
 def _metadata_progress() -> Callable[[int, int], None]:
@@ -285,10 +307,10 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
-def run_download(args: argparse.Namespace, session: Session) -> int:
+def run_download(args: argparse.Namespace, session: Session, models: list[str]) -> int:
     from wandown.plain import PlainReporter, all_present, summary_lines
 
-    dests = session.select(args.download)
+    dests = session.select([*args.download, *models])
     if args.dry_run:
         for line in session.describe_plan(dests):
             print(printable(line))

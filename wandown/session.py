@@ -114,6 +114,21 @@ class Session:
         """Turn model ids, file names, destinations, 'needed' or 'missing' into destinations."""
         return selection.select(self.loaded, selectors)
 
+    def model_ids(self, values: Sequence[str]) -> list[str]:
+        """Check the --models values against the catalog; return the ids, each once."""
+        return selection.parse_model_ids(self.loaded, values)
+
+    def chosen_models(self, flag_ids: Sequence[str]) -> list[str]:
+        """Return the models chosen at start: Wan2GP's model list, then --models."""
+        chosen, notices = selection.chosen_models(self.loaded, flag_ids)
+        for message in notices:
+            self._notice(message)
+        return chosen
+
+    def start_selection(self, model_ids: Sequence[str]) -> list[str]:
+        """Return the files the interface ticks at start: the chosen models' missing files."""
+        return selection.start_selection(self.loaded, model_ids)
+
     def describe_plan(self, dests: Sequence[str]) -> list[str]:
         """Say what a download of dests would do, one line a file, without doing it."""
         return plan.describe_plan(self.loaded, dests)

@@ -8,7 +8,7 @@ controller and no screen.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from wandown import state
@@ -86,8 +86,17 @@ def _round_down(value: float) -> float:
 class App:
     """The view state plus the rows built from the latest snapshot, and the commands on them."""
 
-    def __init__(self, controller: Controller, palette: str = "default", ascii_only: bool = False):
+    def __init__(
+        self,
+        controller: Controller,
+        palette: str = "default",
+        ascii_only: bool = False,
+        preselect: Collection[str] = (),
+        ask_disk: bool = True,
+    ):
         self.controller = controller
+        self._preselect = frozenset(preselect)
+        self.ask_disk = ask_disk
         self.view = ViewState(palette=palette, ascii_only=ascii_only)
         self.snapshot: Snapshot | None = None
         self.rows: list[Row] = []
@@ -111,12 +120,12 @@ class App:
         new = store.snapshot()
         old, self.snapshot = self.snapshot, new
         if not self._preselected and new.files:
-            # Start as --list shows it: every needed file that is missing is selected.
+            # Only the chosen models' missing files (selection.start_selection) start ticked.
             self._preselected = True
             self.view.selected = {
                 dest
-                for dest, file in new.files.items()
-                if file.needed_by and file.status is Status.MISSING
+                for dest in self._preselect
+                if dest in new.files and new.files[dest].status is Status.MISSING
             }
         if old is not None:
             self.view.selected &= new.files.keys()

@@ -291,6 +291,12 @@ _FOOTER_HINTS = (
 )
 
 
+NOTHING_TICKED = (
+    "Nothing ticked: m shows the models, Enter ticks a model's missing files "
+    "(or start with --models ID)"
+)
+
+
 def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tuple[str, str]:
     """Return the status line's text and role: prompt, message, or the current row's details."""
     if view.editing_filter:
@@ -302,6 +308,8 @@ def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tup
         )
     if view.message:
         return view.message, "statusline.error" if view.message_is_error else "statusline"
+    if not view.selected and not view.started and snapshot.files:
+        return NOTHING_TICKED, "statusline"
     if not rows:
         return "", "statusline"
     file = snapshot.files.get(rows[view.cursor].dest) if view.cursor < len(rows) else None
