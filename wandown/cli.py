@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from wandown import __version__
 from wandown.config import load_config
-from wandown.errors import ConfigError, UsageError, WandownError
+from wandown.errors import ConfigError, DiskSpaceError, UsageError, WandownError
 from wandown.fsutil import log_exception
 from wandown.interrupts import interrupt_on_signals
 from wandown.safetext import printable
 from wandown.units import bandwidth_limit_kb, human_bytes
 
 if TYPE_CHECKING:
+    from wandown.diskplan import DiskPlan
     from wandown.session import Session
 
 
@@ -171,7 +172,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--dry-run goes with --download")
     if args.models and (args.list or args.dedupe):
         raise UsageError("--models goes with the interface or --download")
-    if args.force and (args.list or args.dedupe or args.dry_run):
+    if args.force and (args.list or args.dedupe):
         raise UsageError("--force goes with the interface or --download")
     if args.yes and not args.dedupe:
         raise UsageError("--yes goes with --dedupe")
@@ -311,10 +312,20 @@ def run_download(args: argparse.Namespace, session: Session, models: list[str]) 
     from wandown.plain import PlainReporter, all_present, summary_lines
 
     dests = session.select([*args.download, *models])
+    disk = session.disk_plan(dests)
     if args.dry_run:
         for line in session.describe_plan(dests):
             print(printable(line))
-        return 0
+        for line in disk_lines(disk):
+            print(printable(line))
+        return 0 if disk.fits or args.force else DiskSpaceError.exit_code
+    if not disk.fits:
+        if not args.force:
+            raise DiskSpaceError(
+                f"nothing started: {disk.problem()}; free space, pick fewer files "
+                "(--models, SEL) or lower min_free_gb, or use --force"
+            )
+        notice(f"--force: starting although {disk.problem()}")
     watched = set(dests)
     before = session.store.snapshot()
     todo = [d for d in dests if not before.files[d].status.present]
@@ -336,6 +347,21 @@ def run_download(args: argparse.Namespace, session: Session, models: list[str]) 
     for line in summary_lines(snapshot, watched):
         print(line, flush=True)
     return 0 if all_present(snapshot, watched) else 1
+
+
+def disk_lines(disk: DiskPlan) -> list[str]:
+    """Say the disk plan as --dry-run shows it: one line a file system."""
+    if not disk.volumes:
+        return ["disk: nothing to fetch"]
+    lines = []
+    for volume in disk.volumes:
+        verdict = (
+            f"fits, keeping {human_bytes(volume.reserve)} free"
+            if volume.fits
+            else f"does not fit: {volume.problem()}"
+        )
+        lines.append(f"disk: {volume.summary()}; {verdict}")
+    return lines
 
 
 def run_dedupe(args: argparse.Namespace, session: Session) -> int:

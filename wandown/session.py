@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown import plan, selection, state
+from wandown import diskplan, diskspace, plan, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine import Engine, Event
@@ -128,6 +128,30 @@ class Session:
     def start_selection(self, model_ids: Sequence[str]) -> list[str]:
         """Return the files the interface ticks at start: the chosen models' missing files."""
         return selection.start_selection(self.loaded, model_ids)
+
+    @property
+    def reserve(self) -> int:
+        """Return the bytes every disk keeps free (min_free_gb)."""
+        return diskplan.reserve_bytes(self.config.min_free_gb)
+
+    def disk_plan(
+        self, dests: Sequence[str], probe: diskspace.Probe = diskspace.space_of
+    ) -> diskplan.DiskPlan:
+        """Say whether what a download of dests would fetch fits each disk, minus the reserve."""
+        loaded = self.loaded
+        records = [r for r in map(loaded.catalog.record, dests) if r is not None]
+        linkable = loaded.linkable(records)
+        sizes: dict[Path, int] = {}
+        for record in records:
+            step = loaded.decide(record, linkable.get(record.dest))
+            if step.action is plan.Action.DOWNLOAD and step.remote is not None:
+                place = loaded.place(record.dest)
+                remote = step.remote
+                partial = diskspace.partial_bytes(place, remote.size, remote.sha256)
+                sizes[place] = plan.fetch_bytes(step, partial)
+        devices, spaces = diskspace.probe_places(sizes, probe)
+        needs = [(devices[place], size) for place, size in sizes.items() if place in devices]
+        return diskplan.plan(needs, spaces, self.reserve)
 
     def describe_plan(self, dests: Sequence[str]) -> list[str]:
         """Say what a download of dests would do, one line a file, without doing it."""
