@@ -350,9 +350,7 @@ def run_download(args: argparse.Namespace, session: Session, models: list[str]) 
 
 
 def disk_lines(disk: DiskPlan) -> list[str]:
-    """Say the disk plan as --dry-run shows it: one line a file system."""
-    if not disk.volumes:
-        return ["disk: nothing to fetch"]
+    """Say the disk plan as --dry-run shows it: one line a file system (none: nothing to fetch)."""
     lines = []
     for volume in disk.volumes:
         verdict = (

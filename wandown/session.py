@@ -9,6 +9,7 @@ thread changes a value another thread may hold. The interface calls the controll
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -26,6 +27,8 @@ from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
 from wandown.remote import HubSettings, MetadataClient
 from wandown.status import Status
+
+DISK_PROBE_EVERY = 2.0  # seconds between two looks at the disks' free space while work runs
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Session:
             headers_for=self._client.auth_headers,
         )
         self._threads: list[threading.Thread] = []
+        self._disk_folders: dict[int, Path] = {}  # one folder on each file system files land on
+        self._published_disks: tuple[diskplan.Space, ...] = ()
         self._bench = Bench(
             store=self.store,
             stop=self._stop,
@@ -171,22 +176,61 @@ class Session:
         )
         with self._swap_lock:
             self._loaded = loaded
-        self.store.replace_all(loaded.views(), self._header(loaded), loaded.model_names())
+        views = self._with_disk_facts(loaded, loaded.views())
+        self._published_disks = self._probe_disks()
+        header = self._header(loaded, sum(view.linkable for view in views.values()))
+        families = loaded.model_families()
+        self.store.replace_all(views, header, loaded.model_names(), families)
 
     def _loader(self) -> Loader:
         return Loader(self.config, self._client, self.offline, self._say)
 
-    def _header(self, loaded: Loaded) -> state.Header:
+    def _header(self, loaded: Loaded, hub_links: int) -> state.Header:
         hub = loaded.hub
         return state.Header(
             catalog_source=str(loaded.catalog.root),
             model_count=len(loaded.catalog.models),
             hub=str(loaded.hub_dir) if hub else None,
             hub_files=hub.file_count if hub else 0,
-            hub_links=len(loaded.linkable()) if hub else 0,
+            hub_links=hub_links if hub else 0,
             online=not self.offline,
             limit_kb=self.engine.limit_kb,
+            disks=self._published_disks,
+            reserve=self.reserve,
         )
+
+    def _with_disk_facts(
+        self, loaded: Loaded, views: dict[str, state.FileView]
+    ) -> dict[str, state.FileView]:
+        """Add where each missing file lands and what its partial holds (for the disk plan)."""
+        places = {
+            dest: loaded.place(dest)
+            for dest, view in views.items()
+            if view.status is Status.MISSING and view.size is not None
+        }
+        devices, _ = diskspace.probe_places(places.values())
+        self._disk_folders = {}
+        for place, device in devices.items():
+            self._disk_folders.setdefault(device, place.parent)
+        for dest, place in places.items():
+            view = views[dest]
+            remote = loaded.remote.get(dest)
+            sha256 = remote.sha256 if remote is not None else None
+            partial = diskspace.partial_bytes(place, view.size or 0, sha256)
+            views[dest] = dataclasses.replace(view, device=devices.get(place), partial=partial)
+        return views
+
+    def _probe_disks(self) -> tuple[diskplan.Space, ...]:
+        """Look at the free space of every file system a missing file lands on, now."""
+        spaces = (diskspace.space_of(folder) for folder in self._disk_folders.values())
+        return tuple(space for space in spaces if space is not None)
+
+    def refresh_disks(self) -> None:
+        """Publish the disks' free space again (files landed, or something else wrote)."""
+        disks = self._probe_disks()
+        if disks != self._published_disks:  # an idle interface is not woken for nothing
+            self._published_disks = disks
+            self.store.set_header(disks=disks)
 
     def _landed(self, dest: str) -> None:
         """Publish a new Loaded that saw dest arrive (linked or downloaded)."""
@@ -297,14 +341,18 @@ class Session:
                     self._finish(dest, Status.FAILED, f"internal error: {exc}")
 
     def _pump_events(self) -> None:
+        probed = time.monotonic()
         while True:
             try:
                 event = self.engine.events.get(timeout=0.5)
             except queue.Empty:
                 if self._stop.is_set():
                     return
-                continue
-            self._apply(event)
+            else:
+                self._apply(event)
+            if time.monotonic() - probed >= DISK_PROBE_EVERY:  # the footer's free space
+                probed = time.monotonic()
+                self.refresh_disks()
 
     def _apply(self, event: Event) -> None:
         status = Status(event.state)  # the engine's states are statuses' values

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypedDict
 
+from wandown.diskplan import Space
 from wandown.status import Status
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class HeaderChanges(TypedDict, total=False):
     """The header facts that change during a run."""
 
     limit_kb: float | None
+    disks: tuple[Space, ...]
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,16 @@ class FileView:
     speed: float = 0.0
     message: str = ""
     link_source: str | None = None
+    linkable: bool = False  # the hub proves it holds the file: a d links it, fetching nothing
+    partial: int = 0  # bytes an earlier run already fetched into its partial
+    device: int | None = None  # the file system it lands on (see Header.disks)
+
+    @property
+    def to_fetch(self) -> int:
+        """Return the bytes a start would still download: 0 once present or linkable."""
+        if self.status.present or self.linkable or self.size is None:
+            return 0
+        return max(0, self.size - max(self.partial, self.done))
 
     @property
     def fraction(self) -> float | None:
@@ -71,6 +83,8 @@ class Header:
     hub_links: int = 0
     online: bool = True
     limit_kb: float | None = None
+    disks: tuple[Space, ...] = ()  # free space of the file systems the files land on
+    reserve: int = 0  # bytes every disk keeps free (min_free_gb)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class Snapshot:
     files: dict[str, FileView]
     models: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    families: dict[str, str] = field(default_factory=dict)  # model id -> architecture
 
     @property
     def total_speed(self) -> float:
@@ -91,10 +106,17 @@ class Snapshot:
 class StatusStore:
     """Per-file state behind a lock, with a version that views can wait on."""
 
-    def __init__(self, files: dict[str, FileView], header: Header, models: dict[str, str]) -> None:
+    def __init__(
+        self,
+        files: dict[str, FileView],
+        header: Header,
+        models: dict[str, str],
+        families: dict[str, str] | None = None,
+    ) -> None:
         self._files = dict(files)
         self._header = header
         self._models = dict(models)
+        self._families = dict(families or {})
         self._notices: list[str] = []
         self._version = 0
         self._changed = threading.Condition()
@@ -114,13 +136,18 @@ class StatusStore:
             self._bump()
 
     def replace_all(
-        self, files: dict[str, FileView], header: Header, models: dict[str, str]
+        self,
+        files: dict[str, FileView],
+        header: Header,
+        models: dict[str, str],
+        families: dict[str, str] | None = None,
     ) -> None:
         """Swap in a freshly loaded catalog (after a reload)."""
         with self._changed:
             self._files = dict(files)
             self._header = header
             self._models = dict(models)
+            self._families = dict(families or {})
             self._bump()
 
     def add_notice(self, message: str) -> None:
@@ -137,6 +164,7 @@ class StatusStore:
                 dict(self._files),
                 dict(self._models),
                 tuple(self._notices),
+                dict(self._families),
             )
 
     @property
