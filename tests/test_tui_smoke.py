@@ -17,8 +17,8 @@ from tests.tui_fakes import FakeController, needed_missing, synthetic_store
 from wandown.state import Header, StatusStore
 from wandown.tui import keys, theme
 from wandown.tui.app import App
-from wandown.tui.render import TABLE_TOP, Line, content_widths, render
 from wandown.tui.models import filter_model_rows, model_rows
+from wandown.tui.render import TABLE_TOP, Line, content_widths, render
 from wandown.tui.rows import all_rows, clamp_view, filter_rows, sort_by_size
 from wandown.tui.text import display_width
 

@@ -324,13 +324,14 @@ def disk_question(snapshot: Snapshot, dests: Collection[str]) -> str:
     """Ask before a start that does not fit: the shortfall and the largest ticked models."""
     disk = disk_plan(snapshot, dests)
     short = "; ".join(
-        f"{human_bytes(v.shortfall)} short on {v.space.mount} "
-        f"({human_bytes(v.to_fetch)} to fetch, {human_bytes(v.space.free)} free, "
-        f"{human_bytes(v.reserve)} kept)"
+        f"{human_bytes(v.shortfall)} short on {v.space.mount}: "
+        f"{human_bytes(v.to_fetch)} to fetch, {human_bytes(v.space.free)} free, "
+        f"{human_bytes(v.reserve)} kept"
         for v in disk.short
     )
     largest = describe_largest(largest_models(snapshot, dests))
-    return f"Does not fit: {short}. Largest: {largest}. Start anyway? (y/n)"
+    # The question first: a narrow terminal cuts the end of the line.
+    return f"Does not fit, start anyway? (y/n)  {short} · largest: {largest}"
 
 
 def model_details(row: ModelRow | None) -> tuple[str, str]:
