@@ -146,3 +146,56 @@ def test_a_partial_on_disk_counts_only_what_remains(small_world, capsys):
     assert "disk: 15.0 MB to fetch" in capsys.readouterr().out
     save_state(paths.state, PartialState("u", 40 * MB, "0" * 64, None, done=state.done))
     assert cli.main(["--download", f"ckpts/{BIG}", "--dry-run"]) == 3  # another version
+
+
+# -- a disk that is under the reserve while files wait to start ---------------------------------
+
+
+@pytest.fixture
+def full_world(tmp_path, localhub, monkeypatch):
+    """A world on a 300 MB tmpfs keeping 100 MB free, with 250 MB already taken by a filler."""
+    with tmpfs(tmp_path / "full") as disk:
+        world = build_world(disk, localhub)
+        config = json.loads((world.workdir / "config.json").read_text())
+        (world.workdir / "config.json").write_text(json.dumps({**config, "min_free_gb": 0.1}))
+        filler = disk / "filler.bin"
+        with filler.open("wb") as out:
+            for _ in range(250):
+                out.write(b"\1" * MB)
+        yield world, filler
+
+
+def test_new_files_wait_while_the_disk_is_under_the_reserve_and_go_on_when_space_returns(
+    full_world,
+):
+    world, filler = full_world
+    env = {"WANDOWN_DISK_POLL": "0.2"}
+    process = world.popen("--download", f"ckpts/{BIG}", "--force", extra_env=env)
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("Waiting for disk space"):
+                break
+        waiting = seen[-1]
+        assert (
+            f"ckpts/{BIG}: " in waiting and "under the 100.0 MB kept free (min_free_gb)" in waiting
+        )
+        assert not world.path(f"ckpts/{BIG}").exists()
+        filler.unlink()
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, "".join(seen) + out + err
+    assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
+
+
+def test_a_file_that_waits_in_vain_ends_not_done_with_a_clear_message(full_world):
+    world, _ = full_world
+    env = {"WANDOWN_DISK_POLL": "0.1", "WANDOWN_DISK_WAIT": "0.5"}
+    result = world.run("--download", f"ckpts/{BIG}", "--force", extra_env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Waiting for disk space" in result.stdout
+    assert "not started: " in result.stdout and "free space and run again" in result.stdout
+    assert not world.path(f"ckpts/{BIG}").exists()

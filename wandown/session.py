@@ -27,6 +27,7 @@ from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
 from wandown.remote import HubSettings, MetadataClient
 from wandown.status import Status
+from wandown.units import human_bytes
 
 DISK_PROBE_EVERY = 2.0  # seconds between two looks at the disks' free space while work runs
 
@@ -68,6 +69,7 @@ class Session:
             connections=options.connections,
             limit_kb=options.limit_kb,
             headers_for=self._client.auth_headers,
+            room=self._room,
         )
         self._threads: list[threading.Thread] = []
         self._disk_folders: dict[int, Path] = {}  # one folder on each file system files land on
@@ -224,6 +226,17 @@ class Session:
         """Look at the free space of every file system a missing file lands on, now."""
         spaces = (diskspace.space_of(folder) for folder in self._disk_folders.values())
         return tuple(space for space in spaces if space is not None)
+
+    def _room(self, place: Path) -> str | None:
+        """Say why no new file may start on place's disk now: it is under min_free_gb."""
+        reserve = self.reserve
+        space = diskspace.space_of(place.parent) if reserve else None
+        if space is None or space.free >= reserve:
+            return None
+        return (
+            f"{human_bytes(space.free)} free on {space.mount}, under the "
+            f"{human_bytes(reserve)} kept free (min_free_gb)"
+        )
 
     def refresh_disks(self) -> None:
         """Publish the disks' free space again (files landed, or something else wrote)."""
