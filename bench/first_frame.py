@@ -103,7 +103,7 @@ def render_times(root: Path, runs: int) -> tuple[list[float], list[float]]:
     return timed(first_frame, runs), timed(models_frame, runs)
 
 
-def tmux_times(root: Path, folder: Path, runs: int) -> tuple[list[float], list[float]]:
+def tmux_times(root: Path, folder: Path, runs: int) -> tuple[list[float], list[float], list[float]]:
     command = [sys.executable, str(ROOT / "wandown.py"), "--offline", "--hub-dir", ""]
     command += ["--wan2gp-dir", str(root / "ckpts"), "--config-file", str(folder / "config.json")]
     env = {
@@ -113,7 +113,8 @@ def tmux_times(root: Path, folder: Path, runs: int) -> tuple[list[float], list[f
         "PYTHONDONTWRITEBYTECODE": "",
         "PYTHONPYCACHEPREFIX": str(folder / "pycache"),
     }
-    launches, switches = [], []
+    launches, switches, inside = [], [], []
+    traced, marker = traced_command(command, folder)
     for run in range(runs + 1):  # the first run only writes the bytecode cache
         socket = f"wandown-bench-{os.getpid()}-{run}"
 
@@ -125,22 +126,59 @@ def tmux_times(root: Path, folder: Path, runs: int) -> tuple[list[float], list[f
 
         line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(command)
         try:
+            # The terminal and its shell first, so only wandown's own start is timed.
+            tmux("new-session", "-d", "-x", "120", "-y", "40", "PS1='ready> ' sh")
+            wait_for(tmux, "ready>", time.perf_counter())
             start = time.perf_counter()
-            tmux("new-session", "-d", "-x", "120", "-y", "40", line + "; sleep 30")
+            tmux("send-keys", line, "Enter")
             launches.append(wait_for(tmux, " selected, ", start))
             start = time.perf_counter()
             tmux("send-keys", "m")
             switches.append(wait_for(tmux, "Models, ", start))
+            tmux("send-keys", "Escape")
+            wait_for(tmux, "ready>", time.perf_counter())
+            marker.unlink(missing_ok=True)
+            tmux("send-keys", line.replace(shlex.join(command), shlex.join(traced)), "Enter")
+            wait_for(tmux, " selected, ", time.perf_counter())
+            inside.append(float(marker.read_text()))
         finally:
             tmux("kill-server")
-    return launches[1:], switches[1:]
+    return launches[1:], switches[1:], inside[1:]
+
+
+# Runs wandown.py's main() with a clock on the first frame drawn: the program's own share of the
+# launch, without the terminal's and the polling's (both weigh on a loaded machine).
+TRACED = """
+import sys, time
+start = time.perf_counter()
+sys.path.insert(0, {root!r})
+sys.argv = ["wandown", *sys.argv[1:]]
+from wandown.tui import screen
+draw = screen.Screen.draw
+def first_draw(self, *args, **kwargs):
+    draw(self, *args, **kwargs)
+    if not hasattr(first_draw, "done"):
+        first_draw.done = True
+        with open({marker!r}, "w") as out:
+            out.write(str(time.perf_counter() - start))
+screen.Screen.draw = first_draw
+from wandown.cli import main
+sys.exit(main())
+"""
+
+
+def traced_command(command: list[str], folder: Path) -> tuple[list[str], Path]:
+    marker = folder / "first-draw"
+    script = folder / "traced.py"
+    script.write_text(TRACED.format(root=str(ROOT), marker=str(marker)))
+    return [command[0], str(script), *command[2:]], marker
 
 
 def wait_for(tmux: Callable[..., str], text: str, start: float, timeout: float = 20) -> float:
     while time.perf_counter() - start < timeout:
         if text in tmux("capture-pane", "-p"):
             return time.perf_counter() - start
-        time.sleep(0.005)
+        time.sleep(0.02)  # a tighter poll takes CPU from the program it times
     raise SystemExit(f"the screen never showed {text!r}:\n{tmux('capture-pane', '-p')}")
 
 
@@ -168,8 +206,9 @@ def main() -> int:
         if shutil.which("tmux") is None:
             print("tmux is not installed: the real program is not timed")
             return 0
-        launches, switches = tmux_times(root, folder, args.runs)
+        launches, switches, inside = tmux_times(root, folder, args.runs)
         show("real program: launch until the table shows", launches)
+        show("  of which the program: start to first draw", inside)
         show("real program: m until the Models view shows", switches)
     return 0
 
