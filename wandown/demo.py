@@ -246,17 +246,15 @@ def write_demo_file(target: Path, size: int, seed: str) -> None:
         handle.write(block[: size % len(block)])
 
 
-DEMO_CHOSEN = ("demo_t2v", "demo_i2v", "demo_t2v_2_2")
-
-
 def write_install(root: Path) -> Catalog:
     """Write the demo's Wan2GP install at root and return its catalog."""
     for rel, content in definitions().items():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    # The models this made-up user keeps in Wan2GP's list: their missing files start ticked.
-    settings = {"transformer_types": list(DEMO_CHOSEN)}
+    # This made-up user keeps every demo model in Wan2GP's list, so all their files start ticked
+    # (and the quick start's one d fetches them all); Enter in the Models view unticks one.
+    settings = {"transformer_types": sorted(Path(rel).stem for rel in definitions())}
     (root / "wgp_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     (root / "ckpts").mkdir(exist_ok=True)
     return load_catalog(root)
