@@ -10,9 +10,9 @@ import pytest
 from tests.wan2gp_fixtures import SHARED, real_install
 from tests.world import BIG, LORA, SMALL, build_world
 from wandown import cli, selection
-from wandown.catalog import load_catalog, presence_of
 from wandown.catalog.definitions import read_settings
 from wandown.loaded import Loaded
+from wandown.tui.app import App
 
 
 @pytest.fixture
@@ -27,8 +27,9 @@ def open_interface(monkeypatch, *flags: str) -> dict:
     """Run the real command line up to the interface; return what it was handed."""
     handed: dict = {}
 
-    def fake_run(session, preselect=(), ask_disk=True):
-        handed.update(preselect=sorted(preselect), ask_disk=ask_disk, session=session)
+    def fake_run(session, **options):
+        app = App(session, **options)  # the interface as the terminal would get it
+        handed.update(options, session=session, preselect=sorted(app.view.selected))
         return 0
 
     monkeypatch.setattr("wandown.tui.run", fake_run)
@@ -103,36 +104,37 @@ REAL = "8681e9f"
 
 
 @pytest.fixture
-def real_loaded(tmp_path):
+def real_wan2gp(tmp_path, monkeypatch):
+    """Return a function running the real command line, offline, on the real 8681e9f catalog."""
     if not (SHARED / REAL / "defaults").is_dir():
         pytest.skip(f"needs ../shared/wan2gp/{REAL} (the real Wan2GP definitions)")
+    root = real_install(tmp_path, REAL)
+    monkeypatch.chdir(tmp_path)
 
-    def load(**wgp: object) -> Loaded:
-        folder = tmp_path / f"install-{len(list(tmp_path.iterdir()))}"
-        folder.mkdir()
-        root = real_install(folder, REAL)
+    def start(*flags: str, **wgp: object) -> dict:
         if wgp:
             write_wgp_config(root, **wgp)
-        catalog = load_catalog(root)
-        return Loaded(catalog, {}, {}, presence_of(catalog))
+        base = ["--offline", "--hub-dir", "", "--wan2gp-dir", str(root / "ckpts")]
+        return open_interface(monkeypatch, *base, *flags)
 
-    return load
-
-
-def test_real_catalog_ticks_nothing_without_transformer_types(real_loaded):
-    loaded = real_loaded()
-    chosen, notices = selection.chosen_models(loaded, [])
-    assert chosen == [] and notices == []
-    assert selection.start_selection(loaded, chosen) == []
+    return start
 
 
-def test_real_catalog_ticks_exactly_the_chosen_models_files(real_loaded):
-    loaded = real_loaded(transformer_types=["i2v_2_2", "flux_krea"])
-    chosen, _ = selection.chosen_models(loaded, ["t2v"])
-    assert chosen == ["i2v_2_2", "flux_krea", "t2v"]
-    ticked = selection.start_selection(loaded, chosen)
-    expected = {r.dest for r in loaded.catalog.records if r.needed_by & set(chosen)}
-    assert set(ticked) == expected
-    assert len(ticked) == len(expected)
+def needed_by(loaded: Loaded, models: set[str]) -> list[str]:
+    return sorted(r.dest for r in loaded.catalog.records if r.needed_by & models)
+
+
+def test_real_catalog_ticks_nothing_without_transformer_types(real_wan2gp):
+    assert real_wan2gp()["preselect"] == []
+    assert real_wan2gp(transformer_types=[])["preselect"] == []
+
+
+def test_real_catalog_ticks_exactly_the_chosen_models_files(real_wan2gp):
+    handed = real_wan2gp("--models", "t2v", transformer_types=["i2v_2_2", "flux_krea"])
+    loaded = handed["session"].loaded
+    expected = needed_by(loaded, {"i2v_2_2", "flux_krea", "t2v"})
+    assert handed["preselect"] == expected
     everything = {r.dest for r in loaded.catalog.records if r.needed_by}
-    assert len(expected) < len(everything) / 4
+    assert 0 < len(expected) < len(everything) / 4
+    chosen, _ = selection.chosen_models(loaded, ["t2v"])
+    assert chosen == ["i2v_2_2", "flux_krea", "t2v"]  # Wan2GP's list first, each once

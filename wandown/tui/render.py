@@ -365,7 +365,7 @@ def status_line(
         return disk_question(snapshot, view.confirm_start), "statusline.error"
     if view.message:
         return view.message, "statusline.error" if view.message_is_error else "statusline"
-    if not view.selected and not view.started and snapshot.files:
+    if not view.selected and not view.started and snapshot.files and not view.models_view:
         return NOTHING_TICKED, "statusline"
     if view.models_view:
         return model_details(model_rows[view.cursor] if view.cursor < len(model_rows) else None)
