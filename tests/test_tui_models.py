@@ -101,6 +101,26 @@ def test_enter_on_a_model_ticks_its_missing_files_and_again_unticks_them():
     assert len(app.view.selected) == 3
 
 
+def test_unticking_a_model_keeps_the_files_other_ticked_models_need():
+    app = models_app()
+    for model_id in ("t2v", "vace"):
+        on_model(app, model_id)
+        app.handle("\n")
+    on_model(app, "t2v")
+    app.handle("\n")
+    assert app.view.selected == {
+        "ckpts/umt5.safetensors",
+        "ckpts/shared.safetensors",
+        "ckpts/vace.safetensors",
+    }
+    message = "Unticked 1 missing files of t2v; 2 stay ticked for other ticked models"
+    assert app.view.message == message
+    on_model(app, "vace")
+    app.handle("\n")
+    # i2v's one missing file is the core file: i2v shows ticked, so that file stays.
+    assert app.view.selected == {"ckpts/umt5.safetensors"}
+
+
 def test_filter_show_all_select_all_unselect_and_sort_by_size_work_on_models():
     app = models_app()
     for key in "/vace\n":

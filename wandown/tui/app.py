@@ -353,11 +353,26 @@ class App:
         if not missing:
             self.view.say(f"{model.model_id} is ready: every file it needs is in place")
         elif missing <= self.view.selected:
-            self.view.selected -= missing
-            self.view.say(f"Unticked the {len(missing)} missing files of {model.model_id}")
+            kept = missing & self._needed_by_other_ticked_models(model.model_id)
+            self.view.selected -= missing - kept
+            text = f"Unticked {len(missing - kept)} missing files of {model.model_id}"
+            if kept:
+                text += f"; {len(kept)} stay ticked for other ticked models"
+            self.view.say(text)
         else:
             self.view.selected |= missing
             self.view.say(f"Ticked the {len(missing)} missing files of {model.model_id}")
+
+    def _needed_by_other_ticked_models(self, model_id: str) -> set[str]:
+        """Return the files of every other model whose missing files are all ticked."""
+        assert self.snapshot is not None
+        selected = self.view.selected
+        kept: set[str] = set()
+        for row in model_rows(self.snapshot, show_all=True):
+            missing = self._missing(row.missing)
+            if row.model_id != model_id and missing and missing <= selected:
+                kept |= missing
+        return kept
 
     def select_model(self) -> None:
         if self.view.models_view:
