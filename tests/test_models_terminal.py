@@ -41,7 +41,8 @@ def test_m_and_enter_tick_a_model_and_d_asks_when_it_does_not_fit(tmp_path: Path
 
         session.keys("Enter")
         screen = session.wait_for(lambda s: " short)" in footer_line(s))  # drawn last
-        assert "Ticked the " in status_line(screen) and " to fetch · " in footer_line(screen)
+        assert "Ticked 27 missing files of testvideo" in status_line(screen)
+        assert " to fetch · " in footer_line(screen)
         row = next(line for line in screen.split("\n") if "Test video" in line)
         assert row.startswith("[✓]")
 

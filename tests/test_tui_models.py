@@ -113,7 +113,7 @@ def test_unticking_a_model_keeps_the_files_other_ticked_models_need():
         "ckpts/shared.safetensors",
         "ckpts/vace.safetensors",
     }
-    message = "Unticked 1 missing files of t2v; 2 stay ticked for other ticked models"
+    message = "Unticked 1 missing file of t2v; 2 stay ticked for other ticked models"
     assert app.view.message == message
     on_model(app, "vace")
     app.handle("\n")

@@ -355,13 +355,13 @@ class App:
         elif missing <= self.view.selected:
             kept = missing & self._needed_by_other_ticked_models(model.model_id)
             self.view.selected -= missing - kept
-            text = f"Unticked {len(missing - kept)} missing files of {model.model_id}"
+            text = f"Unticked {_files(len(missing - kept))} of {model.model_id}"
             if kept:
                 text += f"; {len(kept)} stay ticked for other ticked models"
             self.view.say(text)
         else:
             self.view.selected |= missing
-            self.view.say(f"Ticked the {len(missing)} missing files of {model.model_id}")
+            self.view.say(f"Ticked {_files(len(missing))} of {model.model_id}")
 
     def _needed_by_other_ticked_models(self, model_id: str) -> set[str]:
         """Return the files of every other model whose missing files are all ticked."""
@@ -513,3 +513,7 @@ class App:
     def _missing(self, dests: Iterable[str]) -> set[str]:
         files = self._files()
         return {d for d in dests if not files[d].status.present}
+
+
+def _files(count: int) -> str:
+    return f"{count} missing file{'' if count == 1 else 's'}"
