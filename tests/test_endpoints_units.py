@@ -242,7 +242,8 @@ def test_the_header_counts_files_per_endpoint_and_the_status_line_names_the_rows
     snapshot = StatusStore(files, Header(), {}).snapshot()
     assert endpoints_text(snapshot) == "from 10.0.0.5:8080 (2), huggingface.co (1)"
     rows = [Row(config="m", dest="ckpts/b")]
-    text, _ = status_line(ViewState(), snapshot, rows)
+    # something ticked: with nothing ticked the status line says how to pick models instead
+    text, _ = status_line(ViewState(selected={"ckpts/a"}), snapshot, rows)
     assert (
         text == f"ckpts/b  from {HUB} (failed over from {PEER} to {HUB}: gone)  (needed by 1 model)"
     )

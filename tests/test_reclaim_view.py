@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_tui_terminal import REPO, Tmux, first_frame_drawn, status_line
-from tests.tui_fakes import FakeController, frame_text, synthetic_store
+from tests.tui_fakes import FakeController, frame_text, needed_missing, synthetic_store
 from tests.world import build_world, payload
 from wandown.state import ReclaimList, ReclaimRow
 from wandown.tui import keys
@@ -39,8 +39,9 @@ def test_the_list_is_drawn_from_state_alone():
 
 
 def app_at(width: int = 100, height: int = 30) -> tuple[App, FakeController]:
-    controller = FakeController(synthetic_store(40))
-    app = App(controller)
+    store = synthetic_store(40)
+    controller = FakeController(store)
+    app = App(controller, preselect=needed_missing(store))
     app.resize(width, height)
     return app, controller
 
@@ -79,8 +80,8 @@ def test_reclaim_waits_for_running_downloads():
 
 
 def test_the_footer_shows_the_key_when_there_is_room():
-    app, _ = app_at(width=140)
-    assert "R reclaim" in frame_text(app.frame(), 140)[-1]
+    app, _ = app_at(width=160)
+    assert "R reclaim" in frame_text(app.frame(), 160)[-1]
 
 
 @pytest.mark.slow

@@ -71,7 +71,10 @@ def test_the_engines_states_are_statuses():
     for engine_state in events.STATES:
         status = Status(engine_state)
         assert status.value == engine_state
-        assert status.label == engine_state.capitalize()
+        if status is not Status.WAITING_DISK:
+            assert status.label == engine_state.capitalize()
+    assert Status.WAITING_DISK.label == "Waiting for disk space"
+    assert Status.WAITING_DISK.active and not Status.WAITING_DISK.present
     assert {Status(s) for s in events.FINAL_STATES} & PRESENT == {Status.COMPLETE}
     assert f"{Status.MISSING}" == "missing" and str(Status.FAILED) == "failed"
 

@@ -6,7 +6,7 @@ import curses
 
 import pytest
 
-from tests.tui_fakes import FakeController, frame_text, synthetic_store, view
+from tests.tui_fakes import FakeController, frame_text, needed_missing, synthetic_store, view
 from wandown.state import Header, StatusStore
 from wandown.status import Status
 from wandown.tui import keys, loop, theme
@@ -29,8 +29,10 @@ def small_store() -> StatusStore:
     return StatusStore({f.dest: f for f in files}, Header(limit_kb=None), MODELS)
 
 
-def make_app(store: StatusStore | None = None) -> App:
-    app = App(FakeController(store or small_store()))
+def make_app(store: StatusStore | None = None, preselect: set[str] | None = None) -> App:
+    store = store or small_store()
+    chosen = needed_missing(store) if preselect is None else preselect
+    app = App(FakeController(store), preselect=chosen)
     app.resize(100, 20)
     return app
 
@@ -110,7 +112,15 @@ def test_mouse_events_become_named_keys():
 # ---- selection and navigation
 
 
-def test_starts_in_missing_only_with_needed_missing_files_selected():
+def test_starts_with_nothing_ticked_unless_models_were_chosen():
+    app = make_app(preselect=set())
+    assert app.view.selected == set()
+    assert "m shows the models" in frame_text(app.frame(), 100)[-2]
+    chosen = make_app(preselect={"ckpts/t2v.safetensors", "ckpts/i2v.safetensors"})
+    assert chosen.view.selected == {"ckpts/t2v.safetensors"}  # i2v's file is present
+
+
+def test_starts_in_missing_only_with_the_chosen_missing_files_selected():
     app = make_app()
     assert not app.view.show_all
     assert app.view.selected == {
@@ -158,7 +168,8 @@ def test_click_moves_the_cursor_and_never_selects():
 
 
 def test_arrows_pages_home_end_and_wheel_move_and_scroll():
-    app = App(FakeController(synthetic_store(300)))
+    store = synthetic_store(300)
+    app = App(FakeController(store), preselect=needed_missing(store))
     app.resize(80, 24)
     page = 20
     press(app, "KEY_DOWN", "KEY_DOWN", "KEY_UP")
@@ -497,7 +508,7 @@ def test_curses_theme_stops_making_pairs_when_the_terminal_runs_out(monkeypatch)
 
 def test_selection_starts_from_the_first_loaded_catalog():
     store = StatusStore({}, Header(), {})
-    app = App(FakeController(store))
+    app = App(FakeController(store), preselect={"ckpts/t2v.safetensors"})
     assert app.view.selected == set() and app.rows == []
     loaded = small_store().snapshot()
     store.replace_all(loaded.files, loaded.header, loaded.models)

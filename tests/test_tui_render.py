@@ -7,7 +7,14 @@ import itertools
 
 import pytest
 
-from tests.tui_fakes import FakeController, frame_roles, frame_text, synthetic_store, view
+from tests.tui_fakes import (
+    FakeController,
+    frame_roles,
+    frame_text,
+    needed_missing,
+    synthetic_store,
+    view,
+)
 from wandown.state import Header, StatusStore
 from wandown.status import Status
 from wandown.tui import render as render_module
@@ -31,7 +38,8 @@ LONG_NAME = "wan2.2_text2video_14B_high_quanto_mbf16_int8.safetensors"
 
 
 def app_at(width: int, height: int, ascii_only: bool = False, files: int = 300) -> App:
-    app = App(FakeController(synthetic_store(files)), ascii_only=ascii_only)
+    store = synthetic_store(files)
+    app = App(FakeController(store), ascii_only=ascii_only, preselect=needed_missing(store))
     app.resize(width, height)
     return app
 

@@ -13,19 +13,20 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.tui_fakes import FakeController, synthetic_store
+from tests.tui_fakes import FakeController, needed_missing, synthetic_store
 from wandown.state import Header, StatusStore
 from wandown.tui import keys, theme
 from wandown.tui.app import App
+from wandown.tui.models import filter_model_rows, model_rows
 from wandown.tui.render import TABLE_TOP, Line, content_widths, render
-from wandown.tui.rows import all_rows, build_rows, clamp_view
+from wandown.tui.rows import all_rows, clamp_view, filter_rows, sort_by_size
 from wandown.tui.text import display_width
 
 SIZES = [(80, 24), (40, 10)]
 
 
 def _app(store: StatusStore) -> App:
-    app = App(FakeController(store))
+    app = App(FakeController(store), preselect=needed_missing(store))
     app.resize(*SIZES[0])
     app.mouse_y = TABLE_TOP + 1  # where a click would land, for mouse-click
     return app
@@ -80,6 +81,22 @@ def help_open() -> App:
     return app
 
 
+def models() -> App:
+    app = rows()
+    app.handle("m")
+    assert app.view.models_view and app.model_rows
+    app.move_cursor_to(2)
+    return app
+
+
+def models_by_size_filtered() -> App:
+    app = models()
+    for key in "o/model_0\n":
+        app.handle(key)
+    assert app.view.by_size and app.model_rows
+    return app
+
+
 def asking_to_quit() -> App:
     app = downloading()
     app.handle("\x1b")
@@ -96,6 +113,8 @@ STATES: dict[str, Callable[[], App]] = {
     "nothing-matches": nothing_matches,
     "help-open": help_open,
     "asking-to-quit": asking_to_quit,
+    "models": models,
+    "models-by-size-filtered": models_by_size_filtered,
 }
 
 
@@ -109,7 +128,13 @@ def assert_consistent(app: App) -> None:
     assert view.selected <= snapshot.files.keys()
     assert view.palette in theme.PALETTE_NAMES
     unfiltered = all_rows(snapshot, view.show_all, view.started)
-    assert app.rows == build_rows(snapshot, view.show_all, view.filter_text, view.started)
+    if view.by_size:
+        unfiltered = sort_by_size(unfiltered, snapshot)
+    if view.models_view:
+        models = model_rows(snapshot, view.show_all, view.started, view.by_size)
+        assert app.model_rows == filter_model_rows(models, view.filter_text)
+    else:
+        assert app.rows == filter_rows(unfiltered, view.filter_text)
     for width, height in SIZES:
         app.resize(width, height)
         assert_cursor_on_screen(app)
@@ -124,12 +149,13 @@ def assert_consistent(app: App) -> None:
             keys.help_lines(),
             None,
             content_widths(unfiltered, snapshot),
+            app.model_rows,
         )
         assert frame == fresh
 
 
 def assert_cursor_on_screen(app: App) -> None:
-    view, n_rows, page = app.view, len(app.rows), app.page_size
+    view, n_rows, page = app.view, app.row_count, app.page_size
     assert (view.cursor, view.top) == clamp_view(view.cursor, view.top, n_rows, page)
     if n_rows:
         assert 0 <= view.cursor < n_rows and view.top <= view.cursor < view.top + page

@@ -40,21 +40,20 @@ SCRIPT = """
 import os, sys
 from pathlib import Path
 sys.path[:0] = [{repo!r}]
-from tests.tui_fakes import FakeController, synthetic_store
+from tests.tui_fakes import FakeController, needed_missing, synthetic_store
 from wandown.tui import run
 
 out = Path(sys.argv[1])
 step = int(os.environ.get("TUI_STEP_BYTES", "10000000"))
-controller = FakeController(
-    synthetic_store(300), step_bytes=step, tick=0.05, marker=out / "shutdown"
-)
+store = synthetic_store(300)
+controller = FakeController(store, step_bytes=step, tick=0.05, marker=out / "shutdown")
 if os.environ.get("TUI_CRASH_ON_RELOAD"):
     def reload(reset_cache):
         raise RuntimeError("boom in reload")
     controller.reload = reload
 (out / "pid").write_text(str(os.getpid()))
 (out / "term").write_text(os.environ.get("TERM", ""))
-sys.exit(run(controller))
+sys.exit(run(controller, preselect=needed_missing(store)))
 """
 
 # The shell around the script: remember the tty modes, run, then report what a user would see.
@@ -532,7 +531,7 @@ def test_the_real_program_downloads_from_the_table(tmp_path: Path, localhub):
         "HF_HOME": str(tmp_path / "hf"),
     }
     command = ["sh", "-c", f'cd {shlex.quote(str(world.workdir))} && exec "$@"', "wandown"]
-    command += [sys.executable, str(REPO / "wandown.py")]
+    command += [sys.executable, str(REPO / "wandown.py"), "--models", "testvideo"]
     session = Tmux(tmp_path, env=env, command=command)
     try:
         session.start()

@@ -167,6 +167,12 @@ class FakeController:
                     self.store.update(dest, done=done)
 
 
+def needed_missing(store: StatusStore) -> set[str]:
+    """Return what is ticked at start when every model is chosen (all needed missing files)."""
+    files = store.snapshot().files
+    return {d for d, f in files.items() if f.needed_by and f.status is Status.MISSING}
+
+
 def frame_text(lines, width: int) -> list[str]:
     """Paint a rendered frame onto blank lines of width cells, as a terminal would show it."""
     painted = []

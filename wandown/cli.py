@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from wandown import __version__
 from wandown.config import load_config
-from wandown.errors import ConfigError, UsageError, WandownError
+from wandown.errors import ConfigError, DiskSpaceError, UsageError, WandownError
 from wandown.fsutil import log_exception
 from wandown.interrupts import interrupt_on_signals
 from wandown.safetext import printable
 from wandown.units import bandwidth_limit_kb, human_bytes
 
 if TYPE_CHECKING:
+    from wandown.diskplan import DiskPlan
     from wandown.session import Session
 
 
@@ -95,10 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     modes.add_argument(
         "--download",
-        nargs="+",
+        nargs="*",
         metavar="SEL",
         help="link or download files: model ids, file names, destinations, "
         "'needed' (every needed file) or 'missing'",
+    )
+    modes.add_argument(
+        "--models",
+        action="append",
+        metavar="ID[,ID...]",
+        help="these models' missing files: ticked at start in the interface, "
+        "added to the selection with --download",
+    )
+    modes.add_argument(
+        "--force",
+        action="store_true",
+        help="start even when the files do not fit the disk's free space minus min_free_gb",
     )
     modes.add_argument(
         "--dry-run",
@@ -198,8 +211,15 @@ def _ascii_only() -> bool:
 def _check_args(args: argparse.Namespace) -> None:
     if args.json and not (args.list or args.reclaim):
         raise UsageError("--json goes with --list or --reclaim")
-    if args.dry_run and not args.download:
+    downloading = args.download is not None
+    if downloading and not args.download and not args.models:
+        raise UsageError("--download needs SEL... (model ids, file names, 'missing') or --models")
+    if args.dry_run and not downloading:
         raise UsageError("--dry-run goes with --download")
+    if args.models and (args.list or args.dedupe or args.reclaim or args.serve):
+        raise UsageError("--models goes with the interface or --download")
+    if args.force and (args.list or args.dedupe or args.reclaim or args.serve):
+        raise UsageError("--force goes with the interface or --download")
     if args.yes and not (args.dedupe or args.reclaim):
         raise UsageError("--yes goes with --dedupe or --reclaim")
     if args.keep_demo and not args.demo:
@@ -227,7 +247,11 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--demo runs on its own sandbox; it does not go with {', '.join(clashing)}"
             )
-    chosen = [m for m in ("list", "download", "dedupe", "reclaim", "serve") if getattr(args, m)]
+    chosen = [
+        mode
+        for mode in ("list", "download", "dedupe", "reclaim", "serve")
+        if getattr(args, mode) not in (None, False)
+    ]
     if len(chosen) > 1:
         raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
 
@@ -276,9 +300,10 @@ def run_configured(args: argparse.Namespace) -> int:
 
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
+    downloading = args.download is not None
     interactive = not (
         args.list
-        or args.download
+        or downloading
         or args.dedupe
         or args.reclaim
         or args.export_metadata
@@ -299,17 +324,18 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
     session.load(
         reset_cache=args.reset_cache,
         progress=None if session.offline else _metadata_progress(),
-        with_hub=bool(args.download or args.dedupe or args.reclaim or args.serve or interactive),
+        with_hub=bool(downloading or args.dedupe or args.reclaim or args.serve or interactive),
     )
     if args.export_metadata:
         count = session.export_metadata(Path(args.export_metadata))
         notice(f"wrote metadata for {count} entries to {args.export_metadata}")
-        if not (args.list or args.download or args.dedupe or args.reclaim or args.serve):
+        if not (args.list or downloading or args.dedupe or args.reclaim or args.serve):
             return 0
     if args.list:
         return run_list(args, session)
-    if args.download:
-        return run_download(args, session)
+    models = session.model_ids(args.models or [])
+    if downloading:
+        return run_download(args, session, models)
     if args.dedupe:
         return run_dedupe(args, session)
     if args.reclaim:
@@ -320,7 +346,8 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
 
     # From here on stderr is under curses: notices (a reload's, the workers') go to the status line.
     session.notices_to_status_line()
-    return tui.run(session)
+    chosen = session.chosen_models(models)  # its notices belong on the interface's status line
+    return tui.run(session, preselect=session.start_selection(chosen), ask_disk=not args.force)
 
 
 def _metadata_progress() -> Callable[[int, int], None]:
@@ -351,14 +378,24 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
-def run_download(args: argparse.Namespace, session: Session) -> int:
+def run_download(args: argparse.Namespace, session: Session, models: list[str]) -> int:
     from wandown.plain import PlainReporter, all_present, summary_lines
 
-    dests = session.select(args.download)
+    dests = session.select([*args.download, *models])
+    disk = session.disk_plan(dests)
     if args.dry_run:
         for line in session.describe_plan(dests):
             print(printable(line))
-        return 0
+        for line in disk_lines(disk):
+            print(printable(line))
+        return 0 if disk.fits or args.force else DiskSpaceError.exit_code
+    if not disk.fits:
+        if not args.force:
+            raise DiskSpaceError(
+                f"nothing started: {disk.problem()}; free space, pick fewer files "
+                "(--models, SEL) or lower min_free_gb, or use --force"
+            )
+        notice(f"--force: starting although {disk.problem()}")
     watched = set(dests)
     before = session.store.snapshot()
     todo = [d for d in dests if not before.files[d].status.present]
@@ -380,6 +417,19 @@ def run_download(args: argparse.Namespace, session: Session) -> int:
     for line in summary_lines(snapshot, watched):
         print(line, flush=True)
     return 0 if all_present(snapshot, watched) else 1
+
+
+def disk_lines(disk: DiskPlan) -> list[str]:
+    """Say the disk plan as --dry-run shows it: one line a file system (none: nothing to fetch)."""
+    lines = []
+    for volume in disk.volumes:
+        verdict = (
+            f"fits, keeping {human_bytes(volume.reserve)} free"
+            if volume.fits
+            else f"does not fit: {volume.problem()}"
+        )
+        lines.append(f"disk: {volume.summary()}; {verdict}")
+    return lines
 
 
 def run_dedupe(args: argparse.Namespace, session: Session) -> int:

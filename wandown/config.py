@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "wan2gp_directory": "../Wan2GP/ckpts",
     "jobs": 2,
     "connections": 8,
+    "min_free_gb": 10,
     "_comment": (
         "Edit this file to customize downloader settings. "
         "Set hub_directory to empty string to disable hub features."
@@ -46,8 +47,10 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
         'a list of URLs, e.g. ["http://proxy:8080", "https://huggingface.co"]',
         True,
     ),
+    "min_free_gb": ((int, float), "a number of GB to keep free on every disk (0 or more)", False),
     "_comment": ((str, list), "a string", True),
 }
+MAX_FREE_GB = 1_000_000  # a petabyte: anything above is a typo
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Config:
     wan2gp_directory: Path
     jobs: int
     connections: int
+    min_free_gb: float = 10.0
     notices: list[str] = field(default_factory=list)
     serve_token: str | None = None
     endpoints: tuple[Endpoint, ...] = ()
@@ -117,6 +121,12 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
     for key in ("jobs", "connections"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: '{key}' must be 1 or more, not {raw[key]}")
+    reserve = raw.get("min_free_gb", 0)
+    if not 0 <= reserve <= MAX_FREE_GB:  # NaN fails both
+        raise ConfigError(
+            f"{path}: 'min_free_gb' must be from 0 to {MAX_FREE_GB:,} (GB kept free on every "
+            f"disk), not {json.dumps(reserve)}"
+        )
     try:
         bandwidth_limit_kb(raw.get("bandwidth_limit_kb"), "'bandwidth_limit_kb'")
     except ValueError as exc:
@@ -190,6 +200,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         wan2gp_directory=Path(os.path.normpath(wan2gp)),
         jobs=settings["jobs"],
         connections=settings["connections"],
+        min_free_gb=float(settings["min_free_gb"]),
         notices=notices,
         serve_token=settings.get("serve_token") or None,
         endpoints=from_config(settings.get("endpoints") or [], str(path)),

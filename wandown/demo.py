@@ -252,6 +252,10 @@ def write_install(root: Path) -> Catalog:
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    # This made-up user keeps every demo model in Wan2GP's list, so all their files start ticked
+    # (and the quick start's one d fetches them all); Enter in the Models view unticks one.
+    settings = {"transformer_types": sorted(Path(rel).stem for rel in definitions())}
+    (root / "wgp_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     (root / "ckpts").mkdir(exist_ok=True)
     return load_catalog(root)
 

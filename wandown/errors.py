@@ -31,3 +31,9 @@ class UsageError(WandownError):
     """Flags that do not fit together, or a selection that names nothing."""
 
     exit_code = 2
+
+
+class DiskSpaceError(WandownError):
+    """The files to fetch do not fit a disk's free space minus the reserve; nothing started."""
+
+    exit_code = 3

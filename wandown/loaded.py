@@ -77,8 +77,8 @@ class Loaded:
 
     # -- the views' projection -----------------------------------------------------------------
 
-    def view(self, record: FileRecord) -> FileView:
-        """Return what the views first show of a record."""
+    def view(self, record: FileRecord, linkable: bool = False) -> FileView:
+        """Return what the views first show of a record (linkable: the hub proves it)."""
         presence = self.presence.get(record.dest, Presence())
         remote = self.remote.get(record.dest)
         problem = self.problems.get(record.dest)
@@ -101,13 +101,20 @@ class Loaded:
             status=presence.status,
             message=message,
             link_source=_link_text(presence.found_at) if linked else None,
+            linkable=linkable and missing,
         )
 
     def views(self) -> dict[str, FileView]:
-        return {record.dest: self.view(record) for record in self.catalog.records}
+        linkable = self.linkable()
+        return {r.dest: self.view(r, r.dest in linkable) for r in self.catalog.records}
 
     def model_names(self) -> dict[str, str]:
         return {model_id: info.name for model_id, info in self.catalog.models.items()}
+
+    def model_families(self) -> dict[str, str]:
+        """Return each model's family (its architecture) where the definition names one."""
+        models = self.catalog.models.items()
+        return {model_id: info.architecture for model_id, info in models if info.architecture}
 
     # -- questions the plan needs answered -----------------------------------------------------
 

@@ -74,6 +74,13 @@ def decide(
     return Step(Action.DOWNLOAD, remote=remote)
 
 
+def fetch_bytes(step: Step, partial: int = 0) -> int:
+    """Return the bytes a step still writes: a download's size less its partial, else 0."""
+    if step.action is Action.DOWNLOAD and step.remote is not None:
+        return max(0, step.remote.size - partial)
+    return 0
+
+
 def describe(dest: str, step: Step, hub_may_hold: bool = False) -> str:
     """Say in one line what a download would do with dest (the --dry-run view)."""
     if step.action is Action.LINK:

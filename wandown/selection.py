@@ -1,8 +1,14 @@
-"""The command line's file selectors: model ids, file names, destinations, 'needed', 'missing'."""
+"""Which files a run picks: the command line's selectors, and what is ticked at start.
+
+Selectors are model ids, file names, destinations, 'needed' and 'missing'. At start the interface
+ticks only the missing files of the models the user chose: Wan2GP's own model list
+(``transformer_types`` in wgp_config.json) and ``--models``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from wandown.errors import UsageError
@@ -44,3 +50,53 @@ def _select_one(loaded: Loaded, selector: str) -> list[str]:
             return []
     selector = selector.strip("/")
     return [r.dest for r in records if r.dest == selector or r.file_name == selector]
+
+
+def parse_model_ids(loaded: Loaded, values: Sequence[str]) -> list[str]:
+    """Split --models values (ID[,ID...], repeatable) and check every id names a model."""
+    ids = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if values and not ids:
+        raise UsageError("--models needs at least one model id (try --list)")
+    models = loaded.catalog.models
+    for model_id in ids:
+        if model_id not in models:
+            raise UsageError(f"--models: no model '{model_id}'; {_close_matches(model_id, models)}")
+    return list(dict.fromkeys(ids))
+
+
+def _close_matches(model_id: str, models: Iterable[str]) -> str:
+    close = difflib.get_close_matches(model_id, list(models), n=5, cutoff=0.6)
+    if not close:
+        lowered = model_id.lower()
+        close = sorted(m for m in models if lowered in m.lower())[:5]
+    if close:
+        return f"did you mean {', '.join(close)}? (--list shows every model)"
+    return "--list shows every model id"
+
+
+def chosen_models(loaded: Loaded, flag_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return the models chosen for the start (Wan2GP's list, then --models) and notices.
+
+    An id in transformer_types that no definition has is skipped with a notice, as Wan2GP does.
+    """
+    models = loaded.catalog.models
+    chosen: dict[str, None] = {}
+    notices = []
+    for model_id in loaded.catalog.settings.transformer_types:
+        if model_id in models:
+            chosen[model_id] = None
+        else:
+            notices.append(
+                f"wgp_config.json's transformer_types names '{model_id}', which no definition "
+                "has; it is not chosen"
+            )
+    chosen.update(dict.fromkeys(flag_ids))
+    return list(chosen), notices
+
+
+def start_selection(loaded: Loaded, model_ids: Iterable[str]) -> list[str]:
+    """Return the files ticked at start: the missing files the chosen models need."""
+    wanted = set(model_ids)
+    if not wanted:
+        return []
+    return [r.dest for r in loaded.catalog.records if r.needed_by & wanted and loaded.is_missing(r)]

@@ -9,6 +9,7 @@ thread changes a value another thread may hold. The interface calls the controll
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown import plan, reclaim, selection, state
+from wandown import diskplan, diskspace, plan, reclaim, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine import Engine, Event
@@ -29,6 +30,9 @@ from wandown.origins import Origins
 from wandown.remote import HubSettings, MetadataClient
 from wandown.safetext import printable
 from wandown.status import Status
+from wandown.units import human_bytes
+
+DISK_PROBE_EVERY = 2.0  # seconds between two looks at the disks' free space while work runs
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,12 @@ class Session:
             limit_kb=options.limit_kb,
             headers_for=self._client.auth_headers,
             endpoints=endpoint_plan(hub_settings),
+            room=self._room,
         )
         self._threads: list[threading.Thread] = []
         self._reclaim_plan: reclaim.Plan | None = None
+        self._disk_folders: dict[int, Path] = {}  # one folder on each file system files land on
+        self._published_disks: tuple[diskplan.Space, ...] = ()
         self._bench = Bench(
             store=self.store,
             stop=self._stop,
@@ -126,6 +133,45 @@ class Session:
         """Turn model ids, file names, destinations, 'needed' or 'missing' into destinations."""
         return selection.select(self.loaded, selectors)
 
+    def model_ids(self, values: Sequence[str]) -> list[str]:
+        """Check the --models values against the catalog; return the ids, each once."""
+        return selection.parse_model_ids(self.loaded, values)
+
+    def chosen_models(self, flag_ids: Sequence[str]) -> list[str]:
+        """Return the models chosen at start: Wan2GP's model list, then --models."""
+        chosen, notices = selection.chosen_models(self.loaded, flag_ids)
+        for message in notices:
+            self._notice(message)
+        return chosen
+
+    def start_selection(self, model_ids: Sequence[str]) -> list[str]:
+        """Return the files the interface ticks at start: the chosen models' missing files."""
+        return selection.start_selection(self.loaded, model_ids)
+
+    @property
+    def reserve(self) -> int:
+        """Return the bytes every disk keeps free (min_free_gb)."""
+        return diskplan.reserve_bytes(self.config.min_free_gb)
+
+    def disk_plan(
+        self, dests: Sequence[str], probe: diskspace.Probe = diskspace.space_of
+    ) -> diskplan.DiskPlan:
+        """Say whether what a download of dests would fetch fits each disk, minus the reserve."""
+        loaded = self.loaded
+        records = [r for r in map(loaded.catalog.record, dests) if r is not None]
+        linkable = loaded.linkable(records)
+        sizes: dict[Path, int] = {}
+        for record in records:
+            step = loaded.decide(record, linkable.get(record.dest))
+            if step.action is plan.Action.DOWNLOAD and step.remote is not None:
+                place = loaded.place(record.dest)
+                remote = step.remote
+                partial = diskspace.partial_bytes(place, remote.size, remote.sha256)
+                sizes[place] = plan.fetch_bytes(step, partial)
+        devices, spaces = diskspace.probe_places(sizes, probe)
+        needs = [(devices[place], size) for place, size in sizes.items() if place in devices]
+        return diskplan.plan(needs, spaces, self.reserve)
+
     def describe_plan(self, dests: Sequence[str]) -> list[str]:
         """Say what a download of dests would do, one line a file, without doing it."""
         return plan.describe_plan(self.loaded, dests)
@@ -144,7 +190,14 @@ class Session:
         )
         with self._swap_lock:
             self._loaded = loaded
-        self.store.replace_all(loaded.views(), self._header(loaded), loaded.model_names())
+        self._publish(loaded)
+
+    def _publish(self, loaded: Loaded) -> None:
+        """Fill the store from one loaded state: files with their disk facts, header, origins."""
+        views = self._with_disk_facts(loaded, loaded.views())
+        self._published_disks = self._probe_disks()
+        header = self._header(loaded, sum(view.linkable for view in views.values()))
+        self.store.replace_all(views, header, loaded.model_names(), loaded.model_families())
         for dest, endpoint in self.origins().items():
             self.store.update(dest, endpoint=endpoint)
 
@@ -157,7 +210,7 @@ class Session:
     def _loader(self) -> Loader:
         return Loader(self.config, self._client, self.offline, self._say)
 
-    def _header(self, loaded: Loaded) -> state.Header:
+    def _header(self, loaded: Loaded, hub_links: int) -> state.Header:
         hub = loaded.hub
         return state.Header(
             catalog_source=str(loaded.catalog.root),
@@ -165,10 +218,56 @@ class Session:
             hub=hub.hub_dir if hub else None,
             hub_files=hub.file_count if hub else 0,
             hubs=tuple((h.folder, h.kind, h.file_count) for h in hub.summaries()) if hub else (),
-            hub_links=len(loaded.linkable()) if hub else 0,
+            hub_links=hub_links if hub else 0,
             online=not self.offline,
             limit_kb=self.engine.limit_kb,
+            disks=self._published_disks,
+            reserve=self.reserve,
         )
+
+    def _with_disk_facts(
+        self, loaded: Loaded, views: dict[str, state.FileView]
+    ) -> dict[str, state.FileView]:
+        """Add where each missing file lands and what its partial holds (for the disk plan)."""
+        places = {
+            dest: loaded.place(dest)
+            for dest, view in views.items()
+            if view.status is Status.MISSING and view.size is not None
+        }
+        devices, _ = diskspace.probe_places(places.values())
+        self._disk_folders = {}
+        for place, device in devices.items():
+            self._disk_folders.setdefault(device, place.parent)
+        for dest, place in places.items():
+            view = views[dest]
+            remote = loaded.remote.get(dest)
+            sha256 = remote.sha256 if remote is not None else None
+            partial = diskspace.partial_bytes(place, view.size or 0, sha256)
+            views[dest] = dataclasses.replace(view, device=devices.get(place), partial=partial)
+        return views
+
+    def _probe_disks(self) -> tuple[diskplan.Space, ...]:
+        """Look at the free space of every file system a missing file lands on, now."""
+        spaces = (diskspace.space_of(folder) for folder in self._disk_folders.values())
+        return tuple(space for space in spaces if space is not None)
+
+    def _room(self, place: Path) -> str | None:
+        """Say why no new file may start on place's disk now: it is under min_free_gb."""
+        reserve = self.reserve
+        space = diskspace.space_of(place.parent) if reserve else None
+        if space is None or space.free >= reserve:
+            return None
+        return (
+            f"{human_bytes(space.free)} free on {space.mount}, under the "
+            f"{human_bytes(reserve)} kept free (min_free_gb)"
+        )
+
+    def refresh_disks(self) -> None:
+        """Publish the disks' free space again (files landed, or something else wrote)."""
+        disks = self._probe_disks()
+        if disks != self._published_disks:  # an idle interface is not woken for nothing
+            self._published_disks = disks
+            self.store.set_header(disks=disks)
 
     def _landed(self, dest: str) -> None:
         """Publish a new Loaded that saw dest arrive (linked or downloaded)."""
@@ -280,7 +379,7 @@ class Session:
             with self._swap_lock:
                 fresh = loaded.restat(record.dest for record in loaded.catalog.records)
                 self._loaded = fresh
-            self.store.replace_all(fresh.views(), self._header(fresh), fresh.model_names())
+            self._publish(fresh)
             self.store.add_notice(outcome.summary())
 
         self._background(work, "wandown-reclaim")
@@ -334,14 +433,18 @@ class Session:
                     self._finish(dest, Status.FAILED, f"internal error: {exc}")
 
     def _pump_events(self) -> None:
+        probed = time.monotonic()
         while True:
             try:
                 event = self.engine.events.get(timeout=0.5)
             except queue.Empty:
                 if self._stop.is_set():
                     return
-                continue
-            self._apply(event)
+            else:
+                self._apply(event)
+            if time.monotonic() - probed >= DISK_PROBE_EVERY:  # the footer's free space
+                probed = time.monotonic()
+                self.refresh_disks()
 
     def _apply(self, event: Event) -> None:
         status = Status(event.state)  # the engine's states are statuses' values

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypedDict
 
+from wandown.diskplan import Space
 from wandown.status import Status
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class HeaderChanges(TypedDict, total=False):
     """The header facts that change during a run."""
 
     limit_kb: float | None
+    disks: tuple[Space, ...]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,16 @@ class FileView:
     link_source: str | None = None
     endpoint: str | None = None  # the endpoint its download came from (this run or on record)
     failover: str = ""  # its last move between endpoints: "from A to B: why"
+    linkable: bool = False  # the hub proves it holds the file: a d links it, fetching nothing
+    partial: int = 0  # bytes an earlier run already fetched into its partial
+    device: int | None = None  # the file system it lands on (see Header.disks)
+
+    @property
+    def to_fetch(self) -> int:
+        """Return the bytes a start would still download: 0 once present or linkable."""
+        if self.status.present or self.linkable or self.size is None:
+            return 0
+        return max(0, self.size - max(self.partial, self.done))
 
     @property
     def fraction(self) -> float | None:
@@ -76,6 +88,8 @@ class Header:
     hubs: tuple[tuple[str, str, int], ...] = ()  # (folder, kind, file count) of each hub
     online: bool = True
     limit_kb: float | None = None
+    disks: tuple[Space, ...] = ()  # free space of the file systems the files land on
+    reserve: int = 0  # bytes every disk keeps free (min_free_gb)
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ class Snapshot:
     models: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     reclaim: ReclaimList | None = None
+    families: dict[str, str] = field(default_factory=dict)  # model id -> architecture
 
     @property
     def total_speed(self) -> float:
@@ -116,10 +131,17 @@ class Snapshot:
 class StatusStore:
     """Per-file state behind a lock, with a version that views can wait on."""
 
-    def __init__(self, files: dict[str, FileView], header: Header, models: dict[str, str]) -> None:
+    def __init__(
+        self,
+        files: dict[str, FileView],
+        header: Header,
+        models: dict[str, str],
+        families: dict[str, str] | None = None,
+    ) -> None:
         self._files = dict(files)
         self._header = header
         self._models = dict(models)
+        self._families = dict(families or {})
         self._notices: list[str] = []
         self._reclaim: ReclaimList | None = None
         self._version = 0
@@ -140,13 +162,18 @@ class StatusStore:
             self._bump()
 
     def replace_all(
-        self, files: dict[str, FileView], header: Header, models: dict[str, str]
+        self,
+        files: dict[str, FileView],
+        header: Header,
+        models: dict[str, str],
+        families: dict[str, str] | None = None,
     ) -> None:
         """Swap in a freshly loaded catalog (after a reload)."""
         with self._changed:
             self._files = dict(files)
             self._header = header
             self._models = dict(models)
+            self._families = dict(families or {})
             self._bump()
 
     def add_notice(self, message: str) -> None:
@@ -169,7 +196,8 @@ class StatusStore:
                 dict(self._files),
                 dict(self._models),
                 tuple(self._notices),
-                self._reclaim,
+                reclaim=self._reclaim,
+                families=dict(self._families),
             )
 
     @property

@@ -27,6 +27,7 @@ class Status(str, enum.Enum):
     BUSY = "busy"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
+    WAITING_DISK = "waiting_disk"  # queued, held back while its disk is under min_free_gb
 
     def __str__(self) -> str:  # as 3.11's StrEnum: the value, never "Status.MISSING"
         return self.value
@@ -34,7 +35,7 @@ class Status(str, enum.Enum):
     @property
     def label(self) -> str:
         """Return the word a person reads: "Missing", "Downloading"."""
-        return self.value.capitalize()
+        return _LABELS.get(self.value, self.value.capitalize())
 
     @property
     def present(self) -> bool:
@@ -47,6 +48,7 @@ class Status(str, enum.Enum):
         return self in ACTIVE
 
 
+_LABELS = {"waiting_disk": "Waiting for disk space"}
 PRESENT = frozenset({Status.EXISTS, Status.LINKED, Status.COMPLETE})
 ACTIVE = frozenset(
     {
@@ -56,8 +58,31 @@ ACTIVE = frozenset(
         Status.DOWNLOADING,
         Status.VERIFYING,
         Status.BUSY,
+        Status.WAITING_DISK,
     }
 )
+
+
+class ModelState(str, enum.Enum):
+    """Where one model stands: every file it needs present, some, or none."""
+
+    READY = "ready"
+    PARTIAL = "partial"
+    MISSING = "missing"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+    @classmethod
+    def of(cls, present: int, needed: int) -> ModelState:
+        """Return the state of a model with present of its needed files in place."""
+        if present >= needed:
+            return cls.READY
+        return cls.PARTIAL if present else cls.MISSING
 
 
 def tally(statuses: Iterable[Status]) -> str:

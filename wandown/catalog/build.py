@@ -89,6 +89,7 @@ def is_remote(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
+@functools.lru_cache(maxsize=8192)  # a catalog names the same folders thousands of times
 def name_problem(name: str) -> str | None:
     """Say why name cannot be one file or folder name on disk, or None when it can."""
     if name in ("", ".", ".."):
@@ -106,6 +107,7 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
 def safe_dest(*parts: str) -> str:
     """Join destination parts; refuse anything that would leave the Wan2GP root or that cannot
     be a path (a control character, an over-long part, a last part that is no file name)."""

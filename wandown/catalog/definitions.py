@@ -45,6 +45,7 @@ class WanSettings:
     transformer_dtype_policy: str = ""
     text_encoder_quantization: str = "int8"
     checkpoints_paths: tuple[str, ...] = ("ckpts", ".")
+    transformer_types: tuple[str, ...] = ()  # the models the user keeps in Wan2GP's list
 
     @property
     def dtype(self) -> str:
@@ -116,4 +117,14 @@ def read_settings(root: Path) -> tuple[WanSettings, list[str]]:
         if not ok:
             notices.append(f"{path}: '{key}' has an unexpected value; using {default!r}")
         values[key] = value
-    return WanSettings(**values), notices
+    types, problem = _transformer_types(data.get("transformer_types", []))
+    if problem:
+        notices.append(f"{path}: 'transformer_types' {problem}; no model is chosen from it")
+    return WanSettings(**values, transformer_types=types), notices
+
+
+def _transformer_types(value: Any) -> tuple[tuple[str, ...], str | None]:
+    """Return the model ids of Wan2GP's model list, or why the value cannot be one."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return (), "is not a list of model ids"
+    return tuple(dict.fromkeys(v for v in value if v and not _CONTROL.search(v))), None

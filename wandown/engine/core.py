@@ -17,7 +17,7 @@ from .cancel import CancelFlag, watched_pool_manager
 from .download import FileDownload
 from .events import Event, Reporter
 from .fetch import Resolver
-from .job import DownloadJob, Nap, Settings, nap
+from .job import DownloadJob, Nap, Room, Settings, nap
 from .ranges import MIB
 from .ratelimit import KIB, RateLimiter, kb_to_rate
 from .sources import EndpointPlan, Sources
@@ -64,6 +64,7 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         nap: Nap = nap,
         endpoints: EndpointPlan | None = None,
+        room: Room | None = None,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise ValueError("jobs and connections must be at least 1")
@@ -90,6 +91,8 @@ class Engine:
         )
         self._headers_for = headers_for
         self.sources = Sources(endpoints)
+        self._room = room
+        self._clock = clock
         self._own_pool = pool is None
         # Our own pool's connections can be cut by a cancel even before the server answers;
         # with a pool from the caller, a request waiting for its answer waits for its timeout.
@@ -206,7 +209,10 @@ class Engine:
             with self._lock:
                 flag = self._cancels[job.key]
                 reporter = self._reporters[job.key]
-            if flag.is_set():
+            held = None if flag.is_set() else self._wait_for_room(job, flag, reporter)
+            if held is not None:
+                final = held
+            elif flag.is_set():
                 final = reporter.publish(ev.CANCELLED, message="cancelled before it started")
             else:
                 source = self.sources.for_url(job.url)
@@ -228,3 +234,30 @@ class Engine:
                 if self._reporters.get(job.key) is reporter:  # not already queued again
                     self._results[job.key] = final
                 self._lock.notify_all()
+
+    def _wait_for_room(
+        self, job: DownloadJob, flag: CancelFlag, reporter: Reporter
+    ) -> Event | None:
+        """Hold a file back while its disk is under the reserve; None once it may start.
+
+        The lane waits with it, so no new file starts on a full disk; a file that waited
+        disk_wait seconds in vain fails with the reason, and a cancel ends the wait at once.
+        """
+        if self._room is None:
+            return None
+        reason = self._room(job.dest)
+        if reason is None:
+            return None
+        deadline = self._clock() + self.settings.disk_wait
+        reporter.publish(ev.WAITING_DISK, message=reason)
+        while reason is not None:
+            if flag.is_set():
+                return reporter.publish(ev.CANCELLED, message="cancelled while waiting for space")
+            if self._clock() >= deadline:
+                return reporter.publish(
+                    ev.FAILED, message=f"not started: {reason}; free space and run again"
+                )
+            flag.wait(min(self.settings.disk_poll, max(0.0, deadline - self._clock())))
+            reason = self._room(job.dest)
+        reporter.publish(ev.PENDING, message="")
+        return None

@@ -18,6 +18,8 @@ from .fetch import Link, RemoteChanged
 T = TypeVar("T")
 
 Nap = Callable[[threading.Event, float], object]
+# Says why a file must not start on its disk now (under the reserve), or None when it may.
+Room = Callable[[Path], "str | None"]
 
 
 def nap(flag: threading.Event, seconds: float) -> None:
@@ -73,6 +75,9 @@ class Settings:
     stall_window: float
     state_every: float
     busy_timeout: float = field(default_factory=lambda: _env_seconds("WANDOWN_BUSY_TIMEOUT", 600))
+    # How long a file waits for its disk to come back above min_free_gb, and how often it looks.
+    disk_wait: float = field(default_factory=lambda: _env_seconds("WANDOWN_DISK_WAIT", 600))
+    disk_poll: float = field(default_factory=lambda: _env_seconds("WANDOWN_DISK_POLL", 5))
 
     def is_small(self, size: int | None) -> bool:
         """Tell whether a file is small: one plain GET, in the lane that never waits on big ones."""

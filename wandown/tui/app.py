@@ -8,18 +8,20 @@ controller and no screen.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from wandown import state
 from wandown.state import Snapshot, StatusStore
 from wandown.status import ACTIVE, PRESENT, Status, tally
 from wandown.tui import keys, theme
+from wandown.tui.models import ModelRow, filter_model_rows, model_rows
 from wandown.tui.render import (
     TABLE_TOP,
     Line,
     Totals,
     content_widths,
+    disk_plan,
     format_limit,
     help_room,
     reclaim_room,
@@ -28,7 +30,7 @@ from wandown.tui.render import (
     table_height,
     totals,
 )
-from wandown.tui.rows import Row, all_rows, clamp_view, filter_rows, rows_stale
+from wandown.tui.rows import Row, all_rows, clamp_view, filter_rows, rows_stale, sort_by_size
 from wandown.tui.view import ViewState
 from wandown.units import human_bytes
 
@@ -92,12 +94,24 @@ def _round_down(value: float) -> float:
 class App:
     """The view state plus the rows built from the latest snapshot, and the commands on them."""
 
-    def __init__(self, controller: Controller, palette: str = "default", ascii_only: bool = False):
+    def __init__(
+        self,
+        controller: Controller,
+        palette: str = "default",
+        ascii_only: bool = False,
+        preselect: Collection[str] = (),
+        ask_disk: bool = True,
+    ):
         self.controller = controller
+        self._preselect = frozenset(preselect)
+        self.ask_disk = ask_disk
         self.view = ViewState(palette=palette, ascii_only=ascii_only)
         self.snapshot: Snapshot | None = None
         self.rows: list[Row] = []
         self._all_rows: list[Row] = []
+        self.model_rows: list[ModelRow] = []
+        self._models_version = -1  # the snapshot the model rows were summed from
+        self._other_place = (0, 0)  # the other view's cursor and top, for m to return to
         self.width = 80
         self.height = 24
         self.mouse_y: int | None = None
@@ -117,12 +131,12 @@ class App:
         new = store.snapshot()
         old, self.snapshot = self.snapshot, new
         if not self._preselected and new.files:
-            # Start as --list shows it: every needed file that is missing is selected.
+            # Only the chosen models' missing files (selection.start_selection) start ticked.
             self._preselected = True
             self.view.selected = {
                 dest
-                for dest, file in new.files.items()
-                if file.needed_by and file.status is Status.MISSING
+                for dest in self._preselect
+                if dest in new.files and new.files[dest].status is Status.MISSING
             }
         if old is not None:
             self.view.selected &= new.files.keys()
@@ -130,6 +144,8 @@ class App:
                 self.view.say(new.notices[-1])
         if rows_stale(old, new):
             self.rebuild_rows()
+        elif self.view.models_view:
+            self.rebuild_rows()  # a model's sums move with every file that lands
         self._report_finished_batch()
         return True
 
@@ -152,10 +168,15 @@ class App:
 
         ``filter_only`` reuses the unfiltered rows, so typing a filter stays fast.
         """
-        current = self.current_row()
         assert self.snapshot is not None
+        if self.view.models_view:
+            self._rebuild_models()
+            return
+        current = self.current_row()
         if not filter_only:
             self._all_rows = all_rows(self.snapshot, self.view.show_all, self.view.started)
+            if self.view.by_size:
+                self._all_rows = sort_by_size(self._all_rows, self.snapshot)
             self._content = content_widths(self._all_rows, self.snapshot)
         self.rows = filter_rows(self._all_rows, self.view.filter_text)
         if current is not None:
@@ -165,10 +186,36 @@ class App:
                     break
         self._clamp()
 
+    def _rebuild_models(self) -> None:
+        """Sum the models again (cheap: one pass over the files) and keep the cursor's model."""
+        assert self.snapshot is not None
+        current = self.current_model()
+        rows = model_rows(self.snapshot, self.view.show_all, self.view.started, self.view.by_size)
+        self.model_rows = filter_model_rows(rows, self.view.filter_text)
+        self._models_version = self.snapshot.version
+        if current is not None:
+            for index, row in enumerate(self.model_rows):
+                if row.key == current.key:
+                    self.view.cursor = index
+                    break
+        self._clamp()
+
     def current_row(self) -> Row | None:
-        if 0 <= self.view.cursor < len(self.rows):
+        """Return the Files row under the cursor (None in the Models view)."""
+        if not self.view.models_view and 0 <= self.view.cursor < len(self.rows):
             return self.rows[self.view.cursor]
         return None
+
+    def current_model(self) -> ModelRow | None:
+        """Return the Models row under the cursor (None in the Files view)."""
+        if self.view.models_view and 0 <= self.view.cursor < len(self.model_rows):
+            return self.model_rows[self.view.cursor]
+        return None
+
+    @property
+    def row_count(self) -> int:
+        """Return how many rows the table in view has."""
+        return len(self.model_rows) if self.view.models_view else len(self.rows)
 
     def working(self) -> bool:
         return self.controller.busy()
@@ -199,11 +246,12 @@ class App:
             keys.help_lines(),
             self._totals[1],
             self._content,
+            self.model_rows,
         )
 
     def _clamp(self) -> None:
         self.view.cursor, self.view.top = clamp_view(
-            self.view.cursor, self.view.top, len(self.rows), self.page_size
+            self.view.cursor, self.view.top, self.row_count, self.page_size
         )
 
     # ---- input
@@ -225,6 +273,13 @@ class App:
                 view.quitting = True
             else:
                 view.say("Not quitting; downloads continue.")
+            return
+        if view.confirm_start:
+            held, view.confirm_start = view.confirm_start, ()
+            if key in ("y", "Y"):
+                self._start(list(held))
+            else:
+                view.say("Not started: untick models (m, Enter) or free space first")
             return
         view.say("")
         if view.editing_filter and key not in keys.FILTER_PASSTHROUGH:
@@ -302,10 +357,13 @@ class App:
         if self.mouse_y is None:
             return
         index = self.view.top + self.mouse_y - TABLE_TOP
-        if 0 <= self.mouse_y - TABLE_TOP < self.page_size and index < len(self.rows):
+        if 0 <= self.mouse_y - TABLE_TOP < self.page_size and index < self.row_count:
             self.move_cursor_to(index)
 
     def toggle_row(self) -> None:
+        if self.view.models_view:
+            self.toggle_model()
+            return
         row = self.current_row()
         if row is None:
             return
@@ -314,7 +372,43 @@ class App:
         else:
             self.view.selected.add(row.dest)
 
+    def toggle_model(self) -> None:
+        """Tick every missing file of the model under the cursor, or untick them all."""
+        model = self.current_model()
+        if model is None:
+            return
+        missing = self._missing(model.missing)
+        if not missing:
+            self.view.say(f"{model.model_id} is ready: every file it needs is in place")
+        elif missing <= self.view.selected:
+            kept = missing & self._needed_by_other_ticked_models(model.model_id)
+            self.view.selected -= missing - kept
+            text = f"Unticked {_files(len(missing - kept))} of {model.model_id}"
+            if kept:
+                text += f"; {len(kept)} stay ticked for other ticked models"
+            self.view.say(text)
+        else:
+            self.view.selected |= missing
+            self.view.say(f"Ticked {_files(len(missing))} of {model.model_id}")
+
+    def _needed_by_other_ticked_models(self, model_id: str) -> set[str]:
+        """Return the files of every other model whose missing files are all ticked."""
+        assert self.snapshot is not None
+        selected = self.view.selected
+        kept: set[str] = set()
+        for row in model_rows(self.snapshot, show_all=True):
+            missing = self._missing(row.missing)
+            if row.model_id != model_id and missing and missing <= selected:
+                kept |= missing
+        return kept
+
     def select_model(self) -> None:
+        if self.view.models_view:
+            model = self.current_model()
+            if model is not None:
+                self.view.selected |= self._missing(model.missing)
+                self.view.say(f"Selected the missing files of {model.model_id}")
+            return
         row = self.current_row()
         if row is None:
             return
@@ -328,9 +422,14 @@ class App:
         self.view.say(f"Selected {len(chosen)} missing files that {row.model_id} needs")
 
     def select_all(self) -> None:
-        chosen = self._missing(row.dest for row in self.rows)
+        if self.view.models_view:
+            chosen = self._missing(d for model in self.model_rows for d in model.missing)
+            what = f"{len(chosen)} files of {len(self.model_rows)} models"
+        else:
+            chosen = self._missing(row.dest for row in self.rows)
+            what = f"{len(chosen)} files"
         self.view.selected |= chosen
-        self.view.say(f"Selected {len(chosen)} files")
+        self.view.say(f"Selected {what}")
 
     def unselect_all(self) -> None:
         self.view.selected.clear()
@@ -346,6 +445,15 @@ class App:
             return
         order = {row.dest: i for i, row in reversed(list(enumerate(self.rows)))}
         dests = sorted(ready, key=lambda d: (order.get(d, len(order)), d))
+        assert self.snapshot is not None
+        if self.ask_disk and not disk_plan(self.snapshot, dests).fits:
+            self.view.confirm_start = tuple(dests)  # the status line asks (render.disk_question)
+            return
+        self._start(dests)
+
+    def _start(self, dests: list[str]) -> None:
+        files = self._files()
+        ready = set(dests)
         self.controller.start(dests)
         self.view.started |= ready
         self.view.selected -= ready
@@ -356,6 +464,9 @@ class App:
         self.view.say(f"Starting {len(dests)} files ({size})")
 
     def cancel(self) -> None:
+        if self.view.models_view:
+            self.view.say("x cancels one file's download; press m for the Files view")
+            return
         row = self.current_row()
         if row is None:
             return
@@ -380,6 +491,20 @@ class App:
         self.view.show_all = not self.view.show_all
         self.rebuild_rows()
         self.view.say(f"View: {self.view.mode_name}")
+
+    def toggle_models(self) -> None:
+        """Switch between the Files and the Models table, each keeping its own place."""
+        view = self.view
+        place, self._other_place = self._other_place, (view.cursor, view.top)
+        view.models_view = not view.models_view
+        view.cursor, view.top = place
+        self.rebuild_rows()
+        view.say(f"View: {view.view_name}")
+
+    def toggle_sort(self) -> None:
+        self.view.by_size = not self.view.by_size
+        self.rebuild_rows()
+        self.view.say("Sorted by size, largest first" if self.view.by_size else "Sorted by name")
 
     def start_filter(self) -> None:
         self.view.editing_filter = True
@@ -425,3 +550,7 @@ class App:
     def _missing(self, dests: Iterable[str]) -> set[str]:
         files = self._files()
         return {d for d in dests if not files[d].status.present}
+
+
+def _files(count: int) -> str:
+    return f"{count} missing file{'' if count == 1 else 's'}"

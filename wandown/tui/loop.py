@@ -6,7 +6,7 @@ import contextlib
 import locale
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from wandown.fsutil import log_exception
@@ -32,8 +32,17 @@ class Terminal(Protocol):
     def draw(self, lines: Sequence[Line], palette: str) -> None: ...
 
 
-def run(controller: Controller, palette: str | None = None, ascii_only: bool | None = None) -> int:
+def run(
+    controller: Controller,
+    palette: str | None = None,
+    ascii_only: bool | None = None,
+    preselect: Collection[str] = (),
+    ask_disk: bool = True,
+) -> int:
     """Run the interface until the user quits; return the exit status.
+
+    preselect is what is ticked at start (see selection.start_selection); ask_disk False
+    (--force) starts without asking when the ticked files do not fit the disk.
 
     The terminal is restored however this ends; controller.shutdown() is always called, so
     every partial stays resumable. A crash is logged to tui.log in the cache folder and
@@ -48,7 +57,13 @@ def run(controller: Controller, palette: str | None = None, ascii_only: bool | N
         ascii_only = not prefers_utf8()
     status, message = 0, ""
     try:
-        app = App(controller, palette=palette, ascii_only=ascii_only)
+        app = App(
+            controller,
+            palette=palette,
+            ascii_only=ascii_only,
+            preselect=preselect,
+            ask_disk=ask_disk,
+        )
         with terminal_signals(), terminal() as window:
             main_loop(Screen(window, palette, ascii_only), app)
     except TerminalError as error:

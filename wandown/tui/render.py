@@ -10,9 +10,11 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
+from wandown import diskplan
 from wandown.hubhttp.urls import host_of
 from wandown.state import FileView, ReclaimList, Snapshot
-from wandown.status import Status
+from wandown.status import ModelState, Status
+from wandown.tui.models import ModelRow, describe_largest, largest_models
 from wandown.tui.rows import Row
 from wandown.tui.text import clip, clip_middle, display_width, fit
 from wandown.tui.view import Glyphs, ViewState
@@ -264,17 +266,34 @@ class Totals(NamedTuple):
     unknown_sizes: bool
     speed: float
     eta: float | None
+    disk: diskplan.DiskPlan = diskplan.DiskPlan()
 
 
 def totals(snapshot: Snapshot, selected: Collection[str]) -> Totals:
-    """Sum the selection's size, the total speed and the time left for running work."""
+    """Sum the selection's size, the total speed, the time left and the disk plan.
+
+    Sums are over destinations: a file that several ticked models share counts once.
+    """
     files = snapshot.files
     chosen = [files[dest] for dest in selected if dest in files]
     sizes = [f.size for f in chosen if f.size is not None]
     speed = snapshot.total_speed
     remaining = sum(max(0, f.size - f.done) for f in files.values() if f.status.active and f.size)
     eta = remaining / speed if speed > 0 else None
-    return Totals(len(chosen), sum(sizes), len(sizes) < len(chosen), speed, eta)
+    disk = disk_plan(snapshot, selected)
+    return Totals(len(chosen), sum(sizes), len(sizes) < len(chosen), speed, eta, disk)
+
+
+def disk_plan(snapshot: Snapshot, dests: Collection[str]) -> diskplan.DiskPlan:
+    """Set what a start of dests would fetch against the disks the session last looked at."""
+    files = snapshot.files
+    needs = []
+    for dest in dests:
+        file = files.get(dest)
+        if file is not None and file.device is not None and not file.status.active:
+            needs.append((file.device, file.to_fetch))
+    spaces = {space.device: space for space in snapshot.header.disks}
+    return diskplan.plan(needs, spaces, snapshot.header.reserve)
 
 
 def size_of_selection(known_bytes: int, some_unknown: bool) -> str:
@@ -288,30 +307,72 @@ def footer_text(view: ViewState, sums: Totals, width: int) -> str:
     glyphs = view.glyphs
     size = size_of_selection(sums.selected_bytes, sums.unknown_sizes)
     sep = f" {glyphs.separator} "
-    left = sep.join(
-        [
-            f" {sums.selected} selected, {size}",
-            f"{glyphs.down} {human_speed(sums.speed)}",
-            f"ETA {human_duration(sums.eta)}",
-            view.mode_name + (f" /{view.filter_text}" if view.filter_text else ""),
-        ]
-    )
+    parts = [f" {sums.selected} selected, {size}"]
+    if sums.disk.volumes:
+        parts.append(sums.disk.summary())
+    parts += [
+        f"{glyphs.down} {human_speed(sums.speed)}",
+        f"ETA {human_duration(sums.eta)}",
+        view.view_name + (f" /{view.filter_text}" if view.filter_text else ""),
+    ]
+    left = sep.join(parts)
     room = width - display_width(left)
     for hints in _FOOTER_HINTS:
+        if view.models_view:
+            hints = hints.replace("m models", "m files").replace("Enter select", "Enter model")
         if room >= display_width(hints) + 2:
             return left + " " * (room - display_width(hints)) + hints
     return left
 
 
 _FOOTER_HINTS = (
-    "Enter select  d download  s view  / filter  R reclaim  ? help  Esc quit ",
-    "Enter select  d download  s view  / filter  ? help  Esc quit ",
-    "Enter select  d download  ? help  Esc quit ",
+    "Enter select  d download  m models  s view  / filter  R reclaim  ? help  Esc quit ",
+    "Enter select  d download  m models  s view  / filter  ? help  Esc quit ",
+    "Enter select  d download  m models  ? help  Esc quit ",
+    "m models  ? help  Esc quit ",
     "? help  Esc quit ",
 )
 
 
-def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tuple[str, str]:
+NOTHING_TICKED = (
+    "Nothing ticked: m shows the models, Enter ticks a model's missing files "
+    "(or start with --models ID)"
+)
+
+
+def disk_question(snapshot: Snapshot, dests: Collection[str]) -> str:
+    """Ask before a start that does not fit: the shortfall and the largest ticked models."""
+    disk = disk_plan(snapshot, dests)
+    short = "; ".join(
+        f"{human_bytes(v.shortfall)} short on {v.space.mount}: "
+        f"{human_bytes(v.to_fetch)} to fetch, {human_bytes(v.space.free)} free, "
+        f"{human_bytes(v.reserve)} kept"
+        for v in disk.short
+    )
+    largest = describe_largest(largest_models(snapshot, dests))
+    # The question first: a narrow terminal cuts the end of the line.
+    return f"Does not fit, start anyway? (y/n)  {short} · largest: {largest}"
+
+
+def model_details(row: ModelRow | None) -> tuple[str, str]:
+    """Return the status line for the model under the cursor."""
+    if row is None:
+        return "", "statusline"
+    missing = len(row.missing)
+    text = f"{row.model_id}: {row.name}: {len(row.files)} files, {missing} missing"
+    if row.linkable:
+        text += f", {human_bytes(row.linkable)} linkable from the hub"
+    if row.unknown_sizes:
+        text += f", {row.unknown_sizes} of unknown size"
+    return text + "  (Enter ticks or unticks its missing files)", "statusline"
+
+
+def status_line(
+    view: ViewState,
+    snapshot: Snapshot,
+    rows: Sequence[Row],
+    model_rows: Sequence[ModelRow] = (),
+) -> tuple[str, str]:
     """Return the status line's text and role: prompt, message, or the current row's details."""
     if view.editing_filter:
         return f"/{view.filter_text}_   (Enter keeps the filter, Esc clears it)", "statusline"
@@ -320,8 +381,14 @@ def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tup
             "Downloads are running. Quit now and keep partial files for later? (y/n)",
             "statusline.error",
         )
+    if view.confirm_start:
+        return disk_question(snapshot, view.confirm_start), "statusline.error"
     if view.message:
         return view.message, "statusline.error" if view.message_is_error else "statusline"
+    if not view.selected and not view.started and snapshot.files and not view.models_view:
+        return NOTHING_TICKED, "statusline"
+    if view.models_view:
+        return model_details(model_rows[view.cursor] if view.cursor < len(model_rows) else None)
     if not rows:
         return "", "statusline"
     file = snapshot.files.get(rows[view.cursor].dest) if view.cursor < len(rows) else None
@@ -353,8 +420,11 @@ def render(
     help_lines: Sequence[tuple[str, str]] = (),
     sums: Totals | None = None,
     content: Mapping[str, int] | None = None,
+    model_rows: Sequence[ModelRow] = (),
 ) -> list[Line]:
     """Return the whole screen: one list of segments per line, ``height`` lines.
+
+    In the Models view (``view.models_view``) the table shows ``model_rows`` instead of rows.
 
     ``view.cursor`` and ``view.top`` must already be clamped (see rows.clamp_view). ``sums``
     may be passed in from a cache; it is computed here otherwise. ``content`` is the cached
@@ -372,6 +442,33 @@ def render(
         return [Segment(0, fit(text, width, ellipsis=glyphs.ellipsis), role)]
 
     lines[0] = full(header_text(snapshot, glyphs), "header")
+    if view.models_view:
+        draw_models(lines, view, model_rows, width, height)
+    else:
+        draw_files(lines, view, snapshot, rows, width, height, content)
+    text, role = status_line(view, snapshot, rows, model_rows)
+    lines[height - 2] = full(" " + text, role)
+    if sums is None:
+        sums = totals(snapshot, view.selected)
+    lines[height - 1] = full(footer_text(view, sums, width), "footer")
+    if view.reclaim_open:
+        overlay_reclaim(lines, snapshot.reclaim, width, height, glyphs, view.reclaim_top)
+    if view.help_open and help_lines:
+        overlay_help(lines, help_lines, width, height, glyphs, view.help_top)
+    return lines
+
+
+def draw_files(
+    lines: list[Line],
+    view: ViewState,
+    snapshot: Snapshot,
+    rows: Sequence[Row],
+    width: int,
+    height: int,
+    content: Mapping[str, int] | None,
+) -> None:
+    """Draw the Files table's headings and its visible rows into lines."""
+    glyphs = view.glyphs
     columns = layout_columns(width, content)
     headings = []
     for column in columns:
@@ -399,18 +496,130 @@ def render(
                 row, file, columns, glyphs, row.dest in view.selected, index == view.cursor
             )
     else:
-        lines[TABLE_TOP] = full(empty_table_text(view, snapshot), "statusline")
+        text = fit(empty_table_text(view, snapshot), width, ellipsis=glyphs.ellipsis)
+        lines[TABLE_TOP] = [Segment(0, text, "statusline")]
 
-    text, role = status_line(view, snapshot, rows)
-    lines[height - 2] = full(" " + text, role)
-    if sums is None:
-        sums = totals(snapshot, view.selected)
-    lines[height - 1] = full(footer_text(view, sums, width), "footer")
-    if view.reclaim_open:
-        overlay_reclaim(lines, snapshot.reclaim, width, height, glyphs, view.reclaim_top)
-    if view.help_open and help_lines:
-        overlay_help(lines, help_lines, width, height, glyphs, view.help_top)
-    return lines
+
+# (column, heading, minimum width, drop order: lower drops first; None stays)
+_MODEL_COLUMNS = (
+    ("check", "✓", 3, None),
+    ("name", "Model", 10, None),
+    ("id", "Id", 8, 3),
+    ("family", "Family", 8, 0),
+    ("total", "Size", 8, 4),
+    ("present", "Present", 8, 1),
+    ("linkable", "Hub", 8, 2),
+    ("to_fetch", "Fetch", 8, None),
+    ("state", "State", 7, None),
+)
+_MODEL_NUMBERS = frozenset({"total", "present", "linkable", "to_fetch"})
+
+
+def model_columns(width: int) -> list[Column]:
+    """Return the Models table's columns for a width: drop the least useful, grow the names."""
+    kept = list(_MODEL_COLUMNS)
+
+    def needed() -> int:
+        return sum(entry[2] for entry in kept) + len(kept) - 1
+
+    for order in range(5):
+        if needed() <= width:
+            break
+        kept = [entry for entry in kept if entry[3] != order]
+    widths = {name: minimum for name, _, minimum, _ in kept}
+    spare = max(0, width - needed())
+    for name, target in (("name", 30), ("id", 24), ("family", 14), ("name", 60), ("id", 40)):
+        if name in widths and spare > 0:
+            grow = min(spare, max(0, target - widths[name]))
+            widths[name] += grow
+            spare -= grow
+    widths["name"] += spare
+    columns, x = [], 0
+    for name, _, _, _ in kept:
+        columns.append(Column(name, x, widths[name], right=name in _MODEL_NUMBERS))
+        x += widths[name] + 1
+    return columns
+
+
+def model_tick(row: ModelRow, selected: Collection[str], glyphs: Glyphs) -> str:
+    """Return the check cell: all of a model's missing files ticked, some, or none."""
+    ticked = sum(dest in selected for dest in row.missing)
+    if row.missing and ticked == len(row.missing):
+        return glyphs.checked
+    return glyphs.partly if ticked else glyphs.unchecked
+
+
+def format_model_row(
+    row: ModelRow, columns: Sequence[Column], glyphs: Glyphs, tick: str, cursor: bool
+) -> Line:
+    """Return the segments of one Models table row."""
+    segments: Line = []
+    if cursor:
+        last = columns[-1]
+        segments.append(Segment(0, " " * (last.x + last.width), "row.cursor"))
+    cells = {
+        "check": tick,
+        "name": row.name,
+        "id": row.model_id,
+        "family": row.family,
+        "state": row.state.label,
+    }
+    for column in columns:
+        role = "normal"
+        if column.name in _MODEL_NUMBERS:
+            size = getattr(row, column.name)
+            text = human_bytes(size) if size or column.name == "total" else "-"
+            if column.name == "total" and row.unknown_sizes:
+                text += "+"
+        else:
+            text = cells[column.name]
+        if column.name == "state":
+            role = model_role(row.state)
+        elif column.name == "check" and tick != glyphs.unchecked:
+            role = "row.selected"
+        text = fit(text, column.width, right=column.right, ellipsis=glyphs.ellipsis)
+        segments.append(Segment(column.x, text, "row.cursor" if cursor else role))
+    return segments
+
+
+def model_role(state: ModelState) -> str:
+    return f"model.{state.value}"
+
+
+def draw_models(
+    lines: list[Line], view: ViewState, rows: Sequence[ModelRow], width: int, height: int
+) -> None:
+    """Draw the Models table's headings and its visible rows into lines."""
+    glyphs = view.glyphs
+    columns = model_columns(width)
+    titles = {name: title for name, title, _, _ in _MODEL_COLUMNS}
+    titles["check"] = glyphs.check_heading
+    lines[1] = [
+        Segment(
+            c.x,
+            fit(
+                titles[c.name].center(c.width) if c.name == "check" else titles[c.name],
+                c.width,
+                right=c.right,
+                ellipsis=glyphs.ellipsis,
+            ),
+            "heading",
+        )
+        for c in columns
+    ]
+    visible = table_height(height)
+    for offset, row in enumerate(rows[view.top : view.top + visible]):
+        tick = model_tick(row, view.selected, glyphs)
+        cursor = view.top + offset == view.cursor
+        lines[TABLE_TOP + offset] = format_model_row(row, columns, glyphs, tick, cursor)
+    if not rows:
+        if view.filter_text:
+            text = f" No model matches '{view.filter_text}'. Esc clears the filter."
+        elif not view.show_all:
+            text = " Every model is ready. Press s to show all models."
+        else:
+            text = " The catalog lists no models."
+        lines[TABLE_TOP] = [Segment(0, fit(text, width, ellipsis=glyphs.ellipsis), "statusline")]
 
 
 def empty_table_text(view: ViewState, snapshot: Snapshot) -> str:

@@ -128,3 +128,14 @@ def clamp_view(cursor: int, top: int, n_rows: int, height: int) -> tuple[int, in
     elif cursor >= top + height:
         top = cursor - height + 1
     return cursor, top
+
+
+def sort_by_size(rows: Sequence[Row], snapshot: Snapshot) -> list[Row]:
+    """Return rows largest file first (unknown sizes last); ties keep their order."""
+    files = snapshot.files
+
+    def size(row: Row) -> int:
+        file = files.get(row.dest)
+        return file.size if file is not None and file.size is not None else -1
+
+    return sorted(rows, key=lambda row: -size(row))

@@ -11,7 +11,7 @@ import curses
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from wandown.status import Status
+from wandown.status import ModelState, Status
 
 
 class Style(NamedTuple):
@@ -23,6 +23,7 @@ class Style(NamedTuple):
 
 
 STATUS_ROLES = tuple(f"status.{status.value}" for status in Status)
+MODEL_ROLES = tuple(f"model.{state.value}" for state in ModelState)
 
 ROLES = (
     "normal",
@@ -31,6 +32,7 @@ ROLES = (
     "row.cursor",
     "row.selected",
     *STATUS_ROLES,
+    *MODEL_ROLES,
     "progress.done",
     "progress.todo",
     "statusline",
@@ -61,6 +63,10 @@ PALETTES: dict[str, dict[str, Style]] = {
         "status.complete": Style("green", attrs=_BOLD),
         "status.failed": Style("red", attrs=_BOLD),
         "status.busy": Style("blue", attrs=_BOLD),
+        "status.waiting_disk": Style("red"),
+        "model.ready": Style("green", attrs=_BOLD),
+        "model.partial": Style("yellow"),
+        "model.missing": Style("magenta"),
         "status.cancelled": Style("yellow"),
         "status.unknown": Style("white"),
         "progress.done": Style("green", attrs=_REVERSE),
@@ -88,6 +94,10 @@ PALETTES: dict[str, dict[str, Style]] = {
         "status.complete": Style("green", "black", _BOLD),
         "status.failed": Style("white", "red", _BOLD),
         "status.busy": Style("black", "cyan", _BOLD),
+        "status.waiting_disk": Style("black", "red", _BOLD),
+        "model.ready": Style("green", "black", _BOLD),
+        "model.partial": Style("yellow", "black", _BOLD),
+        "model.missing": Style("white", "black", _BOLD),
         "status.cancelled": Style("black", "yellow"),
         "status.unknown": Style("white", "black"),
         "progress.done": Style("black", "green", _BOLD),
@@ -107,6 +117,7 @@ PALETTES: dict[str, dict[str, Style]] = {
         "status.complete": Style(attrs=_BOLD),
         "status.failed": Style(attrs=("bold", "underline")),
         "status.busy": Style(attrs=_BOLD),
+        "status.waiting_disk": Style(attrs=("bold", "underline")),
         "progress.done": Style(attrs=_REVERSE),
         "progress.todo": Style(attrs=("dim",)),
         "statusline.error": Style(attrs=_BOLD),

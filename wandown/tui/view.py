@@ -17,6 +17,7 @@ class Glyphs(NamedTuple):
     ellipsis: str
     down: str
     separator: str
+    partly: str = "[-]"  # a model with some of its missing files ticked
 
 
 UNICODE = Glyphs("[✓]", "[ ]", "✓", "█", "░", "…", "↓", "│")
@@ -36,6 +37,9 @@ class ViewState:
     editing_filter: bool = False
     selected: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
+    models_view: bool = False  # one row per model instead of one per (model, file)
+    by_size: bool = False  # largest first instead of by name
+    confirm_start: tuple[str, ...] = ()  # files held back by the disk question (y starts them)
     help_open: bool = False
     help_top: int = 0
     reclaim_open: bool = False
@@ -52,6 +56,12 @@ class ViewState:
     @property
     def mode_name(self) -> str:
         return "Show All" if self.show_all else "Missing Only"
+
+    @property
+    def view_name(self) -> str:
+        """Say which table and mode show: 'Models, Missing Only', 'Files, Show All, by size'."""
+        table = "Models" if self.models_view else "Files"
+        return f"{table}, {self.mode_name}" + (", by size" if self.by_size else "")
 
     def say(self, message: str, error: bool = False) -> None:
         """Show a message on the status line until the next key."""
