@@ -51,7 +51,9 @@ def needed(catalog, model_id):
     [
         ("int8", "bf16", 1),
         ("int8", "fp16", 2),
-        ("fp8", "bf16", 3),
+        # the dtype preference applies to the fp8 + int8 union (wgp.py get_model_filename)
+        ("fp8", "bf16", 1),
+        ("fp8", "fp8-only", 3),
         ("bf16", "bf16", 0),
         ("", "bf16", 0),
     ],
@@ -108,7 +110,7 @@ def test_wgp_config_settings_choose_the_variants(tmp_path):
         },
     )
     assert needed(catalog, "base") == [
-        "ckpts/m_fp8_e4m3fn.safetensors",
+        "ckpts/m_quanto_fp16_int8.safetensors",
         "ckpts/te/enc_bf16.safetensors",
         "ckpts/vae/vae.safetensors",
     ]
@@ -284,7 +286,9 @@ def test_status_from_every_checkpoint_root(tmp_path):
     catalog = load_catalog(root, code=CODE)
     status = {dest: presence.status for dest, presence in presence_of(catalog).items()}
     assert status["ckpts/m_quanto_bf16_int8.safetensors"] == "exists"
-    assert status["ckpts/te/enc_quanto_bf16_int8.safetensors"] == "linked"
+    # te/ exists only in the root ".": Wan2GP puts (and finds) the text encoder there
+    assert status["te/enc_quanto_bf16_int8.safetensors"] == "linked"
+    assert "ckpts/te/enc_quanto_bf16_int8.safetensors" not in status
     assert status["ckpts/vae/vae.safetensors"] == "missing"
     assert status["loras/arch/l.sft"] == "exists"
     assert status["ckpts/m_bf16.safetensors"] == "missing"
