@@ -51,6 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="Wan2GP's ckpts folder (its parent is the Wan2GP install)",
     )
+    settings.add_argument(
+        "--wan2gp-config-dir",
+        metavar="PATH",
+        help="the folder Wan2GP is started with as --config, whose wgp_config.json it reads",
+    )
+    settings.add_argument(
+        "--gpu-bf16",
+        choices=("yes", "no", "auto"),
+        help="whether Wan2GP's GPU has fast bf16 (compute capability 8 or more); auto asks "
+        "nvidia-smi. With Wan2GP's auto dtype policy, 'no' means its fp16 files",
+    )
     settings.add_argument("--jobs", type=int, metavar="N", help="files downloaded at once")
     settings.add_argument("--connections", type=int, metavar="N", help="connections per file")
     hub = parser.add_argument_group("the Hugging Face Hub")
@@ -120,6 +131,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["hub_directory"] = args.hub_dir
     if args.wan2gp_dir is not None:
         overrides["wan2gp_directory"] = args.wan2gp_dir
+    if args.wan2gp_config_dir is not None:
+        overrides["wan2gp_config_dir"] = args.wan2gp_config_dir
+    if args.gpu_bf16 is not None:
+        overrides["gpu_bf16"] = args.gpu_bf16
     if args.no_limit:
         overrides["bandwidth_limit_kb"] = None
     elif args.limit is not None:
@@ -163,6 +178,7 @@ def _check_args(args: argparse.Namespace) -> None:
             flag
             for flag, value in (
                 ("--wan2gp-dir", args.wan2gp_dir),
+                ("--wan2gp-config-dir", args.wan2gp_config_dir),
                 ("--hub-dir", args.hub_dir),
                 ("--config-file", args.config_file != "config.json"),
                 ("--dedupe", args.dedupe),
@@ -282,6 +298,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     for line in listing.format_table(rows, ascii_only=_ascii_only()):
         print(line)
     print(listing.summary(records))
+    print(printable(listing.settings_line(loaded)))
     return 0
 
 

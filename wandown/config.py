@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "wan2gp_directory": "../Wan2GP/ckpts",
     "jobs": 2,
     "connections": 8,
+    "gpu_bf16": "auto",
     "_comment": (
         "Edit this file to customize downloader settings. "
         "Set hub_directory to empty string to disable hub features."
@@ -35,8 +36,11 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
     "wan2gp_directory": ((str,), "a string (the path of Wan2GP's ckpts folder)", False),
     "jobs": ((int,), "a whole number of files downloaded at once (1 or more)", False),
     "connections": ((int,), "a whole number of connections per file (1 or more)", False),
+    "wan2gp_config_dir": ((str,), "a string (the folder given to Wan2GP as --config)", True),
+    "gpu_bf16": ((bool, str), 'true, false or "auto" (ask nvidia-smi)', True),
     "_comment": ((str, list), "a string", True),
 }
+GPU_BF16_WORDS = {"auto": None, "yes": True, "no": False, "true": True, "false": False}
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Config:
     jobs: int
     connections: int
     notices: list[str] = field(default_factory=list)
+    wan2gp_config_dir: Path | None = None  # Wan2GP's --config folder, when it is started so
+    gpu_bf16: bool | None = None  # None: ask nvidia-smi
 
     @property
     def wan2gp_root(self) -> Path:
@@ -85,7 +91,9 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         types, expected, nullable = _SCHEMA[key]
         if value is None and nullable:
             continue
-        if isinstance(value, bool) or not isinstance(value, types):
+        if key == "gpu_bf16" and (isinstance(value, bool) or value == "auto"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, types) or key == "gpu_bf16":
             shown = json.dumps(value)
             raise ConfigError(f"{path}: '{key}' must be {expected}, not {shown}")
     for key in ("jobs", "connections"):
@@ -146,7 +154,9 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     settings = {**DEFAULTS, **{k: v for k, v in raw.items() if k in _SCHEMA}}
     base = (cwd / path).resolve().parent  # an absolute path stays as it is
     overrides = overrides or {}
-    flag_paths = {k for k in ("hub_directory", "wan2gp_directory") if k in overrides}
+    flag_paths = {
+        k for k in ("hub_directory", "wan2gp_directory", "wan2gp_config_dir") if k in overrides
+    }
     settings.update(overrides)
 
     wan2gp_value = settings["wan2gp_directory"]
@@ -163,6 +173,12 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     else:
         notices.append("no hub folder set; hub features are off")
 
+    config_dir_value = settings.get("wan2gp_config_dir")
+    config_dir = None
+    if config_dir_value:
+        from_flag = "wan2gp_config_dir" in flag_paths
+        config_dir = Path(os.path.normpath(_resolve(cwd if from_flag else base, config_dir_value)))
+    gpu = settings.get("gpu_bf16")
     limit = settings["bandwidth_limit_kb"]  # checked where it entered: the file or --limit
     return Config(
         hub_directory=hub,
@@ -171,4 +187,6 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         jobs=settings["jobs"],
         connections=settings["connections"],
         notices=notices,
+        wan2gp_config_dir=config_dir,
+        gpu_bf16=GPU_BF16_WORDS[gpu] if isinstance(gpu, str) else gpu,
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from wandown.catalog import FileRecord, load_catalog, presence_of
 from wandown.config import Config
 from wandown.fsutil import is_inside
+from wandown.gpu import GpuAnswer, Runner, gpu_answer, run_nvidia_smi
 from wandown.hub import HubIndex, ModelHubError, scan_hub
 from wandown.loaded import Loaded, ref_of
 from wandown.remote import FileRef, MetadataClient, RemoteFile
@@ -28,6 +29,7 @@ class Loader:
     client: MetadataClient
     offline: bool
     notice: Notice
+    gpu_query: Runner = run_nvidia_smi  # tests hand in a fake nvidia-smi answer
 
     def reset_cache(self) -> None:
         """Forget the cached Hub metadata, and say so."""
@@ -42,9 +44,15 @@ class Loader:
         reset_cache: bool = False,
     ) -> Loaded:
         """Return the catalog with its Hub facts, its presence on disk and the hub index."""
-        catalog = load_catalog(self.config.wan2gp_root)
+        gpu = gpu_answer(self.config.gpu_bf16, self.gpu_query)
+        catalog = load_catalog(
+            self.config.wan2gp_root,
+            config_dir=self.config.wan2gp_config_dir,
+            bf16_supported=gpu.bf16,
+        )
         for message in catalog.notices:
             self.notice(message)
+        self._say_gpu(gpu, catalog.settings.transformer_dtype_policy)
         if reset_cache:
             self.reset_cache()
         remote, problems = self._fetch_metadata(catalog.records, progress, cancel)
@@ -56,7 +64,24 @@ class Loader:
             hub=self._scan_hub() if with_hub else None,
             hub_dir=self.config.hub_directory,
             offline=self.offline,
+            gpu=gpu,
         )
+
+    def _say_gpu(self, gpu: GpuAnswer, policy: str) -> None:
+        """Say what the GPU answer changes: only Wan2GP's "auto" dtype policy asks for it."""
+        if policy != "":
+            return
+        if gpu.how == "unknown":
+            self.notice(
+                f"GPU: unknown ({gpu.detail}); assuming bf16 support as on current GPUs. If "
+                "Wan2GP runs on a GPU older than RTX 30xx (compute capability below 8), set "
+                "gpu_bf16 to false in config.json (or --gpu-bf16 no) to get its fp16 files"
+            )
+        elif gpu.how == "nvidia-smi" and not gpu.bf16:
+            self.notice(
+                f"GPU: compute capability {gpu.detail} has no fast bf16; Wan2GP's auto dtype "
+                "policy loads fp16 files there, so those are listed"
+            )
 
     def _fetch_metadata(
         self,

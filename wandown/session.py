@@ -147,6 +147,7 @@ class Session:
             hub_links=len(loaded.linkable()) if hub else 0,
             online=not self.offline,
             limit_kb=self.engine.limit_kb,
+            gpu=loaded.gpu.label if loaded.gpu is not None else "",
         )
 
     def _landed(self, dest: str) -> None:

@@ -71,6 +71,7 @@ class Header:
     hub_links: int = 0
     online: bool = True
     limit_kb: float | None = None
+    gpu: str = ""  # the GPU's bf16 answer in words, e.g. "GPU fp16 (cc 7.5)"
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,7 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
         f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'})",
         "online" if header.online else "offline",
         f"limit {format_limit(header.limit_kb)}",
+        *([header.gpu] if header.gpu else []),
         hub,
     ]
     return " " + sep.join(parts)
