@@ -46,42 +46,53 @@ def _lora_in_a_checkpoint_root(root: Path) -> None:
     (root / "ckpts" / "Wan21_CausVid_14B_T2V_lora_rank32_v2.safetensors").write_bytes(b"l")
 
 
+def _lying_around(root: Path) -> None:
+    _text_encoder_lying_in_a_root(root)
+    _lora_in_a_checkpoint_root(root)
+
+
+# Each brief's combination once; each profile one run of Wan2GP's code over all 217 models.
 PROFILES: dict[str, tuple[dict, bool, Layout]] = {
     "defaults": ({}, True, _nothing),
-    "pre-bf16 GPU, auto dtype": ({}, False, _nothing),
-    "pre-bf16 GPU, bf16 policy": ({"transformer_dtype_policy": "bf16"}, False, _nothing),
-    "fp8 + fp16": (
-        {"transformer_quantization": "fp8", "transformer_dtype_policy": "fp16"},
+    "pre-bf16 GPU, auto dtype, depth vitb, matanyone v2": (
+        {"depth_anything_v2_variant": "vitb", "matanyone_version": "v2"},
+        False,
+        _nothing,
+    ),
+    "pre-bf16 GPU, bf16 policy, INT8 in capitals, bf16 text encoder": (
+        {
+            "transformer_dtype_policy": "bf16",
+            "transformer_quantization": "INT8",
+            "text_encoder_quantization": "bf16",
+        },
+        False,
+        _nothing,
+    ),
+    "fp8 + fp16, depth da3, sam3": (
+        {
+            "transformer_quantization": "fp8",
+            "transformer_dtype_policy": "fp16",
+            "depth_anything_v2_variant": "da3_metric_large",
+            "matanyone_version": "SAM3",
+        },
         True,
         _nothing,
     ),
-    "bf16 quantization, fp8 text encoder, pre-bf16": (
+    "bf16 quantization, fp8 text encoder, pre-bf16 GPU": (
         {"transformer_quantization": "", "text_encoder_quantization": "fp8"},
         False,
         _nothing,
     ),
-    "INT8 spelled in capitals, bf16 text encoder": (
-        {"transformer_quantization": "INT8", "text_encoder_quantization": "bf16"},
+    "loras_root elsewhere, files lying in roots": (
+        {"loras_root": "shared/my_loras"},
         True,
-        _nothing,
+        _lying_around,
     ),
-    "depth vitb, matanyone v2": (
-        {"depth_anything_v2_variant": "vitb", "matanyone_version": "v2"},
-        True,
-        _nothing,
-    ),
-    "depth da3, sam3": (
-        {"depth_anything_v2_variant": "da3_metric_large", "matanyone_version": "SAM3"},
-        True,
-        _nothing,
-    ),
-    "loras_root elsewhere": ({"loras_root": "shared/my_loras"}, True, _lora_in_a_checkpoint_root),
     "text encoder folders in the second root": (
         {"checkpoints_paths": ["ckpts", "models", "."]},
         True,
         _text_encoder_folder_in_second_root,
     ),
-    "files lying directly in a root": ({}, True, _text_encoder_lying_in_a_root),
     "ckpts not a root": ({"checkpoints_paths": ["models", "."]}, False, _nothing),
 }
 
