@@ -209,7 +209,8 @@ def test_a_pre_bf16_gpu_gets_the_fp16_files_with_no_setting_touched(
     files, _ = listed(capsys, "--gpu-bf16", "yes")
     assert needed_names(files) == {"m_quanto_mbf16_int8.safetensors"}
     assert cli.main(["--list", "--hub-dir", ""]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("dtype auto (fp16); GPU fp16 (cc 7.5)")
+    out, err = capsys.readouterr()
+    assert "dtype auto (fp16); GPU fp16 (cc 7.5)" in err and "GPU" not in out
 
 
 def test_without_nvidia_smi_bf16_is_assumed_and_said(newcomer, tmp_path, capsys, monkeypatch):
@@ -222,7 +223,8 @@ def test_without_nvidia_smi_bf16_is_assumed_and_said(newcomer, tmp_path, capsys,
     config["gpu_bf16"] = False
     (newcomer / "config.json").write_text(json.dumps(config))
     files, err = listed(capsys)
-    assert needed_names(files) == {"m_quanto_mfp16_int8.safetensors"} and "GPU" not in err
+    assert needed_names(files) == {"m_quanto_mfp16_int8.safetensors"}
+    assert "GPU fp16 (set in config)" in err and "GPU: unknown" not in err
 
 
 def test_a_bad_gpu_flag_is_a_usage_error(newcomer, capsys):

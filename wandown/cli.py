@@ -291,6 +291,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
 
     loaded = session.loaded
     records = listing.select_records(loaded, args.missing, args.all_variants)
+    notice(listing.settings_line(loaded))  # stderr: stdout stays the table or the JSON array
     if args.json:
         print(listing.to_json(records, ascii_only=_ascii_only()))
         return 0
@@ -298,7 +299,6 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     for line in listing.format_table(rows, ascii_only=_ascii_only()):
         print(line)
     print(listing.summary(records))
-    print(printable(listing.settings_line(loaded)))
     return 0
 
 

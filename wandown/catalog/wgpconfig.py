@@ -109,6 +109,12 @@ _READERS: dict[str, tuple[Callable[[Any], Any], str]] = {
 }
 
 
+def printable_value(value: Any) -> str:
+    """Return a JSON value as the notice quotes it: short, one line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def read_settings(
     root: Path, config_dir: Path | None = None, bf16_supported: bool = True
 ) -> tuple[WanSettings, list[str]]:
@@ -143,7 +149,8 @@ def read_settings(
         if value is None:
             default = getattr(defaults, key)
             notices.append(
-                f"{path}: '{key}' must be {expected}, not {data[key]!r}; using {default!r}"
+                f"{path}: '{key}' has an unexpected value {printable_value(data[key])} (it must "
+                f"be {expected}); using {default!r}"
             )
             continue
         values[key] = value
