@@ -618,7 +618,7 @@ def presence_places(root: Path, record: FileRecord) -> list[Path]:
 
 def checkpoint_root(place: str, root: Path | None) -> CheckpointRoot:
     """Return one checkpoint root (or the LoRA root) with its destination prefix, if inside."""
-    path = os.path.normpath(os.path.expanduser(place)).replace("\\", "/")
+    path = os.path.normpath(place).replace("\\", "/")
     if os.path.isabs(path):
         if root is None:
             return CheckpointRoot(path, None)

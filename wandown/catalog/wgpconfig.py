@@ -91,7 +91,7 @@ def _lora_root(value: Any) -> str | None:
         return DEFAULT_LORA_ROOT  # wgp.py get_lora_root: an empty root means the default
     if not isinstance(value, str) or _CONTROL.search(value):
         return None
-    return value.strip() or DEFAULT_LORA_ROOT
+    return value  # taken as it is, spaces included, as wgp.py get_lora_root does
 
 
 def _depth(value: Any) -> str | None:
