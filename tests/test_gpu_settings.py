@@ -286,3 +286,36 @@ def test_a_newcomer_on_an_rtx_2080_gets_wan2gps_fp16_files(tmp_path):
     assert "ckpts/wan2.2_image2video_14B_high_quanto_mfp16_int8.safetensors" in needed
     assert "ckpts/wan2.2_image2video_14B_low_quanto_mfp16_int8.safetensors" in needed
     assert not [dest for dest in needed if "mbf16" in dest]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/wan2gp (the real definitions)")
+def test_the_interface_header_names_the_gpu_and_ticks_its_files(tmp_path):
+    """The real interface in tmux, over the real catalog, with nvidia-smi saying 7.5."""
+    from tests.test_tui_terminal import REPO, Tmux, first_frame_drawn
+
+    root = real_install(tmp_path, "8681e9f")
+    bin_dir = fake_nvidia_smi(tmp_path / "bin", "echo 7.5")
+    path = f"PATH={bin_dir}:{os.environ['PATH']}"  # in the command: tmux's -e keeps its own PATH
+    command = ["env", path, sys.executable, "-m", "wandown", "--offline", "--hub-dir", ""]
+    command += ["--wan2gp-dir", str(root / "ckpts"), "--config-file", str(tmp_path / "c.json")]
+    env = {
+        "PYTHONPATH": str(REPO),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    session = Tmux(tmp_path, env=env, command=command)
+    try:
+        session.start(width=200, height=30)
+        screen = session.wait_for(first_frame_drawn, timeout=15)
+        assert "GPU fp16 (cc 7.5)" in screen.splitlines()[0]
+        session.literal("/")
+        session.literal("image2video_14B_high")
+        screen = session.wait_for("quanto_mfp16_int8")
+        assert "high_quanto_mbf16_int8" not in screen
+        session.keys("Escape")
+        session.keys("Escape")
+        session.wait_for("wandown-exit=0")
+    finally:
+        session.kill()
