@@ -182,3 +182,23 @@ def test_ckpts_not_a_root_is_said(real_root):
     (real_root / "wgp_config.json").write_text(json.dumps(wgp_config))
     notices = wandown_fetches(real_root, True)["notices"]
     assert any("'ckpts' is not one of the checkpoints_paths" in n for n in notices)
+
+
+def test_roots_outside_the_wan2gp_folder_are_used_like_wan2gp(real_root, tmp_path):
+    """An absolute first root and a relative one above Wan2GP: files go where Wan2GP puts them."""
+    big = tmp_path / "big-disk"
+    big.mkdir()
+    (tmp_path / "other" / "umt5-xxl").mkdir(parents=True)
+    (real_root / "ckpts" / "xlm-roberta-large").mkdir()
+    wgp_config = {
+        "checkpoints_paths": [str(big), "ckpts", "../other"],
+        "loras_root": str(tmp_path / "all-loras"),
+    }
+    (real_root / "wgp_config.json").write_text(json.dumps(wgp_config))
+    ours = wandown_fetches(real_root, True)
+    assert differences(ours, wan2gp_fetches(real_root, wgp_config, True)) == {}
+    t2v = {place for place, _ in ours["fetched"]["t2v"]}
+    assert str(big / "wan2.1_text2video_14B_quanto_mbf16_int8.safetensors") in t2v
+    assert str(tmp_path / "other" / "umt5-xxl" / "spiece.model") in t2v
+    assert str(real_root / "ckpts" / "xlm-roberta-large" / "tokenizer.json") in t2v
+    assert not [n for n in ours["notices"] if "checkpoints_paths" in n or "loras_root" in n]

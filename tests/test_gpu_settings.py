@@ -319,3 +319,26 @@ def test_the_interface_header_names_the_gpu_and_ticks_its_files(tmp_path):
         session.wait_for("wandown-exit=0")
     finally:
         session.kill()
+
+
+def test_downloads_land_in_a_checkpoint_root_outside_the_wan2gp_folder(
+    tmp_path, localhub, monkeypatch, capsys
+):
+    """Wan2GP told to keep its checkpoints on another disk: wandown fetches them there."""
+    from tests.world import BIG, LORA, SMALL, build_world
+
+    world = build_world(tmp_path, localhub, big_size=200_000)
+    disk = tmp_path / "big-disk"
+    disk.mkdir()
+    wgp_config = {"checkpoints_paths": [str(disk), "ckpts"], "loras_root": str(disk / "loras")}
+    (world.root / "wgp_config.json").write_text(json.dumps(wgp_config))
+    monkeypatch.chdir(world.workdir)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    assert cli.main(["--download", "testvideo", "--hub-dir", ""]) == 0, capsys.readouterr().err
+    for place in (disk / BIG, disk / SMALL, disk / "loras" / LORA, disk / "pose" / "yolox_l.onnx"):
+        assert place.is_file(), place
+    assert not (world.root / "ckpts" / BIG).exists()
+    capsys.readouterr()
+    files, _ = listed(capsys)
+    assert {f["dest"] for f in files if f["role"] == "main" and f["needed_by"]} == {str(disk / BIG)}
+    assert all(f["status"] == "exists" for f in files if f["needed_by"])

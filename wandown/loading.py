@@ -8,8 +8,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from wandown.catalog import FileRecord, load_catalog, presence_of
+from wandown.catalog import Catalog, FileRecord, load_catalog, presence_of
 from wandown.config import Config
 from wandown.fsutil import is_inside
 from wandown.gpu import GpuAnswer, Runner, gpu_answer, run_nvidia_smi
@@ -61,7 +62,7 @@ class Loader:
             remote=remote,
             problems=problems,
             presence=presence_of(catalog),
-            hub=self._scan_hub() if with_hub else None,
+            hub=self._scan_hub(self._checkpoint_roots(catalog)) if with_hub else None,
             hub_dir=self.config.hub_directory,
             offline=self.offline,
             gpu=gpu,
@@ -126,7 +127,13 @@ class Loader:
         if len(ranked) > 5:
             self.notice(f"... and {len(ranked) - 5} other problems (see the Status column)")
 
-    def _scan_hub(self) -> HubIndex | None:
+    @staticmethod
+    def _checkpoint_roots(catalog: Catalog) -> list[Path]:
+        """Return Wan2GP's checkpoint and LoRA roots: the hub scan keeps out of them."""
+        settings = catalog.settings
+        return [catalog.root / p for p in (*settings.checkpoints_paths, settings.loras_root)]
+
+    def _scan_hub(self, roots: list[Path]) -> HubIndex | None:
         hub_dir = self.config.hub_directory
         root = self.config.wan2gp_root
         if hub_dir is None:
@@ -138,7 +145,8 @@ class Loader:
             )
             return None
         try:
-            index = scan_hub(hub_dir, notices=self.notice, exclude=[root])
+            outside = [r for r in roots if not is_inside(hub_dir, r)]  # never one holding the hub
+            index = scan_hub(hub_dir, notices=self.notice, exclude=[root, *outside])
         except ModelHubError as exc:
             self.notice(f"{exc}; hub features are off")
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _select_one(loaded: Loaded, selector: str) -> list[str]:
     if path.is_absolute():
         try:
             selector = path.resolve(strict=False).relative_to(catalog.root.resolve()).as_posix()
-        except ValueError:
-            return []
+        except ValueError:  # a checkpoint root outside the Wan2GP folder: absolute destinations
+            return [r.dest for r in records if r.dest == os.path.normpath(selector)]
     selector = selector.strip("/")
     return [r.dest for r in records if r.dest == selector or r.file_name == selector]

@@ -89,8 +89,8 @@ class CheckpointRoot:
     """One of Wan2GP's checkpoint roots (files_locator.py ~110-193).
 
     ``place`` is the root as Wan2GP joins it (relative to the Wan2GP folder, or absolute);
-    ``prefix`` the destination prefix wandown writes under ("" for the Wan2GP folder itself),
-    None for a root outside the Wan2GP folder, where wandown only looks.
+    ``prefix`` the destination prefix wandown writes under: relative inside the Wan2GP folder
+    ("" for the folder itself), absolute outside it; None for a root no file can be put in.
     """
 
     place: str
@@ -180,22 +180,22 @@ class _Builder:
             self._effective[model_id] = {**self._code_keys(defaults), **definition.model}
 
     def _primary_checkpoint_root(self) -> str:
-        """Return where new checkpoint files go: Wan2GP's first root, when wandown can write it."""
+        """Return where new checkpoint files go: Wan2GP's first root, when it can hold files."""
         where = _settings_file(self.settings)
-        listed = ", ".join(self.settings.checkpoints_paths)
-        inside = [r.prefix for r in self.roots if r.prefix is not None]
+        usable = [r.prefix for r in self.roots if r.prefix is not None]
         first = self.roots[0]
-        chosen = first.prefix if first.prefix is not None else (inside[0] if inside else CKPTS)
+        chosen = first.prefix if first.prefix is not None else (usable[0] if usable else CKPTS)
         if first.prefix is None:
             self.notices.append(
-                f"{where}: the first checkpoints path '{first.place}' is outside the Wan2GP "
-                f"folder, where wandown does not write; new files go to {chosen or '.'}/ instead"
+                f"{where}: the first checkpoints path '{first.place}' cannot be used (it names "
+                f"no folder wandown can write); new files go to {chosen or '.'}/ instead"
             )
-        if CKPTS not in inside:
+        if CKPTS not in usable:
             seen = "" if chosen != CKPTS else "; wandown's downloads there would be invisible to it"
             self.notices.append(
-                f"{where}: 'ckpts' is not one of the checkpoints_paths ({listed}): Wan2GP does "
-                f'not look in ckpts/{seen} (add "ckpts" to checkpoints_paths to use that folder)'
+                f"{where}: 'ckpts' is not one of the checkpoints_paths "
+                f"({', '.join(self.settings.checkpoints_paths)}): Wan2GP does not look in "
+                f"ckpts/{seen} (new files go to {chosen or '.'}/)"
             )
         return chosen
 
@@ -206,8 +206,8 @@ class _Builder:
         if found is None:
             where = _settings_file(self.settings)
             self.notices.append(
-                f"{where}: loras_root '{place}' is outside the Wan2GP folder, where wandown does "
-                f"not write; LoRAs go to {DEFAULT_LORA_DIR}/ instead, which Wan2GP will not see"
+                f"{where}: loras_root '{place}' names no folder wandown can write; LoRAs go to "
+                f"{DEFAULT_LORA_DIR}/ instead, which Wan2GP will not see"
             )
             return DEFAULT_LORA_DIR
         return found
@@ -345,11 +345,11 @@ class _Builder:
             raise Problem(f"refused file name '{name}': {problem}")
         lora_dir = self.lora_dir(model_id)
         if suffix == "%lora_dir" and not lora:
-            return safe_dest(lora_dir, name), []
+            return under(lora_dir, safe_dest(name)), []
         if lora:
-            return safe_dest(lora_dir, suffix or "", name), []
+            return under(lora_dir, safe_dest(suffix or "", name)), []
         rel = safe_dest(folder or "", suffix or "", name)
-        dest = safe_dest(self.root_for(folder), rel)
+        dest = under(self.root_for(folder), rel)
         seen = [posixpath.join(r.place, rel) for r in self.roots]
         if folder:
             seen += [posixpath.join(r.place, safe_dest(suffix or "", name)) for r in self.roots]
@@ -361,7 +361,7 @@ class _Builder:
         folder = posixpath.normpath(folder) if folder else None
         if folder and folder != "." and self.root is not None:
             for candidate in self.roots:
-                if (self.root / candidate.place / folder).is_dir():
+                if _is_folder(self.root / candidate.place / folder):
                     return candidate.prefix if candidate.prefix is not None else self.ckpts
         return self.ckpts
 
@@ -446,7 +446,7 @@ class _Builder:
             url = f"https://{HUB_HOST}/{group.repo}/resolve/main/{repo_path}"
             try:
                 rel = safe_dest(target or "", repo_path)
-                dest = safe_dest(prefix, rel)
+                dest = under(prefix, rel)
             except Problem as exc:
                 self.notices.append(f"code-side file {url}: {exc}")
                 continue
@@ -617,21 +617,46 @@ def presence_places(root: Path, record: FileRecord) -> list[Path]:
 
 
 def checkpoint_root(place: str, root: Path | None) -> CheckpointRoot:
-    """Return one checkpoint root (or the LoRA root) with its destination prefix, if inside."""
-    path = os.path.normpath(place).replace("\\", "/")
+    """Return one checkpoint root (or the LoRA root) with its destination prefix.
+
+    Inside the Wan2GP folder the prefix is relative to it; outside, absolute (Wan2GP's relative
+    roots are taken from its folder, its working folder).
+    """
+    path = os.path.normpath(place)
+    if not os.path.isabs(path) and root is not None:
+        path = os.path.normpath(os.path.join(os.path.abspath(root), path))
     if os.path.isabs(path):
-        if root is None:
-            return CheckpointRoot(path, None)
-        base = os.path.normpath(os.path.abspath(root))
-        if os.path.commonpath([path, base]) != base:
-            return CheckpointRoot(path, None)
+        base = os.path.normpath(os.path.abspath(root)) if root is not None else None
+        if base is None or os.path.commonpath([path, base]) != base:
+            return CheckpointRoot(place, _absolute_prefix(path))
         path = os.path.relpath(path, base)
     if path == ".":
-        return CheckpointRoot(".", "")
+        return CheckpointRoot(place, "")
     try:
-        return CheckpointRoot(path, safe_dest(path, "x").rsplit("/", 1)[0])
+        return CheckpointRoot(place, safe_dest(path, "x").rsplit("/", 1)[0])
     except Problem:
-        return CheckpointRoot(path, None)
+        return CheckpointRoot(place, None)
+
+
+def _absolute_prefix(path: str) -> str | None:
+    """Return an absolute root as a destination prefix, None when a part cannot be a name."""
+    parts = [part for part in path.split("/") if part]
+    if any(name_problem(part) for part in parts) or os.sep != "/":
+        return None
+    return "/" + "/".join(parts)
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for this file system, a folder that cannot be searched
+        return False
+
+
+def under(prefix: str, rel: str) -> str:
+    """Join a root's destination prefix (relative, or absolute outside the Wan2GP folder) and a
+    checked relative path."""
+    return posixpath.join(prefix, rel) if prefix.startswith("/") else safe_dest(prefix, rel)
 
 
 def _settings_file(settings: WanSettings) -> str:
