@@ -342,3 +342,25 @@ def test_downloads_land_in_a_checkpoint_root_outside_the_wan2gp_folder(
     files, _ = listed(capsys)
     assert {f["dest"] for f in files if f["role"] == "main" and f["needed_by"]} == {str(disk / BIG)}
     assert all(f["status"] == "exists" for f in files if f["needed_by"])
+
+
+@pytest.mark.parametrize(
+    ("report", "bf16", "label"),
+    [
+        (
+            "Graphics/Displays:\n    Apple M2 Pro:\n      Chipset Model: Apple M2 Pro\n",
+            False,
+            "fp16",
+        ),
+        ("      Chipset Model: Apple M3 Max\n", True, "bf16"),
+        ("      Type: GPU\n", True, "unknown"),
+    ],
+)
+def test_a_mac_answers_as_wan2gps_mps_patch(report, bf16, label):
+    answer = gpu.detect(platform="darwin", mac=lambda: report)
+    assert answer.bf16 is bf16 and label in answer.label
+    assert gpu.detect(platform="darwin", mac=_no_tool).how == "unknown"
+
+
+def _no_tool() -> str:
+    raise gpu.DetectionError("no system_profiler on PATH")

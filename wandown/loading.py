@@ -78,10 +78,11 @@ class Loader:
                 "Wan2GP runs on a GPU older than RTX 30xx (compute capability below 8), set "
                 "gpu_bf16 to false in config.json (or --gpu-bf16 no) to get its fp16 files"
             )
-        elif gpu.how == "nvidia-smi" and not gpu.bf16:
+        elif gpu.how in ("nvidia-smi", "mac") and not gpu.bf16:
+            what = f"compute capability {gpu.detail}" if gpu.how == "nvidia-smi" else gpu.detail
             self.notice(
-                f"GPU: compute capability {gpu.detail} has no fast bf16; Wan2GP's auto dtype "
-                "policy loads fp16 files there, so those are listed"
+                f"GPU: {what} has no fast bf16; Wan2GP's auto dtype policy loads fp16 files "
+                "there, so those are listed"
             )
 
     def _fetch_metadata(
