@@ -146,7 +146,9 @@ class Loader:
             )
             return None
         try:
-            outside = [r for r in roots if not is_inside(hub_dir, r)]  # never one holding the hub
+            # Roots inside the Wan2GP folder are left to its own exclusion (a hub folder
+            # bind-mounted as ckpts must still be seen as the hub's); never one holding the hub.
+            outside = [r for r in roots if not is_inside(r, root) and not is_inside(hub_dir, r)]
             index = scan_hub(hub_dir, notices=self.notice, exclude=[root, *outside])
         except ModelHubError as exc:
             self.notice(f"{exc}; hub features are off")
