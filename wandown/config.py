@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wandown.endpoints import Endpoint, from_config
 from wandown.errors import ConfigError
 from wandown.fsutil import atomic_write_json
 from wandown.jsonfile import JSONFileError, read_json
@@ -36,6 +37,12 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
     "wan2gp_directory": ((str,), "a string (the path of Wan2GP's ckpts folder)", False),
     "jobs": ((int,), "a whole number of files downloaded at once (1 or more)", False),
     "connections": ((int,), "a whole number of connections per file (1 or more)", False),
+    "serve_token": ((str,), "a string (the token --serve asks for), or null for none", True),
+    "endpoints": (
+        (list,),
+        'a list of URLs, e.g. ["http://proxy:8080", "https://huggingface.co"]',
+        True,
+    ),
     "wan2gp_config_dir": ((str,), "a string (the folder given to Wan2GP as --config)", True),
     "gpu_bf16": ((bool, str), 'true, false or "auto" (ask nvidia-smi)', True),
     "_comment": ((str, list), "a string", True),
@@ -53,6 +60,8 @@ class Config:
     jobs: int
     connections: int
     notices: list[str] = field(default_factory=list)
+    serve_token: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
     wan2gp_config_dir: Path | None = None  # Wan2GP's --config folder, when it is started so
     gpu_bf16: bool | None = None  # None: ask nvidia-smi
 
@@ -103,6 +112,8 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         bandwidth_limit_kb(raw.get("bandwidth_limit_kb"), "'bandwidth_limit_kb'")
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if raw.get("endpoints") is not None:
+        from_config(raw["endpoints"], str(path))
     return notices
 
 
@@ -187,6 +198,8 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         jobs=settings["jobs"],
         connections=settings["connections"],
         notices=notices,
+        serve_token=settings.get("serve_token") or None,
+        endpoints=from_config(settings.get("endpoints") or [], str(path)),
         wan2gp_config_dir=config_dir,
         gpu_bf16=GPU_BF16_WORDS[gpu] if isinstance(gpu, str) else gpu,
     )

@@ -20,10 +20,12 @@ from wandown import plan, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine import Engine, Event
+from wandown.engine.sources import EndpointPlan
 from wandown.errors import WandownError
 from wandown.hub import HubIndex
 from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
+from wandown.origins import Origins
 from wandown.remote import HubSettings, MetadataClient
 from wandown.status import Status
 
@@ -36,6 +38,12 @@ class RunOptions:
     connections: int = 8
     limit_kb: float | None = None
     cache_path: Path | None = None
+
+
+def endpoint_plan(settings: HubSettings) -> EndpointPlan:
+    """Return the engine's view of the endpoints: the order, the truth, who gets the token."""
+    order = tuple(endpoint.url for endpoint in settings.fetch_order)
+    return EndpointPlan(order, settings.endpoint, settings.token_homes)
 
 
 class Session:
@@ -52,6 +60,7 @@ class Session:
         self._notice = notice
         self._settings = hub_settings
         self._client = MetadataClient(hub_settings, cache_path=options.cache_path)
+        self._origins = Origins()
         self._loaded: Loaded | None = None
         self._swap_lock = threading.Lock()  # orders the read-and-replace of _loaded
         self.store = state.StatusStore({}, state.Header(), {})
@@ -65,6 +74,7 @@ class Session:
             connections=options.connections,
             limit_kb=options.limit_kb,
             headers_for=self._client.auth_headers,
+            endpoints=endpoint_plan(hub_settings),
         )
         self._threads: list[threading.Thread] = []
         self._bench = Bench(
@@ -133,6 +143,14 @@ class Session:
         with self._swap_lock:
             self._loaded = loaded
         self.store.replace_all(loaded.views(), self._header(loaded), loaded.model_names())
+        for dest, endpoint in self.origins().items():
+            self.store.update(dest, endpoint=endpoint)
+
+    def origins(self) -> dict[str, str]:
+        """Return the endpoint each present file was downloaded from, where that is known."""
+        loaded = self.loaded
+        present = [r.dest for r in loaded.catalog.records if loaded.status(r.dest).present]
+        return self._origins.endpoints({dest: loaded.place(dest) for dest in present})
 
     def _loader(self) -> Loader:
         return Loader(self.config, self._client, self.offline, self._say)
@@ -271,6 +289,11 @@ class Session:
     def _apply(self, event: Event) -> None:
         status = Status(event.state)  # the engine's states are statuses' values
         if event.final:
+            if event.endpoint:
+                self.store.update(event.key, endpoint=event.endpoint, failover=event.failover)
+            if status is Status.COMPLETE and event.endpoint and not event.message:
+                # Placed by this download (not by another process, not found in place).
+                self._origins.record(self.loaded.place(event.key), event.endpoint)
             self._finish(event.key, status, event.message, done=event.done)
             return
         changes: state.ViewChanges = {
@@ -279,6 +302,9 @@ class Session:
             "speed": event.speed,
             "message": event.message,
         }
+        if event.endpoint:
+            changes["endpoint"] = event.endpoint
+            changes["failover"] = event.failover
         if event.total is not None:
             changes["size"] = event.total
         self.store.update(event.key, **changes)

@@ -26,6 +26,8 @@ class ViewChanges(TypedDict, total=False):
     speed: float
     message: str
     link_source: str | None
+    endpoint: str | None
+    failover: str
 
 
 class HeaderChanges(TypedDict, total=False):
@@ -51,6 +53,8 @@ class FileView:
     speed: float = 0.0
     message: str = ""
     link_source: str | None = None
+    endpoint: str | None = None  # the endpoint its download came from (this run or on record)
+    failover: str = ""  # its last move between endpoints: "from A to B: why"
 
     @property
     def fraction(self) -> float | None:

@@ -6,9 +6,11 @@ visible slice of rows is formatted: the cost of a frame does not grow with the c
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
+from wandown.hubhttp.urls import host_of
 from wandown.state import FileView, Snapshot
 from wandown.status import Status
 from wandown.tui.rows import Row
@@ -232,10 +234,19 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
         f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'})",
         "online" if header.online else "offline",
         f"limit {format_limit(header.limit_kb)}",
+        *([endpoints] if (endpoints := endpoints_text(snapshot)) else []),
         *([header.gpu] if header.gpu else []),
         hub,
     ]
     return " " + sep.join(parts)
+
+
+def endpoints_text(snapshot: Snapshot) -> str:
+    """Name the endpoints this run's downloads came from, with how many files each."""
+    counts = Counter(view.endpoint for view in snapshot.files.values() if view.endpoint)
+    if not counts:
+        return ""
+    return "from " + ", ".join(f"{host_of(url)} ({count})" for url, count in counts.most_common())
 
 
 class Totals(NamedTuple):
@@ -315,6 +326,10 @@ def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tup
         details += f"  {file.message}"
     elif file.link_source:
         details += f"  -> {file.link_source}"
+    if file.endpoint and file.status is not Status.LINKED:
+        details += f"  from {file.endpoint}"
+        if file.failover:
+            details += f" (failed over {file.failover})"
     needed = len(file.needed_by)
     if needed:
         details += f"  (needed by {needed} model{'s' if needed != 1 else ''})"
