@@ -99,7 +99,8 @@ def test_dir_suffix_places_the_file_in_that_ckpts_folder(current):
 
 
 def test_on_demand_loras_are_optional(current):
-    record = current.record("ckpts/ltx-2.3-22b-distilled-lora-384-1.1.safetensors")
+    assert current.record("ckpts/ltx-2.3-22b-distilled-lora-384-1.1.safetensors") is None
+    record = current.record("loras/ltx2/ltx-2.3-22b-distilled-lora-384-1.1.safetensors")
     assert record.role == "on_demand"
     assert record.needed_by == set()
     assert "ltx2_22B_1_1" in record.listed_by

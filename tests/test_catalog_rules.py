@@ -51,7 +51,9 @@ def needed(catalog, model_id):
     [
         ("int8", "bf16", 1),
         ("int8", "fp16", 2),
-        ("fp8", "bf16", 3),
+        # the dtype preference applies to the fp8 + int8 union (wgp.py get_model_filename)
+        ("fp8", "bf16", 1),
+        ("fp8", "fp8-only", 3),
         ("bf16", "bf16", 0),
         ("", "bf16", 0),
     ],
@@ -108,7 +110,7 @@ def test_wgp_config_settings_choose_the_variants(tmp_path):
         },
     )
     assert needed(catalog, "base") == [
-        "ckpts/m_fp8_e4m3fn.safetensors",
+        "ckpts/m_quanto_fp16_int8.safetensors",
         "ckpts/te/enc_bf16.safetensors",
         "ckpts/vae/vae.safetensors",
     ]
@@ -284,21 +286,43 @@ def test_status_from_every_checkpoint_root(tmp_path):
     catalog = load_catalog(root, code=CODE)
     status = {dest: presence.status for dest, presence in presence_of(catalog).items()}
     assert status["ckpts/m_quanto_bf16_int8.safetensors"] == "exists"
-    assert status["ckpts/te/enc_quanto_bf16_int8.safetensors"] == "linked"
+    # te/ exists only in the root ".": Wan2GP puts (and finds) the text encoder there
+    assert status["te/enc_quanto_bf16_int8.safetensors"] == "linked"
+    assert "ckpts/te/enc_quanto_bf16_int8.safetensors" not in status
     assert status["ckpts/vae/vae.safetensors"] == "missing"
     assert status["loras/arch/l.sft"] == "exists"
     assert status["ckpts/m_bf16.safetensors"] == "missing"
 
 
-def test_a_first_checkpoints_path_outside_wan2gp_sends_new_files_to_ckpts(tmp_path):
+def test_a_first_checkpoints_path_outside_wan2gp_gets_the_new_files(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
     root = make_install(
         tmp_path / "Wan2GP",
         {"base": {"architecture": "arch", "URLs": MAIN}},
-        wgp_config={"checkpoints_paths": [str(tmp_path / "elsewhere"), "ckpts"]},
+        wgp_config={"checkpoints_paths": [str(elsewhere), "ckpts"], "loras_root": "../L"},
     )
     catalog = load_catalog(root, code=CODE)
-    assert any("outside the Wan2GP folder" in n for n in catalog.notices)
-    assert "ckpts/m_quanto_bf16_int8.safetensors" in needed(catalog, "base")
+    assert not catalog.notices
+    assert f"{elsewhere}/m_quanto_bf16_int8.safetensors" in needed(catalog, "base")
+    assert f"{elsewhere}/te/enc_quanto_bf16_int8.safetensors" in needed(catalog, "base")
+    (root / "ckpts" / "te").mkdir()  # Wan2GP puts a text encoder where its folder already is
+    (root / "ckpts" / "m_quanto_bf16_int8.safetensors").write_bytes(b"x")
+    catalog = load_catalog(root, code=CODE)
+    assert "ckpts/te/enc_quanto_bf16_int8.safetensors" in needed(catalog, "base")
+    presence = presence_of(catalog)
+    assert presence[f"{elsewhere}/m_quanto_bf16_int8.safetensors"].status == "exists"
+
+
+def test_a_checkpoints_path_that_names_no_folder_sends_new_files_to_a_usable_root(tmp_path):
+    root = make_install(
+        tmp_path / "Wan2GP",
+        {"base": {"architecture": "arch", "URLs": MAIN}},
+        wgp_config={"checkpoints_paths": ["/" + "x" * 300, "models"]},
+    )
+    catalog = load_catalog(root, code=CODE)
+    assert any("cannot be used" in n for n in catalog.notices)
+    assert any("'ckpts' is not one of the checkpoints_paths" in n for n in catalog.notices)
+    assert "models/m_quanto_bf16_int8.safetensors" in needed(catalog, "base")
 
 
 def test_missing_install_is_a_clear_error(tmp_path):

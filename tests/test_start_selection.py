@@ -95,7 +95,10 @@ def test_transformer_types_that_is_not_a_list_is_a_notice(tmp_path):
     write_wgp_config(tmp_path, transformer_types="t2v")
     settings, notices = read_settings(tmp_path)
     assert settings.transformer_types == ()
-    assert "'transformer_types' is not a list of model ids" in notices[0]
+    assert (
+        "'transformer_types' has an unexpected value 't2v' (it must be a list of model ids)"
+        in notices[0]
+    )
 
 
 # -- the real catalog ---------------------------------------------------------------------------

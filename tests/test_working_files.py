@@ -202,8 +202,11 @@ def test_a_disk_full_before_the_first_save_really_resumes(tmp_path, localhub, sm
     ckpts.parent.mkdir(parents=True, exist_ok=True)
     ckpts.symlink_to(disk)
     size = world.served_file(BIG).stat().st_size
+    config = world.workdir / "config.json"
+    # The disk plan would refuse to start on a 2 MiB disk: no reserve, and --force past the plan.
+    config.write_text(json.dumps({**json.loads(config.read_text()), "min_free_gb": 0}))
 
-    full = world.run("--download", BIG, "--connections", "2")
+    full = world.run("--download", BIG, "--connections", "2", "--force")
     assert full.returncode != 0
     assert "the disk is full" in full.stdout and "will resume" in full.stdout, full.stdout
     saved = load_state(PartialPaths.for_dest(ckpts / BIG).state)

@@ -55,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="Wan2GP's ckpts folder (its parent is the Wan2GP install)",
     )
+    settings.add_argument(
+        "--wan2gp-config-dir",
+        metavar="PATH",
+        help="the folder Wan2GP is started with as --config, whose wgp_config.json it reads",
+    )
+    settings.add_argument(
+        "--gpu-bf16",
+        choices=("yes", "no", "auto"),
+        help="whether Wan2GP's GPU has fast bf16 (compute capability 8 or more); auto asks "
+        "nvidia-smi. With Wan2GP's auto dtype policy, 'no' means its fp16 files",
+    )
     settings.add_argument("--jobs", type=int, metavar="N", help="files downloaded at once")
     settings.add_argument("--connections", type=int, metavar="N", help="connections per file")
     hub = parser.add_argument_group("the Hugging Face Hub")
@@ -168,6 +179,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["hub_directory"] = _hub_flags(args.hub_dir)
     if args.wan2gp_dir is not None:
         overrides["wan2gp_directory"] = args.wan2gp_dir
+    if args.wan2gp_config_dir is not None:
+        overrides["wan2gp_config_dir"] = args.wan2gp_config_dir
+    if args.gpu_bf16 is not None:
+        overrides["gpu_bf16"] = args.gpu_bf16
     if args.no_limit:
         overrides["bandwidth_limit_kb"] = None
     elif args.limit is not None:
@@ -235,6 +250,7 @@ def _check_args(args: argparse.Namespace) -> None:
             flag
             for flag, value in (
                 ("--wan2gp-dir", args.wan2gp_dir),
+                ("--wan2gp-config-dir", args.wan2gp_config_dir),
                 ("--hub-dir", args.hub_dir and any(args.hub_dir)),
                 ("--config-file", args.config_file != "config.json"),
                 ("--dedupe", args.dedupe),
@@ -368,6 +384,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
 
     loaded = session.loaded
     records = listing.select_records(loaded, args.missing, args.all_variants, session.origins())
+    notice(listing.settings_line(loaded))  # stderr: stdout stays the table or the JSON array
     if args.json:
         print(listing.to_json(records, ascii_only=_ascii_only()))
         return 0

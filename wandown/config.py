@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "jobs": 2,
     "connections": 8,
     "min_free_gb": 10,
+    "gpu_bf16": "auto",
     "_comment": (
         "Edit this file to customize downloader settings. "
         "Set hub_directory to empty string to disable hub features."
@@ -48,9 +49,12 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
         True,
     ),
     "min_free_gb": ((int, float), "a number of GB to keep free on every disk (0 or more)", False),
+    "wan2gp_config_dir": ((str,), "a string (the folder given to Wan2GP as --config)", True),
+    "gpu_bf16": ((bool, str), 'true, false or "auto" (ask nvidia-smi)', True),
     "_comment": ((str, list), "a string", True),
 }
 MAX_FREE_GB = 1_000_000  # a petabyte: anything above is a typo
+GPU_BF16_WORDS = {"auto": None, "yes": True, "no": False, "true": True, "false": False}
 
 
 @dataclass
@@ -66,6 +70,8 @@ class Config:
     notices: list[str] = field(default_factory=list)
     serve_token: str | None = None
     endpoints: tuple[Endpoint, ...] = ()
+    wan2gp_config_dir: Path | None = None  # Wan2GP's --config folder, when it is started so
+    gpu_bf16: bool | None = None  # None: ask nvidia-smi
 
     @property
     def hub_directory(self) -> Path | None:
@@ -107,7 +113,9 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         types, expected, nullable = _SCHEMA[key]
         if value is None and nullable:
             continue
-        if isinstance(value, bool) or not isinstance(value, types):
+        if key == "gpu_bf16" and (isinstance(value, bool) or value == "auto"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, types) or key == "gpu_bf16":
             shown = json.dumps(value)
             raise ConfigError(f"{path}: '{key}' must be {expected}, not {shown}")
     hubs = raw.get("hub_directory")
@@ -184,7 +192,9 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     settings = {**DEFAULTS, **{k: v for k, v in raw.items() if k in _SCHEMA}}
     base = (cwd / path).resolve().parent  # an absolute path stays as it is
     overrides = overrides or {}
-    flag_paths = {k for k in ("hub_directory", "wan2gp_directory") if k in overrides}
+    flag_paths = {
+        k for k in ("hub_directory", "wan2gp_directory", "wan2gp_config_dir") if k in overrides
+    }
     settings.update(overrides)
 
     wan2gp_value = settings["wan2gp_directory"]
@@ -193,6 +203,12 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     hub_base = cwd if "hub_directory" in flag_paths else base
     hubs = _hub_folders(settings["hub_directory"], hub_base, notices)
 
+    config_dir_value = settings.get("wan2gp_config_dir")
+    config_dir = None
+    if config_dir_value:
+        from_flag = "wan2gp_config_dir" in flag_paths
+        config_dir = Path(os.path.normpath(_resolve(cwd if from_flag else base, config_dir_value)))
+    gpu = settings.get("gpu_bf16")
     limit = settings["bandwidth_limit_kb"]  # checked where it entered: the file or --limit
     return Config(
         hub_directories=hubs,
@@ -204,6 +220,8 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         notices=notices,
         serve_token=settings.get("serve_token") or None,
         endpoints=from_config(settings.get("endpoints") or [], str(path)),
+        wan2gp_config_dir=config_dir,
+        gpu_bf16=GPU_BF16_WORDS[gpu] if isinstance(gpu, str) else gpu,
     )
 
 

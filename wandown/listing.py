@@ -166,3 +166,17 @@ def dump_json(value: object, ascii_only: bool = False) -> str:
     """Return value as indented JSON that never drives a terminal (see to_json)."""
     text = json.dumps(value, indent=2, ensure_ascii=ascii_only)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def settings_line(loaded: Loaded) -> str:
+    """Say which Wan2GP settings chose these files: quantization, dtype and the GPU's answer."""
+    settings = loaded.catalog.settings
+    policy = settings.transformer_dtype_policy or "auto"
+    if settings.transformer_dtype_policy == "":
+        policy += f" ({'bf16' if settings.bf16_supported else 'fp16'})"
+    gpu = loaded.gpu.label if loaded.gpu is not None else "GPU not asked"
+    source = settings.source if settings.source is not None else "Wan2GP's defaults"
+    return (
+        f"Wan2GP settings from {source}: transformer {settings.transformer_quantization or 'bf16'}"
+        f", text encoder {settings.text_encoder_quantization or 'bf16'}, dtype {policy}; {gpu}"
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from wandown import destination, plan
 from wandown.catalog import Catalog, FileRecord, Presence, presence_of
+from wandown.gpu import GpuAnswer
 from wandown.hub import HubSet, Wanted
 from wandown.remote import FileRef, RemoteFile
 from wandown.state import FileView
@@ -54,6 +55,7 @@ class Loaded:
     hub: HubSet | None = None
     hub_dirs: tuple[Path, ...] = ()
     offline: bool = False
+    gpu: GpuAnswer | None = None  # the bf16 answer the catalog was built with
 
     def status(self, dest: str) -> Status:
         """Return whether dest is on disk (exists, linked or missing) as this load saw it."""

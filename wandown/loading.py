@@ -5,14 +5,16 @@ Everything slow happens here, before the session publishes the result as one Loa
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown.catalog import FileRecord, load_catalog, presence_of
+from wandown.catalog import Catalog, FileRecord, load_catalog, presence_of
 from wandown.config import Config
 from wandown.fsutil import is_inside
+from wandown.gpu import GpuAnswer, Runner, gpu_answer, run_nvidia_smi
 from wandown.hub import HubIndex, HubSet, ModelHubError, scan_hub
 from wandown.loaded import Loaded, ref_of
 from wandown.remote import FileRef, MetadataClient, RemoteFile
@@ -29,6 +31,7 @@ class Loader:
     client: MetadataClient
     offline: bool
     notice: Notice
+    gpu_query: Runner = run_nvidia_smi  # tests hand in a fake nvidia-smi answer
 
     def reset_cache(self) -> None:
         """Forget the cached Hub metadata, and say so."""
@@ -43,9 +46,15 @@ class Loader:
         reset_cache: bool = False,
     ) -> Loaded:
         """Return the catalog with its Hub facts, its presence on disk and the hub index."""
-        catalog = load_catalog(self.config.wan2gp_root)
+        gpu = gpu_answer(self.config.gpu_bf16, self.gpu_query)
+        catalog = load_catalog(
+            self.config.wan2gp_root,
+            config_dir=self.config.wan2gp_config_dir,
+            bf16_supported=gpu.bf16,
+        )
         for message in catalog.notices:
             self.notice(message)
+        self._say_gpu(gpu, catalog.settings.transformer_dtype_policy)
         if reset_cache:
             self.reset_cache()
         remote, problems = self._fetch_metadata(catalog.records, progress, cancel)
@@ -54,10 +63,28 @@ class Loader:
             remote=remote,
             problems=problems,
             presence=presence_of(catalog),
-            hub=self._scan_hub() if with_hub else None,
+            hub=self._scan_hub(self._checkpoint_roots(catalog)) if with_hub else None,
             hub_dirs=self.config.hub_directories,
             offline=self.offline,
+            gpu=gpu,
         )
+
+    def _say_gpu(self, gpu: GpuAnswer, policy: str) -> None:
+        """Say what the GPU answer changes: only Wan2GP's "auto" dtype policy asks for it."""
+        if policy != "":
+            return
+        if gpu.how == "unknown":
+            self.notice(
+                f"GPU: unknown ({gpu.detail}); assuming bf16 support as on current GPUs. If "
+                "Wan2GP runs on a GPU older than RTX 30xx (compute capability below 8), set "
+                "gpu_bf16 to false in config.json (or --gpu-bf16 no) to get its fp16 files"
+            )
+        elif gpu.how in ("nvidia-smi", "mac") and not gpu.bf16:
+            what = f"compute capability {gpu.detail}" if gpu.how == "nvidia-smi" else gpu.detail
+            self.notice(
+                f"GPU: {what} has no fast bf16; Wan2GP's auto dtype policy loads fp16 files "
+                "there, so those are listed"
+            )
 
     def _fetch_metadata(
         self,
@@ -102,10 +129,18 @@ class Loader:
         if len(ranked) > 5:
             self.notice(f"... and {len(ranked) - 5} other problems (see the Status column)")
 
-    def _scan_hub(self) -> HubSet | None:
+    @staticmethod
+    def _checkpoint_roots(catalog: Catalog) -> list[Path]:
+        """Return Wan2GP's checkpoint and LoRA roots: the hub scan keeps out of them."""
+        settings = catalog.settings
+        return [catalog.root / p for p in (*settings.checkpoints_paths, settings.loras_root)]
+
+    def _scan_hub(self, roots: list[Path]) -> HubSet | None:
         """Scan every hub folder; one that cannot be used is left out with a notice."""
         indexes = [
-            index for hub_dir in self.config.hub_directories if (index := self._scan(hub_dir))
+            index
+            for hub_dir in self.config.hub_directories
+            if (index := self._scan(hub_dir, roots))
         ]
         if not indexes:
             return None
@@ -117,7 +152,7 @@ class Loader:
             )
         return hubs
 
-    def _scan(self, hub_dir: Path) -> HubIndex | None:
+    def _scan(self, hub_dir: Path, roots: list[Path]) -> HubIndex | None:
         root = self.config.wan2gp_root
         off = "hub features are off" if len(self.config.hub_directories) == 1 else "it is left out"
         if is_inside(root, hub_dir) or is_inside(hub_dir, root):
@@ -126,8 +161,18 @@ class Loader:
                 f"{off}, since wandown never writes into a hub"
             )
             return None
+        # Roots named inside the Wan2GP folder (ckpts, even as a link or bind mount into the hub)
+        # are left to its own exclusion, so that the hub still sees what they lead to as its own;
+        # only roots named outside it are kept out of the scan, and never one holding the hub.
+        outside = [r for r in roots if not _named_inside(r, root) and not is_inside(hub_dir, r)]
         try:
-            return scan_hub(hub_dir, notices=self.notice, exclude=[root])
+            return scan_hub(hub_dir, notices=self.notice, exclude=[root, *outside])
         except ModelHubError as exc:
             self.notice(f"{exc}; {off}")
             return None
+
+
+def _named_inside(path: Path, folder: Path) -> bool:
+    """Tell whether path is folder or below it by its name alone, links not followed."""
+    name, base = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([name, base]) == base

@@ -8,6 +8,7 @@ ticks only the missing files of the models the user chose: Wan2GP's own model li
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def _select_one(loaded: Loaded, selector: str) -> list[str]:
     if path.is_absolute():
         try:
             selector = path.resolve(strict=False).relative_to(catalog.root.resolve()).as_posix()
-        except ValueError:
-            return []
+        except ValueError:  # a checkpoint root outside the Wan2GP folder: absolute destinations
+            return [r.dest for r in records if r.dest == os.path.normpath(selector)]
     selector = selector.strip("/")
     return [r.dest for r in records if r.dest == selector or r.file_name == selector]
 

@@ -223,6 +223,7 @@ class Session:
             limit_kb=self.engine.limit_kb,
             disks=self._published_disks,
             reserve=self.reserve,
+            gpu=loaded.gpu.label if loaded.gpu is not None else "",
         )
 
     def _with_disk_facts(

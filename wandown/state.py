@@ -90,6 +90,7 @@ class Header:
     limit_kb: float | None = None
     disks: tuple[Space, ...] = ()  # free space of the file systems the files land on
     reserve: int = 0  # bytes every disk keeps free (min_free_gb)
+    gpu: str = ""  # the GPU's bf16 answer in words, e.g. "GPU fp16 (cc 7.5)"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from wandown.catalog.build import build_records, checkpoint_candidates, parse_hub_url
+from wandown.catalog.build import build_records, parse_hub_url, presence_places
 from wandown.catalog.codedefaults import CodeData, shipped
 from wandown.catalog.definitions import WanSettings, read_definitions, read_settings
 from wandown.catalog.presence import locate
@@ -28,8 +28,16 @@ __all__ = [
 ]
 
 
-def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
-    """Read the Wan2GP install at root and return its catalog (presence_of says what is there)."""
+def load_catalog(
+    root: Path,
+    code: CodeData | None = None,
+    config_dir: Path | None = None,
+    bf16_supported: bool = True,
+) -> Catalog:
+    """Read the Wan2GP install at root and return its catalog (presence_of says what is there).
+
+    config_dir is Wan2GP's ``--config`` folder; bf16_supported the GPU's answer (see wandown.gpu).
+    """
     root = Path(root)
     if not (root / "defaults").is_dir():
         raise CatalogError(
@@ -37,9 +45,11 @@ def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
             "wan2gp_directory in config.json (or --wan2gp-dir) to Wan2GP's ckpts folder"
         )
     definitions, notices = read_definitions(root)
-    settings, setting_notices = read_settings(root)
+    settings, setting_notices = read_settings(root, config_dir, bf16_supported)
     notices += setting_notices
-    records, models, build_notices, ckpts = build_records(definitions, code or shipped(), settings)
+    records, models, build_notices, ckpts = build_records(
+        definitions, code or shipped(), settings, root
+    )
     return Catalog(root, settings, models, tuple(records), notices + build_notices, ckpts)
 
 
@@ -48,10 +58,6 @@ def presence_of(
 ) -> dict[str, Presence]:
     """Stat the possible places of every record (or of records): {dest: presence}."""
     return {
-        record.dest: locate(
-            checkpoint_candidates(
-                catalog.root, record.dest, catalog.settings, catalog.checkpoint_folder
-            )
-        )
+        record.dest: locate(presence_places(catalog.root, record))
         for record in (catalog.records if records is None else records)
     }

@@ -18,9 +18,16 @@ from typing import Any
 
 from wandown import huburl
 from wandown.catalog.codedefaults import CodeData, CodeDefaults, RepoFolder
+from wandown.catalog.corefiles import core_folders
 from wandown.catalog.definitions import Definition, WanSettings
 from wandown.catalog.records import ROLES, FileRecord, ModelInfo
-from wandown.catalog.variants import file_name, pick_variant, strip_suffix
+from wandown.catalog.variants import (
+    file_name,
+    loaded_file_dtype,
+    pick_variant,
+    policy_dtype,
+    strip_suffix,
+)
 
 HUB_HOST = "huggingface.co"
 MAX_CHAIN = 10
@@ -37,6 +44,7 @@ REFERENCE_KEYS = (
 ON_DEMAND_KEYS = ("distill_lora_URL",)
 ON_DEMAND_PREFIXES = ("ltx2_lora_",)
 DEFAULT_LORA_DIR = "loras"
+CKPTS = "ckpts"
 MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
 MAX_PATH_BYTES = 4000  # below PATH_MAX (4096), leaving room for the Wan2GP folder itself
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -55,6 +63,7 @@ class _Draft:
     needed_by: set[str] = field(default_factory=set)
     listed_by: set[str] = field(default_factory=set)
     mirrors: list[str] = field(default_factory=list)
+    seen_at: list[str] = field(default_factory=list)
 
     def freeze(self) -> FileRecord:
         return FileRecord(
@@ -67,11 +76,25 @@ class _Draft:
             frozenset(self.needed_by),
             frozenset(self.listed_by),
             tuple(self.mirrors),
+            tuple(self.seen_at),
         )
 
 
 class Problem(Exception):
     """A definition that cannot be followed; reported for its model and skipped."""
+
+
+@dataclass(frozen=True)
+class CheckpointRoot:
+    """One of Wan2GP's checkpoint roots (files_locator.py ~110-193).
+
+    ``place`` is the root as Wan2GP joins it (relative to the Wan2GP folder, or absolute);
+    ``prefix`` the destination prefix wandown writes under: relative inside the Wan2GP folder
+    ("" for the folder itself), absolute outside it; None for a root no file can be put in.
+    """
+
+    place: str
+    prefix: str | None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -130,12 +153,21 @@ def safe_dest(*parts: str) -> str:
 class _Builder:
     """Walks every model once, collecting records keyed by destination."""
 
-    def __init__(self, definitions: dict[str, Definition], code: CodeData, settings: WanSettings):
+    def __init__(
+        self,
+        definitions: dict[str, Definition],
+        code: CodeData,
+        settings: WanSettings,
+        root: Path | None = None,
+    ):
         self.definitions = definitions
         self.code = code
         self.settings = settings
+        self.root = root  # where folders are looked for; None: no folder exists yet
         self.notices: list[str] = []
+        self.roots = [checkpoint_root(place, root) for place in settings.checkpoints_paths]
         self.ckpts = self._primary_checkpoint_root()
+        self.lora_root = self._lora_root()
         self.records: dict[str, _Draft] = {}
         self.models: dict[str, ModelInfo] = {}
         self.problems: dict[str, list[str]] = {}  # per model id, kept in its ModelInfo at the end
@@ -150,21 +182,45 @@ class _Builder:
             self._effective[model_id] = {**self._code_keys(defaults), **definition.model}
 
     def _primary_checkpoint_root(self) -> str:
-        first = self.settings.checkpoints_paths[0]
-        try:
-            return safe_dest(first, "x").rsplit("/", 1)[0] if first not in ("", ".") else ""
-        except Problem:
+        """Return where new checkpoint files go: Wan2GP's first root, when it can hold files."""
+        where = _settings_file(self.settings)
+        usable = [r.prefix for r in self.roots if r.prefix is not None]
+        first = self.roots[0]
+        chosen = first.prefix if first.prefix is not None else (usable[0] if usable else CKPTS)
+        if first.prefix is None:
             self.notices.append(
-                f"wgp_config.json: the first checkpoints path '{first}' is outside the Wan2GP "
-                "folder; new files go to ckpts/ instead"
+                f"{where}: the first checkpoints path '{first.place}' cannot be used (it names "
+                f"no folder wandown can write); new files go to {chosen or '.'}/ instead"
             )
-            return "ckpts"
+        if CKPTS not in usable:
+            seen = "" if chosen != CKPTS else "; wandown's downloads there would be invisible to it"
+            self.notices.append(
+                f"{where}: 'ckpts' is not one of the checkpoints_paths "
+                f"({', '.join(self.settings.checkpoints_paths)}): Wan2GP does not look in "
+                f"ckpts/{seen} (new files go to {chosen or '.'}/)"
+            )
+        return chosen
+
+    def _lora_root(self) -> str:
+        """Return the LoRA root as a destination prefix (wgp.py get_lora_root ~2474-2481)."""
+        place = self.settings.loras_root
+        found = checkpoint_root(place, self.root).prefix
+        if found is None:
+            where = _settings_file(self.settings)
+            self.notices.append(
+                f"{where}: loras_root '{place}' names no folder wandown can write; LoRAs go to "
+                f"{DEFAULT_LORA_DIR}/ instead, which Wan2GP will not see"
+            )
+            return DEFAULT_LORA_DIR
+        return found
 
     @staticmethod
     def _code_keys(defaults: CodeDefaults | None) -> dict[str, Any]:
         if defaults is None:
             return {}
         keys: dict[str, Any] = {"text_encoder_URLs": list(defaults.text_encoder_urls)}
+        if defaults.dtype is not None:
+            keys["dtype"] = defaults.dtype
         if defaults.text_encoder_folder is not None:
             keys["text_encoder_folder"] = defaults.text_encoder_folder
         if defaults.vae_urls:
@@ -240,7 +296,15 @@ class _Builder:
 
     # -- records ------------------------------------------------------------------------
 
-    def add(self, model_id: str | None, entry: str, role: str, dest: str, needed: bool) -> None:
+    def add(
+        self,
+        model_id: str | None,
+        entry: str,
+        role: str,
+        dest: str,
+        needed: bool,
+        seen_at: Iterable[str] = (),
+    ) -> None:
         url, _ = strip_suffix(entry)
         parsed = parse_hub_url(url)
         repo, revision, path = parsed if parsed else (None, None, None)
@@ -258,13 +322,22 @@ class _Builder:
                 )
         if ROLES.index(role) < ROLES.index(record.role) and (needed or not record.needed_by):
             record.role = role
+        record.seen_at.extend(p for p in seen_at if p != dest and p not in record.seen_at)
         if model_id is not None:
             record.listed_by.add(model_id)
             if needed:
                 record.needed_by.add(model_id)
 
-    def entry_dest(self, model_id: str, entry: str, folder: str | None, lora: bool) -> str:
-        """Return where an entry goes: its ``|dir`` suffix, the LoRA folder or a ckpts folder."""
+    def entry_dest(
+        self, model_id: str, entry: str, folder: str | None, lora: bool
+    ) -> tuple[str, list[str]]:
+        """Return where an entry goes (its ``|dir`` suffix, the LoRA folder or a checkpoint
+        root) and the other places Wan2GP finds it.
+
+        A LoRA is looked for in the LoRA folder only; a checkpoint file in every root
+        (files_locator.locate_file); a text encoder (folder given) as ``folder/name``, then as
+        ``name`` in every root, and placed in the first root already holding its folder.
+        """
         url, suffix = strip_suffix(entry)
         if _CONTROL.search(url) or " " in url:
             raise Problem("refused URL: it holds a space or a control character")
@@ -273,15 +346,35 @@ class _Builder:
         if problem:
             raise Problem(f"refused file name '{name}': {problem}")
         lora_dir = self.lora_dir(model_id)
-        if suffix == "%lora_dir":
-            return safe_dest(lora_dir, name)
+        if suffix == "%lora_dir" and not lora:
+            return under(lora_dir, safe_dest(name)), []
         if lora:
-            return safe_dest(lora_dir, suffix or "", name)
-        return safe_dest(self.ckpts, folder or "", suffix or "", name)
+            return under(lora_dir, safe_dest(suffix or "", name)), []
+        rel = safe_dest(folder or "", suffix or "", name)
+        dest = under(self.root_for(folder), rel)
+        seen = [posixpath.join(r.place, rel) for r in self.roots]
+        if folder:
+            seen += [posixpath.join(r.place, safe_dest(suffix or "", name)) for r in self.roots]
+        return dest, seen
+
+    def root_for(self, folder: str | None) -> str:
+        """Return the destination prefix of the first root already holding folder, else the
+        first root's (files_locator.get_smart_download_root)."""
+        folder = posixpath.normpath(folder) if folder else None
+        if folder and folder != "." and self.root is not None:
+            for candidate in self.roots:
+                if _is_folder(self.root / candidate.place / folder):
+                    return candidate.prefix if candidate.prefix is not None else self.ckpts
+        return self.ckpts
 
     def lora_dir(self, model_id: str) -> str:
+        """Return the model's LoRA folder: its handler's folder under the LoRA root."""
         defaults = self._code_for.get(model_id)
-        return (defaults.lora_dir if defaults else None) or DEFAULT_LORA_DIR
+        folder = (defaults.lora_dir if defaults else None) or DEFAULT_LORA_DIR
+        if folder == DEFAULT_LORA_DIR:
+            return self.lora_root
+        family = folder.removeprefix(f"{DEFAULT_LORA_DIR}/")
+        return posixpath.join(self.lora_root, family) if family != folder else folder
 
     def add_entries(
         self,
@@ -297,13 +390,15 @@ class _Builder:
                 self.report(model_id, f"'{entry}' is a local path, not a URL; not downloaded")
                 continue
             try:
-                dest = self.entry_dest(model_id, entry, folder, lora=role == "lora")
+                dest, seen_at = self.entry_dest(
+                    model_id, entry, folder, lora=role in ("lora", "on_demand")
+                )
             except Problem as exc:
                 where = self.definition_files(model_id)
                 self.report(model_id, f"{where}'{key or role}': {exc} (from '{entry}')")
                 continue
             is_needed = needed if isinstance(needed, bool) else entry in needed
-            self.add(model_id, entry, role, dest, is_needed)
+            self.add(model_id, entry, role, dest, is_needed, seen_at)
 
     def add_variants(
         self,
@@ -314,9 +409,24 @@ class _Builder:
         needed: bool = True,
         folder: str | None = None,
         key: str = "",
-    ) -> None:
-        pick = pick_variant(entries, quantization, self.settings.dtype) if needed else None
+        dtype: str | None = None,
+    ) -> str | None:
+        """Add every variant; return the one Wan2GP loads (None when not needed)."""
+        chosen = dtype or self.model_dtype(model_id)
+        pick = pick_variant(entries, quantization, chosen) if needed else None
         self.add_entries(model_id, entries, role, {pick} if pick else set(), folder, key)
+        return pick
+
+    def model_dtype(self, model_id: str) -> str:
+        """Return the dtype model_id runs in: its architecture's dtype key, else the policy."""
+        arch = self.definitions[model_id].architecture or model_id
+        arch_model = self._effective.get(arch, {})
+        arch_dtype = arch_model.get("dtype")
+        return policy_dtype(
+            self.settings.transformer_dtype_policy,
+            self.settings.bf16_supported,
+            arch_dtype if isinstance(arch_dtype, str) else None,
+        )
 
     def definition_files(self, model_id: str) -> str:
         """Name the files model_id was read from, for a notice: "defaults/x.json: "."""
@@ -324,20 +434,25 @@ class _Builder:
         return "".join(f"{source}: " for source in sources[-1:])
 
     def add_repo_folder(self, model_id: str | None, group: RepoFolder, role: str) -> None:
-        for url, dest in self.repo_folder_files(group):
-            self.add(model_id, url, role, dest, needed=True)
+        for url, dest, seen_at in self.repo_folder_files(group):
+            self.add(model_id, url, role, dest, True, seen_at)
 
-    def repo_folder_files(self, group: RepoFolder) -> Iterator[tuple[str, str]]:
-        """Yield (url, destination) for each file of a code-side repo folder."""
+    def repo_folder_files(self, group: RepoFolder) -> Iterator[tuple[str, str, list[str]]]:
+        """Yield (url, destination, places Wan2GP finds it) for each file of a repo folder
+        (shared/utils/download.py process_files_def: the first root already holding the target
+        folder, or the source folder, else the first root)."""
+        target = group.target_folder or None
+        prefix = self.root_for(target or group.source_folder or None)
         for name in group.files:
             repo_path = posixpath.join(group.source_folder, name)
             url = f"https://{HUB_HOST}/{group.repo}/resolve/main/{repo_path}"
             try:
-                dest = safe_dest(self.ckpts, group.target_folder or "", repo_path)
+                rel = safe_dest(target or "", repo_path)
+                dest = under(prefix, rel)
             except Problem as exc:
                 self.notices.append(f"code-side file {url}: {exc}")
                 continue
-            yield url, dest
+            yield url, dest, [posixpath.join(r.place, rel) for r in self.roots]
 
     def report(self, model_id: str, message: str) -> None:
         problems = self.problems.setdefault(model_id, [])
@@ -351,14 +466,15 @@ class _Builder:
         """Collect every file of one model; a broken key is reported and the rest still read."""
         model = self._effective[model_id]
         transformer = self.settings.transformer_quantization
+        main: list[str | None] = []
         for key, local_source in (("URLs", "source"), ("URLs2", "source2")):
             self._guarded(
                 model_id,
                 functools.partial(
-                    self._add_main, model_id, key, transformer, local_source not in model
+                    self._add_main, model_id, key, transformer, local_source not in model, main
                 ),
             )
-        self._guarded(model_id, lambda: self.add_modules(model_id))
+        self._guarded(model_id, lambda: self.add_modules(model_id, main[0] if main else None))
         for key, role in (("preload_URLs", "preload"), ("VAE_URLs", "vae"), ("loras", "lora")):
             self._guarded(model_id, functools.partial(self._add_listed, model_id, key, role))
         self._guarded(
@@ -378,14 +494,18 @@ class _Builder:
             for group in defaults.repo_folders:
                 self.add_repo_folder(model_id, group, "repo_file")
 
-    def _add_main(self, model_id: str, key: str, quantization: str, needed: bool) -> None:
+    def _add_main(
+        self, model_id: str, key: str, quantization: str, needed: bool, picked: list[str | None]
+    ) -> None:
         entries = self.resolve_list(model_id, key)
         self.add_variants(model_id, entries, "main", quantization, needed=needed, key=key)
+        if key == "URLs":  # the file Wan2GP loads, sourced locally or not, sets the modules' dtype
+            picked.append(pick_variant(entries, quantization, self.model_dtype(model_id)))
 
     def _add_listed(self, model_id: str, key: str, role: str) -> None:
         self.add_entries(model_id, self.resolve_list(model_id, key), role, True, key=key)
 
-    def _guarded(self, model_id: str, action: Callable[[], None]) -> None:
+    def _guarded(self, model_id: str, action: Callable[[], object]) -> None:
         try:
             action()
         except Problem as exc:
@@ -395,7 +515,8 @@ class _Builder:
         folder = self._effective[model_id].get("text_encoder_folder")
         return folder if isinstance(folder, str) else None
 
-    def add_modules(self, model_id: str) -> None:
+    def add_modules(self, model_id: str, main_file: str | None) -> None:
+        """Add the modules, picked with the dtype of the main file (wgp.py ~3997-4024)."""
         modules = self.resolve(model_id, "modules")
         if modules is None:
             return
@@ -415,6 +536,7 @@ class _Builder:
                 self.report(model_id, str(exc))
                 continue
             model = self._effective[model_id]
+            dtype = self.module_dtype(model_id, main_file)
             for phase, variants in lists:
                 # module_source(2): the module comes from a local file, as source does for URLs
                 local = "module_source" if phase == 1 else "module_source2"
@@ -425,7 +547,15 @@ class _Builder:
                     self.settings.transformer_quantization,
                     needed=local not in model,
                     key="modules",
+                    dtype=dtype,
                 )
+
+    def module_dtype(self, model_id: str, main_file: str | None) -> str:
+        """Return the modules' dtype: the architecture's dtype key, else the quanto main file's."""
+        arch = self.definitions[model_id].architecture or model_id
+        if isinstance(self._effective.get(arch, {}).get("dtype"), str):
+            return self.model_dtype(model_id)
+        return loaded_file_dtype(main_file, self.model_dtype(model_id))
 
     def add_on_demand(self, model_id: str) -> None:
         model = self._effective[model_id]
@@ -444,10 +574,16 @@ class _CodeOnlyModule(Problem):
 
 
 def build_records(
-    definitions: dict[str, Definition], code: CodeData, settings: WanSettings
+    definitions: dict[str, Definition],
+    code: CodeData,
+    settings: WanSettings,
+    root: Path | None = None,
 ) -> tuple[list[FileRecord], dict[str, ModelInfo], list[str], str]:
-    """Return every record (sorted by destination), the models, notices and the ckpts folder."""
-    builder = _Builder(definitions, code, settings)
+    """Return every record (sorted by destination), the models, notices and the ckpts folder.
+
+    root is the Wan2GP folder, whose checkpoint roots are looked at for existing folders.
+    """
+    builder = _Builder(definitions, code, settings, root)
     for model_id in sorted(definitions):
         builder.add_model(model_id)
         if builder.models[model_id].json_only:
@@ -457,9 +593,9 @@ def build_records(
                 "tokenizers may be missing)"
             )
     every_model = set(definitions)
-    for group in code.core:
-        for url, dest in builder.repo_folder_files(group):
-            builder.add(None, url, "core", dest, needed=False)
+    for group in core_folders(code.core, settings):
+        for url, dest, seen_at in builder.repo_folder_files(group):
+            builder.add(None, url, "core", dest, False, seen_at)
             record = builder.records[dest]
             record.needed_by |= every_model
             record.listed_by |= every_model
@@ -472,15 +608,58 @@ def build_records(
     return records, models, builder.notices, builder.ckpts
 
 
-def checkpoint_candidates(root: Path, dest: str, settings: WanSettings, ckpts: str) -> list[Path]:
-    """Return every place a destination counts as present: one per checkpoint root."""
-    prefix = f"{ckpts}/" if ckpts else ""
-    if not dest.startswith(prefix):
-        return [root / dest]
-    rel = dest[len(prefix) :]
-    places = [root / dest]
-    for checkpoint_root in settings.checkpoints_paths:
-        place = root / checkpoint_root / rel
+def presence_places(root: Path, record: FileRecord) -> list[Path]:
+    """Return every place a record counts as present, in Wan2GP's search order."""
+    places = [root / record.dest]
+    for seen in record.seen_at:
+        place = root / seen
         if place not in places:
             places.append(place)
     return places
+
+
+def checkpoint_root(place: str, root: Path | None) -> CheckpointRoot:
+    """Return one checkpoint root (or the LoRA root) with its destination prefix.
+
+    Inside the Wan2GP folder the prefix is relative to it; outside, absolute (Wan2GP's relative
+    roots are taken from its folder, its working folder).
+    """
+    path = os.path.normpath(place)
+    if not os.path.isabs(path) and root is not None:
+        path = os.path.normpath(os.path.join(os.path.abspath(root), path))
+    if os.path.isabs(path):
+        base = os.path.normpath(os.path.abspath(root)) if root is not None else None
+        if base is None or os.path.commonpath([path, base]) != base:
+            return CheckpointRoot(place, _absolute_prefix(path))
+        path = os.path.relpath(path, base)
+    if path == ".":
+        return CheckpointRoot(place, "")
+    try:
+        return CheckpointRoot(place, safe_dest(path, "x").rsplit("/", 1)[0])
+    except Problem:
+        return CheckpointRoot(place, None)
+
+
+def _absolute_prefix(path: str) -> str | None:
+    """Return an absolute root as a destination prefix, None when a part cannot be a name."""
+    parts = [part for part in path.split("/") if part]
+    if any(name_problem(part) for part in parts) or os.sep != "/":
+        return None
+    return "/" + "/".join(parts)
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for this file system, a folder that cannot be searched
+        return False
+
+
+def under(prefix: str, rel: str) -> str:
+    """Join a root's destination prefix (relative, or absolute outside the Wan2GP folder) and a
+    checked relative path."""
+    return posixpath.join(prefix, rel) if prefix.startswith("/") else safe_dest(prefix, rel)
+
+
+def _settings_file(settings: WanSettings) -> str:
+    return str(settings.source) if settings.source is not None else "wgp_config.json"

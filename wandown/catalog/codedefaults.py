@@ -19,7 +19,14 @@ from typing import Any
 from wandown import jsonfile
 
 DATA_NAME = "code_defaults.json"
-_MODEL_KEYS = ("architecture", "lora_dir", "text_encoder_URLs", "text_encoder_folder", "VAE_URLs")
+_MODEL_KEYS = (
+    "architecture",
+    "lora_dir",
+    "text_encoder_URLs",
+    "text_encoder_folder",
+    "VAE_URLs",
+    "dtype",
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class CodeDefaults:
     text_encoder_folder: str | None = None
     vae_urls: tuple[str, ...] = ()
     repo_folders: tuple[RepoFolder, ...] = ()
+    dtype: str | None = None  # the handler's own dtype key, which beats the dtype policy
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ def _parse(data: dict[str, Any]) -> CodeData:
             text_encoder_folder=entry.get("text_encoder_folder"),
             vae_urls=tuple(entry.get("VAE_URLs") or ()),
             repo_folders=folders,
+            dtype=entry.get("dtype"),
         )
     core = data["core"]
     core_folders = tuple(

@@ -1,21 +1,15 @@
-"""Read Wan2GP's model definitions and settings from an install, reporting what is broken."""
+"""Read Wan2GP's model definitions from an install, reporting what is broken."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wandown.catalog.wgpconfig import WanSettings, read_settings
 from wandown.jsonfile import JSONFileError, read_json
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # no path holds these; NUL crashes stat()
-DEFAULT_SETTINGS = {
-    "transformer_quantization": "int8",
-    "transformer_dtype_policy": "",
-    "text_encoder_quantization": "int8",
-    "checkpoints_paths": ["ckpts", "."],
-}
+__all__ = ["Definition", "WanSettings", "read_definitions", "read_settings"]
 
 
 @dataclass
@@ -35,22 +29,6 @@ class Definition:
     def architecture(self) -> str | None:
         arch = self.model.get("architecture")
         return arch if isinstance(arch, str) else None
-
-
-@dataclass(frozen=True)
-class WanSettings:
-    """The Wan2GP settings that decide which variant of each file is loaded."""
-
-    transformer_quantization: str = "int8"
-    transformer_dtype_policy: str = ""
-    text_encoder_quantization: str = "int8"
-    checkpoints_paths: tuple[str, ...] = ("ckpts", ".")
-    transformer_types: tuple[str, ...] = ()  # the models the user keeps in Wan2GP's list
-
-    @property
-    def dtype(self) -> str:
-        """Return the transformer dtype: fp16 when asked for, else bf16 (current GPUs)."""
-        return "fp16" if "fp16" in self.transformer_dtype_policy.lower() else "bf16"
 
 
 def _read_json(path: Path) -> tuple[Any, str | None]:
@@ -88,43 +66,3 @@ def read_definitions(root: Path) -> tuple[dict[str, Definition], list[str]]:
                 existing.model.update(data["model"])
                 existing.sources.append(path)
     return definitions, notices
-
-
-def read_settings(root: Path) -> tuple[WanSettings, list[str]]:
-    """Read the variant settings from root/wgp_config.json, with Wan2GP's defaults when absent."""
-    path = root / "wgp_config.json"
-    if not path.exists():
-        return WanSettings(), []
-    data, problem = _read_json(path)
-    if problem is None and not isinstance(data, dict):
-        problem = "it is not a JSON object"
-    if problem is not None:
-        return WanSettings(), [f"ignored {path}: {problem}; using Wan2GP's default settings"]
-    notices = []
-    values: dict[str, Any] = {}
-    for key, default in DEFAULT_SETTINGS.items():
-        value = data.get(key, default)
-        if key == "checkpoints_paths":
-            ok = (
-                isinstance(value, list)
-                and value
-                and all(isinstance(v, str) and not _CONTROL.search(v) for v in value)
-            )
-            value = tuple(value) if ok else tuple(default)
-        else:
-            ok = isinstance(value, str)
-            value = value if ok else default
-        if not ok:
-            notices.append(f"{path}: '{key}' has an unexpected value; using {default!r}")
-        values[key] = value
-    types, problem = _transformer_types(data.get("transformer_types", []))
-    if problem:
-        notices.append(f"{path}: 'transformer_types' {problem}; no model is chosen from it")
-    return WanSettings(**values, transformer_types=types), notices
-
-
-def _transformer_types(value: Any) -> tuple[tuple[str, ...], str | None]:
-    """Return the model ids of Wan2GP's model list, or why the value cannot be one."""
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return (), "is not a list of model ids"
-    return tuple(dict.fromkeys(v for v in value if v and not _CONTROL.search(v))), None

@@ -42,12 +42,14 @@ class FileRecord:
     needed_by: frozenset[str] = frozenset()
     listed_by: frozenset[str] = frozenset()
     mirrors: tuple[str, ...] = ()
+    seen_at: tuple[str, ...] = ()  # other places Wan2GP finds it: relative to the root, or absolute
 
     def __post_init__(self) -> None:
         # Builders and tests may hand in sets and lists: keep frozen copies.
         object.__setattr__(self, "needed_by", frozenset(self.needed_by))
         object.__setattr__(self, "listed_by", frozenset(self.listed_by))
         object.__setattr__(self, "mirrors", tuple(self.mirrors))
+        object.__setattr__(self, "seen_at", tuple(self.seen_at))
 
     @property
     def file_name(self) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wandown.catalog import Catalog, FileRecord
-from wandown.catalog.build import checkpoint_candidates
+from wandown.catalog.build import presence_places
 from wandown.engine.partial import PartialState, working_stem
 from wandown.reclaim.survey import Found, Survey, Working
 from wandown.remote import RemoteFile
@@ -116,9 +116,7 @@ def places_of(catalog: Catalog) -> Places:
     listed: dict[str, str] = {}
     working: dict[tuple[str, str], FileRecord] = {}
     for record in catalog.records:
-        for place in checkpoint_candidates(
-            catalog.root, record.dest, catalog.settings, catalog.checkpoint_folder
-        ):
+        for place in presence_places(catalog.root, record):
             text = os.path.normpath(place)
             listed.setdefault(text, record.dest)
             working[(os.path.dirname(text), working_stem(place.name))] = record

@@ -245,6 +245,7 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
         "online" if header.online else "offline",
         f"limit {format_limit(header.limit_kb)}",
         *([endpoints] if (endpoints := endpoints_text(snapshot)) else []),
+        *([header.gpu] if header.gpu else []),
         hub,
     ]
     return " " + sep.join(parts)
