@@ -41,9 +41,11 @@ def test_every_commit_parses_and_every_model_is_listed(tmp_path, commit):
 def test_current_catalog_shape(current):
     assert len(current.models) == 217
     hub_urls = {r.url for r in current.records if r.role not in ("repo_file", "core")}
-    repos = {r.repo for r in current.records}
+    repos = {r.repo for r in current.records if r.role != "feature"}
     assert None not in repos
     assert len(repos) == 23
+    # the run-time features add their own repos (prompt enhancers, audio, upsamplers)
+    assert {r.repo for r in current.records} > repos
     assert all(r.revision == "main" for r in current.records)
     assert all(m.code_defaults_from == m.model_id for m in current.models.values())
     assert not [m for m in current.models.values() if m.problems]
@@ -98,9 +100,12 @@ def test_dir_suffix_places_the_file_in_that_ckpts_folder(current):
     assert record.needed_by == {"chatterbox"}
 
 
-def test_on_demand_loras_are_optional(current):
-    record = current.record("ckpts/ltx-2.3-22b-distilled-lora-384-1.1.safetensors")
-    assert record.role == "on_demand"
+def test_on_demand_loras_are_an_optional_feature_in_the_lora_folder(current):
+    # ltx2.py loads system LoRAs by URL, so they land in the model's LoRA folder (loras/ltx2/)
+    assert current.record("ckpts/ltx-2.3-22b-distilled-lora-384-1.1.safetensors") is None
+    record = current.record("loras/ltx2/ltx-2.3-22b-distilled-lora-384-1.1.safetensors")
+    assert record.role == "feature"
+    assert record.feature == "ltx2-system-loras"
     assert record.needed_by == set()
     assert "ltx2_22B_1_1" in record.listed_by
 

@@ -50,6 +50,7 @@ class Listed:
             "revision": record.revision,
             "path": record.path,
             "role": record.role,
+            "feature": record.feature,
             "needed_by": sorted(record.needed_by),
             "listed_by": sorted(record.listed_by),
             "size": self.size,
@@ -65,7 +66,7 @@ def select_records(
     """Return the files a listing shows: needed and optional files, or every variant."""
     chosen = []
     for record in loaded.catalog.records:
-        if not (all_variants or record.needed_by or record.role == "on_demand"):
+        if not (all_variants or record.needed_by or record.role in ("on_demand", "feature")):
             continue
         listed = Listed(record, loaded.status(record.dest), loaded.remote.get(record.dest))
         if missing_only and not listed.missing:

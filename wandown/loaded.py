@@ -101,6 +101,7 @@ class Loaded:
             status=presence.status,
             message=message,
             link_source=_link_text(presence.found_at) if linked else None,
+            feature=record.feature,
         )
 
     def views(self) -> dict[str, FileView]:

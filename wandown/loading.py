@@ -13,6 +13,7 @@ from wandown.catalog import FileRecord, load_catalog, presence_of
 from wandown.config import Config
 from wandown.fsutil import is_inside
 from wandown.hub import HubIndex, ModelHubError, scan_hub
+from wandown.learn import learned_code
 from wandown.loaded import Loaded, ref_of
 from wandown.remote import FileRef, MetadataClient, RemoteFile
 
@@ -42,7 +43,10 @@ class Loader:
         reset_cache: bool = False,
     ) -> Loaded:
         """Return the catalog with its Hub facts, its presence on disk and the hub index."""
-        catalog = load_catalog(self.config.wan2gp_root)
+        learned = learned_code(self.config.wan2gp_root)
+        for message in learned.notices:
+            self.notice(message)
+        catalog = load_catalog(self.config.wan2gp_root, learned.code)
         for message in catalog.notices:
             self.notice(message)
         if reset_cache:

@@ -51,6 +51,7 @@ class FileView:
     speed: float = 0.0
     message: str = ""
     link_source: str | None = None
+    feature: str | None = None  # the run-time feature group of a file no model needs
 
     @property
     def fraction(self) -> float | None:

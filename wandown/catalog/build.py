@@ -34,8 +34,10 @@ REFERENCE_KEYS = (
     "modules",
     "configs",
 )
-ON_DEMAND_KEYS = ("distill_lora_URL",)
-ON_DEMAND_PREFIXES = ("ltx2_lora_",)
+# LoRAs a model fetches into its LoRA folder when a setting asks for them (ltx2.py's system LoRAs,
+# longcat_main.py's distill LoRA): offered as feature groups, never needed by default.
+ON_DEMAND_FEATURES = {"distill_lora_URL": "distill-lora"}
+ON_DEMAND_PREFIXES = {"ltx2_lora_": "ltx2-system-loras"}
 DEFAULT_LORA_DIR = "loras"
 MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
 MAX_PATH_BYTES = 4000  # below PATH_MAX (4096), leaving room for the Wan2GP folder itself
@@ -55,6 +57,7 @@ class _Draft:
     needed_by: set[str] = field(default_factory=set)
     listed_by: set[str] = field(default_factory=set)
     mirrors: list[str] = field(default_factory=list)
+    features: set[str] = field(default_factory=set)
 
     def freeze(self) -> FileRecord:
         return FileRecord(
@@ -67,6 +70,7 @@ class _Draft:
             frozenset(self.needed_by),
             frozenset(self.listed_by),
             tuple(self.mirrors),
+            frozenset(self.features),
         )
 
 
@@ -145,7 +149,12 @@ class _Builder:
             self.models[model_id] = ModelInfo(
                 model_id, definition.name, definition.architecture, source
             )
-            self._effective[model_id] = {**self._code_keys(defaults), **definition.model}
+            rewritten = defaults.rewritten if defaults is not None else {}
+            self._effective[model_id] = {
+                **self._code_keys(defaults),
+                **definition.model,
+                **rewritten,  # values the handler rewrites in the definition itself
+            }
 
     def _primary_checkpoint_root(self) -> str:
         first = self.settings.checkpoints_paths[0]
@@ -162,7 +171,8 @@ class _Builder:
     def _code_keys(defaults: CodeDefaults | None) -> dict[str, Any]:
         if defaults is None:
             return {}
-        keys: dict[str, Any] = {"text_encoder_URLs": list(defaults.text_encoder_urls)}
+        keys: dict[str, Any] = dict(defaults.injected)
+        keys["text_encoder_URLs"] = list(defaults.text_encoder_urls)
         if defaults.text_encoder_folder is not None:
             keys["text_encoder_folder"] = defaults.text_encoder_folder
         if defaults.vae_urls:
@@ -238,7 +248,15 @@ class _Builder:
 
     # -- records ------------------------------------------------------------------------
 
-    def add(self, model_id: str | None, entry: str, role: str, dest: str, needed: bool) -> None:
+    def add(
+        self,
+        model_id: str | None,
+        entry: str,
+        role: str,
+        dest: str,
+        needed: bool,
+        feature: str | None = None,
+    ) -> None:
         url, _ = strip_suffix(entry)
         parsed = parse_hub_url(url)
         repo, revision, path = parsed if parsed else (None, None, None)
@@ -256,6 +274,8 @@ class _Builder:
                 )
         if ROLES.index(role) < ROLES.index(record.role) and (needed or not record.needed_by):
             record.role = role
+        if feature is not None:
+            record.features.add(feature)
         if model_id is not None:
             record.listed_by.add(model_id)
             if needed:
@@ -289,19 +309,23 @@ class _Builder:
         needed: set[str] | bool,
         folder: str | None = None,
         key: str = "",
+        feature: str | None = None,
+        lora: bool | None = None,
     ) -> None:
+        """Add URL entries; a LoRA (role lora, or lora=True) goes to the model's LoRA folder."""
+        in_lora_folder = role == "lora" if lora is None else lora
         for entry in entries:
             if not is_remote(strip_suffix(entry)[0]):
                 self.report(model_id, f"'{entry}' is a local path, not a URL; not downloaded")
                 continue
             try:
-                dest = self.entry_dest(model_id, entry, folder, lora=role == "lora")
+                dest = self.entry_dest(model_id, entry, folder, lora=in_lora_folder)
             except Problem as exc:
                 where = self.definition_files(model_id)
                 self.report(model_id, f"{where}'{key or role}': {exc} (from '{entry}')")
                 continue
             is_needed = needed if isinstance(needed, bool) else entry in needed
-            self.add(model_id, entry, role, dest, is_needed)
+            self.add(model_id, entry, role, dest, is_needed, feature)
 
     def add_variants(
         self,
@@ -321,9 +345,11 @@ class _Builder:
         sources = self.definitions[model_id].sources
         return "".join(f"{source}: " for source in sources[-1:])
 
-    def add_repo_folder(self, model_id: str | None, group: RepoFolder, role: str) -> None:
+    def add_repo_folder(
+        self, model_id: str | None, group: RepoFolder, role: str, feature: str | None = None
+    ) -> None:
         for url, dest in self.repo_folder_files(group):
-            self.add(model_id, url, role, dest, needed=True)
+            self.add(model_id, url, role, dest, needed=feature is None, feature=feature)
 
     def repo_folder_files(self, group: RepoFolder) -> Iterator[tuple[str, str]]:
         """Yield (url, destination) for each file of a code-side repo folder."""
@@ -371,6 +397,7 @@ class _Builder:
             ),
         )
         self._guarded(model_id, lambda: self.add_on_demand(model_id))
+        self._guarded(model_id, lambda: self.add_config_choices(model_id))
         defaults = self._code_for[model_id]
         if defaults is not None:
             for group in defaults.repo_folders:
@@ -426,13 +453,46 @@ class _Builder:
                 )
 
     def add_on_demand(self, model_id: str) -> None:
+        """Offer the LoRAs a model fetches on demand, in its LoRA folder, as feature groups."""
         model = self._effective[model_id]
         for key, value in model.items():
-            if key in ON_DEMAND_KEYS or key.startswith(ON_DEMAND_PREFIXES):
-                entries = [value] if isinstance(value, str) else value
-                if isinstance(entries, list):
-                    strings = [e for e in entries if isinstance(e, str)]
-                    self.add_entries(model_id, strings, "on_demand", False, key=key)
+            feature = ON_DEMAND_FEATURES.get(key) or next(
+                (name for prefix, name in ON_DEMAND_PREFIXES.items() if key.startswith(prefix)),
+                None,
+            )
+            if feature is None:
+                continue
+            entries = [value] if isinstance(value, str) else value
+            if isinstance(entries, list):
+                strings = [e for e in entries if isinstance(e, str)]
+                self.add_entries(
+                    model_id, strings, "feature", False, key=key, feature=feature, lora=True
+                )
+
+    def add_config_choices(self, model_id: str) -> None:
+        """Offer each model-config choice's files as a feature group: ``config/<id>/<choice>``."""
+        defaults = self._code_for[model_id]
+        if defaults is None:
+            return
+        for choice, facts in sorted(defaults.config_choices.items()):
+            feature = f"config/{model_id}/{feature_slug(choice)}"
+            for group in facts.repo_folders:
+                self.add_repo_folder(model_id, group, "feature", feature)
+            for key, urls in sorted(facts.urls.items()):
+                folder = self.text_encoder_folder(model_id) if key == "text_encoder_URLs" else None
+                self.add_entries(model_id, list(urls), "feature", False, folder, key, feature)
+
+    def add_features(self) -> None:
+        """Add the files of Wan2GP's run-time features, each a named group nobody needs yet."""
+        for feature, groups in sorted(self.code.features.items()):
+            for group in groups:
+                self.add_repo_folder(None, group, "feature", feature)
+
+
+def feature_slug(text: str) -> str:
+    """Return text as a feature name part: lower-case words joined by '-'."""
+    words = "".join(c.lower() if c.isalnum() else " " for c in text).split()
+    return "-".join(words) or "choice"
 
 
 class _CodeOnlyModule(Problem):
@@ -454,6 +514,7 @@ def build_records(
                 "architecture is; listed from its JSON alone (text encoders, VAEs and "
                 "tokenizers may be missing)"
             )
+    builder.add_features()
     every_model = set(definitions)
     for group in code.core:
         for url, dest in builder.repo_folder_files(group):

@@ -19,6 +19,7 @@ ROLES = (
     "repo_file",
     "core",
     "on_demand",
+    "feature",
 )
 
 
@@ -42,12 +43,19 @@ class FileRecord:
     needed_by: frozenset[str] = frozenset()
     listed_by: frozenset[str] = frozenset()
     mirrors: tuple[str, ...] = ()
+    features: frozenset[str] = frozenset()  # the run-time feature groups this file belongs to
 
     def __post_init__(self) -> None:
         # Builders and tests may hand in sets and lists: keep frozen copies.
         object.__setattr__(self, "needed_by", frozenset(self.needed_by))
         object.__setattr__(self, "listed_by", frozenset(self.listed_by))
         object.__setattr__(self, "mirrors", tuple(self.mirrors))
+        object.__setattr__(self, "features", frozenset(self.features))
+
+    @property
+    def feature(self) -> str | None:
+        """Return the feature group this file is shown under (the first by name), if any."""
+        return min(self.features) if self.features else None
 
     @property
     def file_name(self) -> str:
