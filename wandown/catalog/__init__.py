@@ -36,10 +36,11 @@ def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
             f"no Wan2GP install found: {root / 'defaults'} does not exist. Set "
             "wan2gp_directory in config.json (or --wan2gp-dir) to Wan2GP's ckpts folder"
         )
-    definitions, notices = read_definitions(root)
+    code = code or shipped()
+    definitions, notices = read_definitions(root, code.plugin_definitions)
     settings, setting_notices = read_settings(root)
     notices += setting_notices
-    records, models, build_notices, ckpts = build_records(definitions, code or shipped(), settings)
+    records, models, build_notices, ckpts = build_records(definitions, code, settings)
     return Catalog(root, settings, models, tuple(records), notices + build_notices, ckpts)
 
 

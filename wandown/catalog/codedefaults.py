@@ -59,6 +59,7 @@ class CodeData:
     models: dict[str, CodeDefaults]
     core: tuple[RepoFolder, ...] = field(default=())
     features: dict[str, tuple[RepoFolder, ...]] = field(default_factory=dict)
+    plugin_definitions: tuple[str, ...] = ()  # enabled plugins' defaults/ folders (learned only)
 
     def for_model(
         self, model_id: str, architecture: str | None

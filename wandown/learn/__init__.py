@@ -99,6 +99,7 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
         models=models,
         core=learned.core or fallback.core,
         features=features,
+        plugin_definitions=tuple(answer.get("plugin_definitions") or ()),
     )
     return code, notices
 

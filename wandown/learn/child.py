@@ -230,10 +230,12 @@ def install(root: str) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
     sys.path.insert(0, root)
-    for entry in os.listdir(root):
-        stem = entry[:-3] if entry.endswith(".py") else entry
-        if entry.endswith(".py") or os.path.isdir(os.path.join(root, entry)):
-            LOCAL_TOPS.add(stem)
+    plugins = os.path.join(root, "plugins")
+    for folder in (root, plugins) if os.path.isdir(plugins) else (root,):
+        for entry in os.listdir(folder):
+            stem = entry[:-3] if entry.endswith(".py") else entry
+            if entry.endswith(".py") or os.path.isdir(os.path.join(folder, entry)):
+                LOCAL_TOPS.add(stem)
     wgp = StubModule("wgp")  # never the real one: importing wgp.py starts the app
     wgp.get_lora_root = lambda: "loras"  # type: ignore[attr-defined]
     wgp.server_config = {}  # type: ignore[attr-defined]
@@ -285,15 +287,21 @@ def _error(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}{where}".replace("\n", " ")[:400]
 
 
-def plugin_extensions(root: str, enabled: list[str]) -> tuple[list[Any], str | None]:
-    """Return the enabled plugins' model extensions, found by Wan2GP's own plugin manager."""
+def plugin_extensions(root: str, enabled: list[str]) -> tuple[list[Any], list[str], str | None]:
+    """Return the enabled plugins' model extensions, found by Wan2GP's own plugin manager, and
+    the enabled plugins that are neither system nor bundled ones (community plugins)."""
+    if not os.path.isdir(os.path.join(root, "plugins")):
+        return [], [], None
     try:
-        from shared.utils.plugins import PluginManager  # type: ignore[import-not-found]
-
-        manager = PluginManager(plugins_dir=os.path.join(root, "plugins"))
-        return list(manager.discover_plugin_model_extensions(enabled)), None
+        plugins = importlib.import_module("shared.utils.plugins")
+        manager = plugins.PluginManager(plugins_dir=os.path.join(root, "plugins"))
+        extensions = list(manager.discover_plugin_model_extensions(enabled))
+        own = {*getattr(plugins, "SYSTEM_PLUGINS", ()), *getattr(plugins, "BUNDLED_PLUGINS", ())}
+        found = set(manager.discover_plugins())
+        community = sorted(p for p in enabled if p in found and p not in own)
+        return extensions, community, None
     except Exception as exc:
-        return [], _error(exc)
+        return [], [], _error(exc)
 
 
 def _read_wgp_config(root: str) -> dict[str, Any]:
@@ -646,7 +654,8 @@ def read_sources(root: str) -> list[str]:
 def learn(root: str, install_root: str) -> dict[str, Any]:
     learner = Learner(root, install_root)
     enabled = learner.config.get("enabled_plugins") or []
-    extensions, plugin_error = plugin_extensions(root, enabled if isinstance(enabled, list) else [])
+    enabled = [p for p in enabled if isinstance(p, str)] if isinstance(enabled, list) else []
+    extensions, community, plugin_error = plugin_extensions(root, enabled)
     if plugin_error:
         learner.notices.append(f"plugins: not learned ({plugin_error})")
     paths = family_handler_paths(root)
@@ -681,6 +690,8 @@ def learn(root: str, install_root: str) -> dict[str, Any]:
         "install_files": [p for p in definition_paths if not os.path.isabs(p)],
         "recorded": RECORDED,
         "notices": learner.notices,
+        "community_plugins": community,
+        "plugin_definitions": sorted(str(p) for p in plugin_roots),
     }
 
 
