@@ -54,6 +54,9 @@ class family_handler:
 
     @staticmethod
     def query_model_def(base_model_type, model_def):
+        preload = model_def.get("preload_URLs")
+        if isinstance(preload, list):  # ltx2_handler's rewrite of old-style LoRA preloads
+            model_def["preload_URLs"] = [u + "|%lora_dir" if "lora" in u else u for u in preload]
         extra = {
             "text_encoder_URLs": [build_hf_url("tester/enc", "enc", "enc_bf16.safetensors")],
             "text_encoder_folder": "enc",
@@ -211,6 +214,7 @@ def fake_wan2gp(
     _definition(root, "defaults", "video_small", {
         "name": "Small video", "architecture": "video",
         "URLs": [url("tester/video", "video_small_bf16.safetensors")],
+        "preload_URLs": [url("tester/video", "old_style_lora.safetensors")],
     })  # fmt: skip
     _definition(root, "defaults", "video_edit", {
         "name": "Edit video", "architecture": "video_edit",

@@ -114,6 +114,9 @@ def test_a_fake_tree_is_learned_through_the_cli(tmp_path, capsys):
     # injected keys: a text encoder, and a preload only the edit architecture gets
     assert "video_big_ft" in by_dest["ckpts/enc/enc_bf16.safetensors"]["needed_by"]
     assert by_dest["ckpts/enc/vision.safetensors"]["needed_by"] == ["video_edit"]
+    # a JSON value the handler rewrites: an old-style LoRA preload goes to the LoRA folder
+    assert by_dest["loras/video/old_style_lora.safetensors"]["needed_by"] == ["video_small"]
+    assert "ckpts/old_style_lora.safetensors" not in by_dest
     # a recorded Hub call made by the handler is a learned file, not a connection
     assert by_dest["ckpts/bpe/merges.txt"]["role"] == "repo_file"
     # the plugin's own definition and handler
@@ -227,7 +230,8 @@ def test_an_install_without_wgp_py_uses_the_shipped_data_quietly(tmp_path):
     learned = learn.learned_code(root)
     assert not learned.learned
     assert learned.notices == ()
-    assert learned.code is learn.shipped()
+    assert learned.code.models is learn.shipped().models
+    assert learned.code.features == {}  # no Wan2GP code, so none of its run-time features
 
 
 def test_shipped_features_become_catalog_rows(tmp_path):

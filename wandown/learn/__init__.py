@@ -112,7 +112,8 @@ _lock = threading.Lock()
 def learned_code(wan2gp_root: Path, fallback: Fallback = shipped) -> Learned:
     """Return the code-side facts for an install: learned from its own Wan2GP when it has one.
 
-    An install without ``wgp.py`` (definitions only) uses the shipped data silently. Within one
+    An install without ``wgp.py`` (definitions only: the demo, a copied catalog) uses the shipped
+    model data silently, without the run-time features of a Wan2GP it does not have. Within one
     process the answer is remembered, so a reload neither learns nor warns twice.
     """
     root = Path(wan2gp_root).absolute()
@@ -133,7 +134,7 @@ def forget() -> None:
 
 def _learn_or_fall_back(root: Path, fallback: Fallback) -> Learned:
     if not (root / "wgp.py").is_file():
-        return Learned(fallback(), (), learned=False)
+        return Learned(dataclasses.replace(fallback(), features={}), (), learned=False)
     try:
         answer, from_cache = learn(root)
     except LearnError as exc:
