@@ -4,6 +4,9 @@ cache, the fallback to the shipped data and the feature groups it yields."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from wandown.catalog import load_catalog
 from wandown.catalog.codedefaults import DATA_NAME
 from wandown.learn import cache, runner
 
+PROJECT = Path(__file__).resolve().parent.parent
 REAL_SOURCE = SHARED / "8681e9f" / "src"
 COMMIT = "8681e9f777f9f847f74a0bdefd13d5b9a6efe12d"
 
@@ -241,3 +245,24 @@ def test_shipped_features_become_catalog_rows(tmp_path):
     mmaudio = [r for r in catalog.records if "mmaudio" in r.features]
     assert mmaudio
     assert all(not r.needed_by for r in mmaudio if r.role == "feature")
+
+
+def test_the_real_program_learns_once_and_then_reads_its_cache(tmp_path):
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    env = {**os.environ, "WANDOWN_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, str(PROJECT / "wandown.py"), "--list", "--offline", "--hub-dir", ""]
+    command += ["--wan2gp-dir", str(root / "ckpts"), "--config-file", str(tmp_path / "c.json")]
+
+    def run() -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        return done
+
+    first = run()
+    assert "small_tok" in first.stdout and "feature:deepy" in first.stdout
+    cached = next((tmp_path / "cache" / "learn").glob("*.json"))
+    stamp = cached.stat().st_mtime_ns
+    second = run()
+    assert second.stdout == first.stdout
+    assert cached.stat().st_mtime_ns == stamp  # no child ran, so nothing was stored again

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from wandown.catalog import FileRecord
 from wandown.loaded import Loaded
-from wandown.needs import needed_label
+from wandown.needs import FEATURE_PREFIX, needed_label
 from wandown.remote import RemoteFile
 from wandown.safetext import printable
 from wandown.status import Status
@@ -77,6 +77,8 @@ def select_records(
 
 def config_label(record: FileRecord, model_count: int) -> str:
     """Name the models that need a file: one id, 'id +N', 'all models' or 'optional'."""
+    if not record.needed_by and record.feature is not None:
+        return FEATURE_PREFIX + record.feature
     return needed_label(record.role, record.needed_by, model_count)
 
 

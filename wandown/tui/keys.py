@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "last-row": ("go to the last row", lambda app: app.move_cursor_to(len(app.rows) - 1)),
     "toggle-row": ("select or unselect this row's file", lambda app: app.toggle_row()),
     "select-model": (
-        "select every missing file this row's model needs",
+        "select every missing file this row's model (or feature) needs",
         lambda app: app.select_model(),
     ),
     "select-all": ("select every visible file not yet present", lambda app: app.select_all()),
