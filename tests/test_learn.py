@@ -134,6 +134,7 @@ def test_a_fake_tree_is_learned_through_the_cli(tmp_path, capsys):
     assert by_dest["ckpts/pose/pose.onnx"]["role"] == "core"
     assert "could not learn" not in err
     assert tree_digest(root) == before
+    assert load_catalog(root, learn.learned_code(root).code).code_origin == "learned"
 
 
 def test_a_second_start_uses_the_cache_and_starts_no_child(tmp_path, capsys, monkeypatch):
@@ -180,6 +181,8 @@ def test_a_tree_that_cannot_be_learned_falls_back_to_the_shipped_data(tmp_path, 
     dests = {f["dest"] for f in files}
     assert "ckpts/small_tok/tokenizer.json" not in dests
     assert "ckpts/video_small_bf16.safetensors" in dests  # the JSON's own files stay
+    learn.forget()
+    assert load_catalog(root, learn.learned_code(root).code).code_origin == "shipped 8681e9f"
 
 
 def test_a_slow_tree_is_given_up_at_the_time_limit(tmp_path, capsys, monkeypatch):

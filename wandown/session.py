@@ -142,6 +142,7 @@ class Session:
         return state.Header(
             catalog_source=str(loaded.catalog.root),
             model_count=len(loaded.catalog.models),
+            code_origin=loaded.catalog.code_origin,
             hub=str(loaded.hub_dir) if hub else None,
             hub_files=hub.file_count if hub else 0,
             hub_links=len(loaded.linkable()) if hub else 0,

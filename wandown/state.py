@@ -67,6 +67,7 @@ class Header:
 
     catalog_source: str = ""
     model_count: int = 0
+    code_origin: str = ""  # "learned" from the install's Wan2GP, or "shipped <commit>"
     hub: str | None = None
     hub_files: int = 0
     hub_links: int = 0

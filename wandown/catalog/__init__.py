@@ -41,7 +41,9 @@ def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
     settings, setting_notices = read_settings(root)
     notices += setting_notices
     records, models, build_notices, ckpts = build_records(definitions, code, settings)
-    return Catalog(root, settings, models, tuple(records), notices + build_notices, ckpts)
+    return Catalog(
+        root, settings, models, tuple(records), notices + build_notices, ckpts, code.origin
+    )
 
 
 def presence_of(

@@ -60,6 +60,7 @@ class CodeData:
     core: tuple[RepoFolder, ...] = field(default=())
     features: dict[str, tuple[RepoFolder, ...]] = field(default_factory=dict)
     plugin_definitions: tuple[str, ...] = ()  # enabled plugins' defaults/ folders (learned only)
+    origin: str = ""  # for the header: "learned", "shipped <commit>" after a failure, "" else
 
     def for_model(
         self, model_id: str, architecture: str | None

@@ -100,6 +100,7 @@ class Catalog:
     records: tuple[FileRecord, ...]
     notices: list[str]
     checkpoint_folder: str = "ckpts"  # where new checkpoint files go, relative to root
+    code_origin: str = ""  # where the code-side facts came from (CodeData.origin)
     _by_dest: dict[str, FileRecord] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -100,6 +100,7 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
         core=learned.core or fallback.core,
         features=features,
         plugin_definitions=tuple(answer.get("plugin_definitions") or ()),
+        origin="learned",
     )
     return code, notices
 
@@ -143,6 +144,7 @@ def _learn_or_fall_back(root: Path, fallback: Fallback) -> Learned:
             f"could not learn Wan2GP's code at {root} ({exc}); using {_shipped_note(code)}: "
             "files a newer Wan2GP needs may be missing"
         )
-        return Learned(code, (notice,), learned=False)
+        origin = f"shipped {code.commit[:7] or 'data'}"
+        return Learned(dataclasses.replace(code, origin=origin), (notice,), learned=False)
     code, notices = combine(answer, fallback())
     return Learned(code, tuple(notices), learned=True, from_cache=from_cache)

@@ -228,8 +228,9 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
     else:
         hub = "no hub"
     # The hub's folder is the least useful part, so it goes last where a narrow screen cuts.
+    code = f", code {header.code_origin}" if header.code_origin else ""
     parts = [
-        f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'})",
+        f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'}{code})",
         "online" if header.online else "offline",
         f"limit {format_limit(header.limit_kb)}",
         hub,
