@@ -94,14 +94,30 @@ def test_the_real_handlers_inject_keys(real_answer):
     assert models["ltx2_22B"]["injected"]["ltx2_lora_distilled"].endswith(".safetensors")
 
 
-def test_regenerating_the_data_writes_the_same_file(tmp_path, real_answer):
+def test_regenerating_the_data_writes_the_same_file(tmp_path, real_answer, monkeypatch):
+    from wandown.learn import __main__ as command
     from wandown.learn.__main__ import main
 
+    asked = []
+
+    def learned_once(source, definitions):  # the session already ran the child on this tree
+        asked.append((source, definitions))
+        return real_answer[0]
+
+    monkeypatch.setattr(command, "run_child", learned_once)
     target = tmp_path / "code_defaults.json"
-    assert (
-        main(["--write-data", str(REAL_SOURCE), "--commit", COMMIT, "--output", str(target)]) == 0
-    )
+    args = ["--write-data", str(REAL_SOURCE), "--commit", COMMIT, "--output", str(target)]
+    assert main(args) == 0
+    assert asked == [(REAL_SOURCE.resolve(), (SHARED / "8681e9f").resolve())]
     assert json.loads(target.read_text()) == shipped_json()
+
+
+def test_regenerating_from_a_folder_without_wan2gp_is_refused(tmp_path, capsys):
+    from wandown.learn.__main__ import main
+
+    assert main(["--write-data", str(tmp_path), "--output", str(tmp_path / "x.json")]) == 2
+    assert "holds no wgp.py" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
 
 
 # -- small fake trees ---------------------------------------------------------------------------
