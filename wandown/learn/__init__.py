@@ -86,6 +86,7 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
                 f"Wan2GP's code tried to fetch {what} while wandown learned it; refused, and "
                 "that file is not listed"
             )
+    notices += _whole_folders(answer)
     for plugin in answer.get("community_plugins") or ():
         notices.append(
             f"plugin {plugin} is enabled: files it fetches itself are unknown to wandown"
@@ -103,6 +104,24 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
         origin="learned",
     )
     return code, notices
+
+
+def _whole_folders(answer: dict[str, Any]) -> list[str]:
+    """Name repo folders Wan2GP fetches whole (an empty file list): their files are unknown."""
+    owners = [
+        (f"model {m}", facts.get("repo_files") or []) for m, facts in answer["models"].items()
+    ]
+    owners += [(f"feature {n}", groups) for n, groups in (answer.get("features") or {}).items()]
+    notes = []
+    for owner, groups in owners:
+        for group in groups:
+            for source, _, files in group.get("folders") or ():
+                if not files:
+                    notes.append(
+                        f"{owner}: Wan2GP fetches the whole folder '{source}' of {group['repo']}; "
+                        "its files are not listed"
+                    )
+    return sorted(set(notes))
 
 
 Fallback = Callable[[], CodeData]

@@ -27,7 +27,10 @@ from typing import Any
 sys.dont_write_bytecode = True
 RECORDED: list[dict[str, Any]] = []  # Hub and network calls, in the order they were attempted
 LOCAL_TOPS: set[str] = set()
-KEEP_KEYS = ("text_encoder_URLs", "text_encoder_folder", "VAE_URLs", "preload_URLs", "dtype")
+KEEP_KEYS = ("text_encoder_URLs", "text_encoder_folder", "VAE_URLs")
+# Keys that decide files: kept when the handler adds them and the JSON does not set them.
+FILE_KEYS = ("URLs", "URLs2", "modules", "preload_URLs", "loras", "loras_multipliers", "configs",
+             "dtype", "source", "source2", "module_source", "module_source2")  # fmt: skip
 ON_DEMAND_PREFIXES = ("ltx2_lora_",)
 ON_DEMAND_KEYS = ("distill_lora_URL",)
 
@@ -419,8 +422,14 @@ class Learner:
             key: value
             for key, value in defaults.items()
             if key in KEEP_KEYS
-            or key.startswith(("system_configs", *ON_DEMAND_PREFIXES))
-            or key in ON_DEMAND_KEYS
+            or (
+                key not in before
+                and (
+                    key in FILE_KEYS
+                    or key in ON_DEMAND_KEYS
+                    or key.startswith(("system_configs", *ON_DEMAND_PREFIXES))
+                )
+            )
         }
         self.injected[model_id] = {"keys": _jsonable(injected), "rewritten": _jsonable(rewritten)}
         merged = dict(defaults)
