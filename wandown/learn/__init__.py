@@ -108,9 +108,8 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
 
 def _whole_folders(answer: dict[str, Any]) -> list[str]:
     """Name repo folders Wan2GP fetches whole (an empty file list): their files are unknown."""
-    owners = [
-        (f"model {m}", facts.get("repo_files") or []) for m, facts in answer["models"].items()
-    ]
+    models = answer.get("models") or {}
+    owners = [(f"model {m}", facts.get("repo_files") or []) for m, facts in models.items()]
     owners += [(f"feature {n}", groups) for n, groups in (answer.get("features") or {}).items()]
     notes = []
     for owner, groups in owners:
