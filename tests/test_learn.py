@@ -285,3 +285,13 @@ def test_the_real_program_learns_once_and_then_reads_its_cache(tmp_path):
     second = run()
     assert second.stdout == first.stdout
     assert cached.stat().st_mtime_ns == stamp  # no child ran, so nothing was stored again
+
+
+def test_a_folder_fetched_whole_is_named_not_silently_missing():
+    snapshot = {"repo": "tester/x", "folders": [["whole_folder", None, []]]}
+    answer = {"models": {}, "features": {"big": [snapshot]}, "core": [], "architectures": []}
+    _, notices = learn.combine(answer, learn.shipped())
+    assert notices == [
+        "feature big: Wan2GP fetches the whole folder 'whole_folder' of tester/x; "
+        "its files are not listed"
+    ]
