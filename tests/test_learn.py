@@ -295,3 +295,21 @@ def test_a_folder_fetched_whole_is_named_not_silently_missing():
         "feature big: Wan2GP fetches the whole folder 'whole_folder' of tester/x; "
         "its files are not listed"
     ]
+
+
+def test_writes_into_the_tree_are_refused_and_named(tmp_path, capsys):
+    writer = (
+        "import os\nfrom pathlib import Path\n"
+        "here = Path(__file__).parent\n"
+        "try:\n    (here / 'cache').mkdir()\nexcept OSError:\n    pass\n"
+        "try:\n    open(here / 'state.json', 'w').write('{}')\nexcept OSError:\n    pass\n"
+        "class family_handler:\n    @staticmethod\n    def query_supported_types():\n"
+        "        return []\n"
+    )
+    root = fake_wan2gp(tmp_path / "Wan2GP", extra_handler=writer)
+    before = tree_digest(root)
+    files, err = list_json(root, capsys)
+    assert tree_digest(root) == before
+    assert "ckpts/small_tok/tokenizer.json" in {f["dest"] for f in files}
+    assert "tried to write " in err and "state.json while wandown learned it; refused" in err
+    assert "tried to mkdir " in err

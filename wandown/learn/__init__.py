@@ -80,7 +80,12 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
             f"{_shipped_note(fallback)} or only their JSON"
         )
     for call in answer.get("recorded") or ():
-        if call.get("call") in ("url", "connect", "snapshot_download"):
+        if call.get("call") == "write":
+            notices.append(
+                f"Wan2GP's code tried to {call.get('url')} while wandown learned it; refused "
+                "(wandown never writes into your Wan2GP)"
+            )
+        elif call.get("call") in ("url", "connect", "snapshot_download"):
             what = call.get("url") or call.get("repo")
             notices.append(
                 f"Wan2GP's code tried to fetch {what} while wandown learned it; refused, and "

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import abc
 import ast
+import builtins
 import copy
 import glob
 import importlib
 import importlib.abc
 import importlib.machinery
+import io
 import json
 import os
+import shutil
 import socket
 import sys
 import traceback
@@ -228,8 +231,67 @@ def _refuse_sockets() -> None:
     urllib.request.urlretrieve = _refused_url
 
 
-def install(root: str) -> None:
-    """Make root importable and everything else a stub."""
+class _WriteGuard:
+    """Refuse every write, removal or new folder inside the Wan2GP tree, and record it.
+
+    Wan2GP's modules may create folders or caches when imported (ltx2_handler migrates LoRA
+    folders, the plugin manager makes its folder); learning must leave the tree as it was.
+    """
+
+    def __init__(self, roots: list[str]):
+        self.roots = [os.path.realpath(r) for r in roots]
+
+    def inside(self, path: Any) -> bool:
+        if isinstance(path, int):
+            return False
+        try:
+            real = os.path.realpath(os.fsdecode(os.fspath(path)))
+        except (TypeError, ValueError):
+            return False
+        return any(real == r or real.startswith(r + os.sep) for r in self.roots)
+
+    def refuse(self, what: str, path: Any) -> None:
+        _record("write", url=f"{what} {os.fsdecode(os.fspath(path))}")
+        raise PermissionError(f"wandown learns Wan2GP read-only: {what} refused")
+
+    def wrap_open(self, real: Any) -> Any:
+        def guarded(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            if any(c in mode for c in "wax+") and self.inside(file):
+                self.refuse("write", file)
+            return real(file, mode, *args, **kwargs)
+
+        return guarded
+
+    def wrap_os_open(self, real: Any) -> Any:
+        changes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+        def guarded(path: Any, flags: int, *args: Any, **kwargs: Any) -> Any:
+            if flags & changes and self.inside(path):
+                self.refuse("write", path)
+            return real(path, flags, *args, **kwargs)
+
+        return guarded
+
+    def wrap_path_call(self, what: str, real: Any, allow_existing: bool = False) -> Any:
+        def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.inside(path) and not (allow_existing and os.path.isdir(path)):
+                self.refuse(what, path)
+            return real(path, *args, **kwargs)
+
+        return guarded
+
+    def install(self) -> None:
+        builtins.open = io.open = self.wrap_open(io.open)
+        os.open = self.wrap_os_open(os.open)
+        os.mkdir = self.wrap_path_call("mkdir", os.mkdir, allow_existing=True)
+        os.makedirs = self.wrap_path_call("makedirs", os.makedirs, allow_existing=True)
+        for name in ("remove", "unlink", "rmdir", "rename", "replace", "symlink", "link"):
+            setattr(os, name, self.wrap_path_call(name, getattr(os, name)))
+        shutil.rmtree = self.wrap_path_call("rmtree", shutil.rmtree)
+
+
+def install(root: str, install_root: str | None = None) -> None:
+    """Make root importable, everything else a stub, and the tree read-only."""
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
     sys.path.insert(0, root)
@@ -246,6 +308,7 @@ def install(root: str) -> None:
     sys.meta_path.insert(0, NetworkFinder())
     sys.meta_path.append(StubFinder())
     _refuse_sockets()
+    _WriteGuard([root, install_root or root]).install()
 
 
 # -- what Wan2GP's code says --------------------------------------------------------------------
@@ -709,7 +772,7 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr  # Wan2GP's prints must not mix with the answer
     root = os.path.abspath(argv[1])
     install_root = os.path.abspath(argv[2]) if len(argv) > 2 else root
-    install(root)
+    install(root, install_root)
     try:
         result = learn(root, install_root)
     except BaseException as exc:
