@@ -313,3 +313,18 @@ def test_writes_into_the_tree_are_refused_and_named(tmp_path, capsys):
     assert "ckpts/small_tok/tokenizer.json" in {f["dest"] for f in files}
     assert "tried to write " in err and "state.json while wandown learned it; refused" in err
     assert "tried to mkdir " in err
+
+
+def test_a_family_whose_query_fails_on_one_model_falls_back_as_a_whole(tmp_path):
+    root = fake_wan2gp(tmp_path / "Wan2GP", with_plugin=False)
+    handler = root / "models" / "video" / "video_handler.py"
+    handler.write_text(
+        handler.read_text().replace(
+            "        first = os.path.basename", '        assert "big" not in str(model_def)\n'
+            "        first = os.path.basename"
+        )
+    )  # fmt: skip
+    answer = runner.run_child(root, root)
+    assert "models.video.video_handler" in answer["failed_families"]
+    assert not {"video_small", "video_edit", "video_big_ft"} & set(answer["models"])
+    assert "video" not in answer["architectures"]

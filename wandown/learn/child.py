@@ -750,13 +750,15 @@ def learn(root: str, install_root: str) -> dict[str, Any]:
     features = Features(root, learner.config, learner.notices)
     features.learn()
     failed_archs = sorted(a for a, p in learner.family_of.items() if p in learner.failed)
+    # a family that failed on one model falls back as a whole: no half-learned family
+    models = {m: f for m, f in models.items() if f["architecture"] not in failed_archs}
     return {
         "models": models,
         "core": features.core,
         "features": features.groups,
         "failed_families": learner.failed,
         "failed_architectures": failed_archs,
-        "architectures": sorted(learner.handlers),
+        "architectures": sorted(a for a in learner.handlers if a not in failed_archs),
         "definitions": [p.replace(os.sep, "/") for p in definition_paths],
         "sources": read_sources(root),
         "install_files": [p for p in definition_paths if not os.path.isabs(p)],
