@@ -510,7 +510,9 @@ class Learner:
         if handler is None or self.family_of.get(architecture) in self.failed:
             return None
         start = len(RECORDED)
-        lora_root = str(self.config.get("loras_root") or "loras")
+        # Wan2GP's default root: wgp_config's loras_root is applied by the catalog's settings,
+        # to shipped and learned folders alike (an absolute root is no destination here)
+        lora_root = "loras"
         lora_dir = handler.get_lora_dir(architecture, _Args(), lora_root)
         files = handler.query_model_files(_compute_list, architecture, model)
         injected = self.injected.get(model_id, {"keys": {}, "rewritten": {}})
