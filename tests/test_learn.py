@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -328,3 +329,29 @@ def test_a_family_whose_query_fails_on_one_model_falls_back_as_a_whole(tmp_path)
     assert "models.video.video_handler" in answer["failed_families"]
     assert not {"video_small", "video_edit", "video_big_ft"} & set(answer["models"])
     assert "video" not in answer["architectures"]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_interface_shows_learned_code_and_ticks_a_feature_whole(tmp_path):
+    from tests.test_tui_terminal import Tmux, first_frame_drawn
+
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    command = [sys.executable, "-m", "wandown", "--offline", "--hub-dir", ""]
+    command += ["--wan2gp-dir", str(root / "ckpts"), "--config-file", str(tmp_path / "c.json")]
+    env = {"PYTHONPATH": str(PROJECT), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    session = Tmux(tmp_path, env=env, command=command)
+    try:
+        session.start(width=140)
+        screen = session.wait_for(first_frame_drawn, timeout=15)
+        assert "code learned" in screen.split("\n")[0]
+        session.keys("/")
+        session.literal("feature:deepy")
+        session.keys("Enter")
+        assert "feature:deepy" in session.wait_for("w.bin")
+        session.keys("u", "c")
+        screen = session.wait_for("missing files of feature deepy")
+        assert "1 selected" in screen
+        session.keys("Escape", "Escape")
+        session.wait_for("wandown-exit=0")
+    finally:
+        session.kill()
