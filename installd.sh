@@ -39,14 +39,17 @@ else
   echo ".venv already exists"
 fi
 
+# Each entry is a pip name, or pip-name=module where the module it installs has another name.
 runtime=(urllib3 blake3)
-devtools=(pytest ruff mypy huggingface_hub wheel)
+devtools=(pytest pytest-xdist=xdist ruff mypy huggingface_hub wheel)
 wanted=("${runtime[@]}")
 [ "$dev" = 1 ] && wanted+=("${devtools[@]}")
 
 missing=()
-for pkg in "${wanted[@]}"; do
-  .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$pkg') is None)" \
+for entry in "${wanted[@]}"; do
+  pkg=${entry%%=*}
+  module=${entry#*=}
+  .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$module') is None)" \
     || missing+=("$pkg")
 done
 
@@ -58,7 +61,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "${missing[@]}"
   fi
 else
-  echo "nothing to install: ${wanted[*]} already present"
+  echo "nothing to install: ${wanted[*]%%=*} already present"
 fi
 
 echo

@@ -27,7 +27,14 @@ def readme_commands() -> list[str]:
 
 def is_interactive(command: str) -> bool:
     """A wandown command with no mode flag opens the interface."""
-    modes = ("--list", "--download", "--dedupe", "--export-metadata", "--import-metadata")
+    modes = (
+        "--list",
+        "--download",
+        "--dedupe",
+        "--export-metadata",
+        "--import-metadata",
+        "--serve",
+    )
     return "wandown.py" in command and not any(mode in command for mode in modes)
 
 
@@ -36,7 +43,10 @@ QUICK_START = COMMANDS[:2]
 BATCH = [
     c
     for c in COMMANDS[2:]
-    if not is_interactive(c) and "wandown.localhub" not in c and "bench/" not in c
+    if not is_interactive(c)
+    and "wandown.localhub" not in c
+    and "bench/" not in c
+    and "--serve" not in c  # serves until stopped: see test_the_serve_command_serves
 ]
 
 
@@ -53,6 +63,7 @@ def test_the_readme_starts_with_the_two_quick_start_commands():
 def test_every_readme_command_is_covered_here():
     covered = set(QUICK_START) | set(BATCH)
     covered |= {c for c in COMMANDS if is_interactive(c) or "localhub" in c or "bench/" in c}
+    covered |= {c for c in COMMANDS if "--serve" in c}
     assert covered == set(COMMANDS)
     assert len(BATCH) >= 8
 
@@ -125,6 +136,32 @@ def test_the_localhub_command_serves(sandbox):
         server.terminate()
         _out, err = server.communicate(timeout=10)
     assert "Traceback" not in err
+
+
+def test_the_serve_commands_serve(sandbox, tmp_path):
+    commands = [c for c in COMMANDS if "--serve" in c]
+    if not commands:
+        pytest.skip("the README shows no --serve command")
+    (tmp_path / "config.json").symlink_to(sandbox.config_file)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT),
+        "HF_ENDPOINT": sandbox.endpoint,
+        "WANDOWN_CACHE_DIR": str(sandbox.cache_dir),
+    }
+    for command in commands:
+        args = shlex.split(local(command))
+        args[args.index("--serve") + 1] = "127.0.0.1:0"  # tests never listen beyond loopback
+        server = subprocess.Popen(
+            args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        try:
+            first = server.stdout.readline()
+            assert first.startswith("serving "), (command, first)
+        finally:
+            server.terminate()
+            _out, err = server.communicate(timeout=10)
+        assert server.returncode == 0 and "Traceback" not in err, (command, err)
 
 
 BENCH_TOOLS = ("nginx", "aria2c", "curl", "time")

@@ -99,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         "files with links to them",
     )
     modes.add_argument("--yes", action="store_true", help="with --dedupe: do not ask")
+    serving = parser.add_argument_group("serving other machines")
+    serving.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the files proven here, read-only, to other wandown and huggingface_hub "
+        "clients (HOST defaults to 127.0.0.1; 0.0.0.0 for the network)",
+    )
+    serving.add_argument(
+        "--serve-token",
+        metavar="TOKEN",
+        help="with --serve: require Authorization: Bearer TOKEN (overrides serve_token)",
+    )
     demo = parser.add_argument_group("trying it out")
     demo.add_argument(
         "--demo",
@@ -158,6 +170,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--yes goes with --dedupe")
     if args.keep_demo and not args.demo:
         raise UsageError("--keep-demo goes with --demo")
+    if args.serve_token is not None and args.serve is None:
+        raise UsageError("--serve-token goes with --serve")
+    if args.serve is not None:
+        from wandown.serve import parse_address
+
+        parse_address(args.serve)  # a typo is told before the catalog loads
     if args.demo:
         clashing = [
             flag
@@ -175,7 +193,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--demo runs on its own sandbox; it does not go with {', '.join(clashing)}"
             )
-    chosen = [m for m in ("list", "download", "dedupe") if getattr(args, m)]
+    chosen = [m for m in ("list", "download", "dedupe", "serve") if getattr(args, m)]
     if len(chosen) > 1:
         raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
 
@@ -221,7 +239,9 @@ def run_configured(args: argparse.Namespace) -> int:
 
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
-    interactive = not (args.list or args.download or args.dedupe or args.export_metadata)
+    interactive = not (
+        args.list or args.download or args.dedupe or args.export_metadata or args.serve
+    )
     if args.import_metadata:
         count = session.import_metadata(Path(args.import_metadata))
         notice(f"imported metadata for {count} entries from {args.import_metadata}")
@@ -237,12 +257,12 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
     session.load(
         reset_cache=args.reset_cache,
         progress=None if session.offline else _metadata_progress(),
-        with_hub=bool(args.download or args.dedupe or interactive),
+        with_hub=bool(args.download or args.dedupe or args.serve or interactive),
     )
     if args.export_metadata:
         count = session.export_metadata(Path(args.export_metadata))
         notice(f"wrote metadata for {count} entries to {args.export_metadata}")
-        if not (args.list or args.download or args.dedupe):
+        if not (args.list or args.download or args.dedupe or args.serve):
             return 0
     if args.list:
         return run_list(args, session)
@@ -250,6 +270,8 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
         return run_download(args, session)
     if args.dedupe:
         return run_dedupe(args, session)
+    if args.serve:
+        return run_serve(args, session)
     from wandown import tui
 
     # From here on stderr is under curses: notices (a reload's, the workers') go to the status line.
@@ -349,6 +371,21 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     what = "1 file replaced by a link" if count == 1 else f"{count} files replaced by links"
     print(f"{what}; {reclaimed} reclaimed")
     return 0
+
+
+def run_serve(args: argparse.Namespace, session: Session) -> int:
+    from wandown import serve
+
+    token = args.serve_token if args.serve_token is not None else session.config.serve_token
+    if token is not None and not (token and token.isascii() and token.isprintable()):
+        raise ConfigError("the serve token must be printable ASCII, not empty")
+    if token is not None and " " in token:
+        raise ConfigError("the serve token must not hold spaces")
+    return serve.serve(session.loaded, args.serve, token, notice, _print_now)
+
+
+def _print_now(line: str) -> None:
+    print(printable(line), flush=True)
 
 
 def _tolerant_output() -> None:

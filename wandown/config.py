@@ -35,6 +35,7 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
     "wan2gp_directory": ((str,), "a string (the path of Wan2GP's ckpts folder)", False),
     "jobs": ((int,), "a whole number of files downloaded at once (1 or more)", False),
     "connections": ((int,), "a whole number of connections per file (1 or more)", False),
+    "serve_token": ((str,), "a string (the token --serve asks for), or null for none", True),
     "_comment": ((str, list), "a string", True),
 }
 
@@ -49,6 +50,7 @@ class Config:
     jobs: int
     connections: int
     notices: list[str] = field(default_factory=list)
+    serve_token: str | None = None
 
     @property
     def wan2gp_root(self) -> Path:
@@ -171,4 +173,5 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         jobs=settings["jobs"],
         connections=settings["connections"],
         notices=notices,
+        serve_token=settings.get("serve_token") or None,
     )

@@ -30,6 +30,10 @@ class Denial:
 
 
 REPO_NOT_FOUND = "Repository not found"
+TOKEN_REQUIRED = (
+    "This server needs a token: send Authorization: Bearer <token> "
+    "(wandown and huggingface_hub send HF_TOKEN)"
+)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -47,7 +51,8 @@ class AccessPolicy:
 
     tokens maps each token to the repo ids it opens, or to "*" for all. When no tokens are
     configured, Authorization headers are ignored, so a client that carries its own real
-    Hub token still works against a server that has no notion of tokens.
+    Hub token still works against a server that has no notion of tokens. With required, a
+    request without a token is refused before anything else (``wandown --serve-token``).
     """
 
     def __init__(
@@ -55,7 +60,9 @@ class AccessPolicy:
         gated: Iterable[str] = (),
         private: Iterable[str] = (),
         tokens: Mapping[str, Iterable[str] | str] | None = None,
+        required: bool = False,
     ) -> None:
+        self.required = required
         self.gated = frozenset(gated)
         self.private = frozenset(private)
         self.tokens: dict[str, frozenset[str] | str] = {}
@@ -67,6 +74,8 @@ class AccessPolicy:
     def token_denial(self, authorization: str | None) -> Denial | None:
         """Refuse a token the server does not know (only when tokens are configured)."""
         token = bearer_token(authorization)
+        if token is None and self.required:
+            return Denial(401, None, TOKEN_REQUIRED)
         if token is None or not self.tokens or token in self.tokens:
             return None
         return Denial(401, None, INVALID_CREDENTIALS)

@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from wandown.digests import is_sha1, is_sha256
 from wandown.fsutil import is_inside
@@ -281,7 +282,22 @@ class CacheRepo:
         return Snapshot(self.repo_id, commit, files, newest)
 
 
-Repo = FolderRepo | CacheRepo
+class Repo(Protocol):
+    """What the routes need of a repo: its branches, and the snapshot a revision names."""
+
+    repo_id: str
+
+    def branches(self) -> dict[str, str]: ...
+
+    def resolve(self, revision: str) -> Snapshot | None: ...
+
+
+class Store(Protocol):
+    """Where the routes find repos: RepoStore (folders on disk), or one built by a caller."""
+
+    def find(self, repo_id: str) -> Repo | None: ...
+
+    def repo_ids(self) -> list[str]: ...
 
 
 def cache_folder_repo_id(name: str) -> str | None:

@@ -310,7 +310,10 @@ class HubRoutes:
         if file is None:
             raise Refused(404, "EntryNotFound", _not_found(found.snapshot, path))
         fault = self.hub.faults.take(
-            repo_id, path, server="hub", sends_body=request.command == "GET" and not file.lfs
+            repo_id,
+            path,
+            server="hub",
+            sends_body=request.command == "GET" and not (file.lfs and self.hub.cdn),
         )
         if fault is not None and fault.status is not None:
             return reply_fault_status(request, fault)
@@ -322,7 +325,7 @@ class HubRoutes:
             "Accept-Ranges": "bytes",
             "Access-Control-Expose-Headers": "X-Repo-Commit,X-Linked-Etag,X-Linked-Size",
         }
-        if meta.lfs:
+        if meta.lfs and self.hub.cdn:
             link = self.hub.cdn_link(request, repo_id, found.snapshot.commit, meta)
             headers.update(
                 {
@@ -333,9 +336,12 @@ class HubRoutes:
                 }
             )
             return request.reply(302, headers)
+        # Without a CDN an LFS file is sent from here, with the X-Linked-* headers a redirect
+        # would carry: huggingface_hub and wandown read those first (as from hf-mirror.com).
         headers.update(
             {
                 "ETag": f'"{meta.etag}"',
+                **_linked(meta),
                 "Content-Type": content_type(path),
                 "Content-Disposition": content_disposition(path),
             }

@@ -6,7 +6,7 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +17,7 @@ from wandown.localhub.faults import Fault, FaultBoard
 from wandown.localhub.hashes import HashCache
 from wandown.localhub.http import Request, Server
 from wandown.localhub.protocol import FileMeta, lfs_meta, plain_meta
-from wandown.localhub.repos import RepoFile, RepoStore
+from wandown.localhub.repos import RepoFile, RepoStore, Store
 from wandown.localhub.routes import CdnRoutes, HubRoutes, make_cdn_link
 
 MAX_RECORDS = 100_000
@@ -37,14 +37,17 @@ class RequestRecord:
     method: str
     path: str  # with the query string
     headers: dict[str, str]  # lower-case names
+    client: str = ""  # the client's address
 
 
 class LocalHub:
     """Serve the repos under root like huggingface.co does, until stop().
 
     Use as a context manager. ``url`` is the Hub endpoint (for HF_ENDPOINT); LFS files redirect
-    to ``cdn_url``. Faults are armed per file with set_fault(); every request is recorded in
-    ``requests``.
+    to ``cdn_url``, or with ``cdn=False`` are served by the Hub port itself (one port to open, as
+    a mirror does). ``store`` replaces the scan of root with repos a caller built (``wandown
+    --serve``). ``token_required`` refuses every request without one of ``tokens``. Faults are
+    armed per file with set_fault(); every request is recorded in ``requests``.
     """
 
     def __init__(
@@ -58,6 +61,10 @@ class LocalHub:
         tokens: Mapping[str, Iterable[str] | str] | None = None,
         page_size: int = 1000,
         hash_cache: str | os.PathLike[str] | None = None,
+        store: Store | None = None,
+        cdn: bool = True,
+        token_required: bool = False,
+        on_request: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -68,8 +75,10 @@ class LocalHub:
         self.port = port
         self.cdn_port = cdn_port
         self.page_size = page_size
-        self.policy = AccessPolicy(gated, private, tokens)
-        self.store = RepoStore(self.root)
+        self.policy = AccessPolicy(gated, private, tokens, required=token_required)
+        self.store: Store = store if store is not None else RepoStore(self.root)
+        self.cdn = cdn
+        self.on_request = on_request  # called on the serving thread, before the answer
         self.hashes = HashCache(self.root, Path(hash_cache) if hash_cache else None)
         self.faults = FaultBoard()
         self.secret = secrets.token_bytes(16)
@@ -93,16 +102,19 @@ class LocalHub:
             raise LocalHubError(
                 f"cannot listen on {self.host}:{self.port}: {err.strerror}"
             ) from None
-        try:
-            cdn = Server((self.host, self.cdn_port), "cdn", CdnRoutes(self), self._record)
-        except OSError as err:
-            hub.server_close()
-            raise LocalHubError(
-                f"cannot listen on {self.host}:{self.cdn_port}: {err.strerror}"
-            ) from None
-        self._servers = [hub, cdn]
+        self._servers = [hub]
+        if self.cdn:
+            try:
+                cdn = Server((self.host, self.cdn_port), "cdn", CdnRoutes(self), self._record)
+            except OSError as err:
+                hub.server_close()
+                self._servers = []
+                raise LocalHubError(
+                    f"cannot listen on {self.host}:{self.cdn_port}: {err.strerror}"
+                ) from None
+            self._servers.append(cdn)
+            self.cdn_port = cdn.server_address[1]
         self.port = hub.server_address[1]
-        self.cdn_port = cdn.server_address[1]
         for server in self._servers:
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -207,9 +219,12 @@ class LocalHub:
             request.command,
             request.path,
             {k.lower(): v for k, v in request.headers.items()},
+            str(request.client_address[0]),
         )
         with self._records_lock:
             self._records.append(record)
+        if self.on_request is not None:
+            self.on_request(record)
 
 
 def _url_host(host: str) -> str:
