@@ -209,6 +209,15 @@ def test_a_slow_tree_is_given_up_at_the_time_limit(tmp_path, capsys, monkeypatch
     files, err = list_json(root, capsys)
     assert "took longer than 1 s" in err
     assert files
+    learn.forget()  # a second start on the same tree does not wait for the time limit again
+    monkeypatch.setattr(runner.subprocess, "Popen", None)
+    _, err = list_json(root, capsys)
+    assert "took longer than 1 s; remembered from an earlier start" in err
+    (root / "models" / "extra" / "extra_handler.py").write_text("# fixed\n")
+    learn.forget()  # a changed tree is learned again
+    monkeypatch.undo()
+    _, err = list_json(root, capsys)
+    assert "could not learn Wan2GP's code" not in err
 
 
 def test_network_calls_are_refused_and_named(tmp_path):

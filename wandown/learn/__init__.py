@@ -56,7 +56,14 @@ def learn(source_root: Path, install_root: Path | None = None) -> tuple[dict[str
     cached = cache.lookup(source_root, install)
     if cached is not None:
         return cached, True
-    answer = run_child(source_root, install)
+    failed = cache.lookup_failure(source_root, install)
+    if failed is not None:
+        raise LearnError(f"{failed}; remembered from an earlier start, as nothing changed since")
+    try:
+        answer = run_child(source_root, install)
+    except LearnError as exc:
+        cache.store_failure(source_root, install, str(exc))
+        raise
     cache.store(source_root, install, answer)
     return answer, False
 

@@ -96,3 +96,48 @@ def store(source_root: Path, install_root: Path, answer: dict[str, Any]) -> None
     }
     with contextlib.suppress(OSError):
         fsutil.atomic_write_json(cache_path(source_root), entry)
+
+
+def _tree_stamp(source_root: Path, install_root: Path) -> str:
+    """Return a digest of every Python file's name, size and mtime, and the install's files.
+
+    A failed learning has no list of the files it read, so the whole tree stands in for it.
+    """
+    entries = []
+    for folder, dirs, files in os.walk(source_root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".json")):
+                try:
+                    stat = os.stat(os.path.join(folder, name))
+                except OSError:
+                    continue
+                entries.append(f"{os.path.join(folder, name)}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    entries.append(_digest(install_root / "wgp_config.json"))
+    entries.append(_digest(CHILD))
+    return hashlib.sha256("\n".join(entries).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _failure_path(source_root: Path) -> Path:
+    path = cache_path(source_root)
+    return path.with_name(f"{path.stem}.failed.json")
+
+
+def lookup_failure(source_root: Path, install_root: Path) -> str | None:
+    """Return why the last learning of this unchanged tree failed, or None."""
+    path = _failure_path(source_root)
+    try:
+        entry = jsonfile.read_json(path)
+    except (OSError, jsonfile.JSONFileError):
+        return None
+    if not isinstance(entry, dict) or entry.get("stamp") != _tree_stamp(source_root, install_root):
+        return None
+    why = entry.get("why")
+    return why if isinstance(why, str) else None
+
+
+def store_failure(source_root: Path, install_root: Path, why: str) -> None:
+    """Remember a failure, so the next start on the same tree does not wait for it again."""
+    entry = {"format": FORMAT, "stamp": _tree_stamp(source_root, install_root), "why": why}
+    with contextlib.suppress(OSError):
+        fsutil.atomic_write_json(_failure_path(source_root), entry)
