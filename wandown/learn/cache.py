@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from wandown.digests import SHA256, file_digest
 from wandown.learn.runner import CHILD
 
 FORMAT = 1
+SOURCE_FOLDERS = ("models", "shared", "preprocessing", "postprocessing", "plugins")
 
 
 def cache_path(source_root: Path) -> Path:
@@ -101,10 +103,11 @@ def store(source_root: Path, install_root: Path, answer: dict[str, Any]) -> None
 def _tree_stamp(source_root: Path, install_root: Path) -> str:
     """Return a digest of every Python file's name, size and mtime, and the install's files.
 
-    A failed learning has no list of the files it read, so the whole tree stands in for it.
+    A failed learning has no list of the files it read, so Wan2GP's source folders stand in.
     """
-    entries = []
-    for folder, dirs, files in os.walk(source_root):
+    entries = [_digest(source_root / "wgp.py")]
+    walked = [str(source_root / name) for name in SOURCE_FOLDERS]
+    for folder, dirs, files in itertools.chain.from_iterable(os.walk(top) for top in walked):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
         for name in sorted(files):
             if name.endswith((".py", ".json")):
