@@ -364,3 +364,11 @@ def test_the_interface_shows_learned_code_and_ticks_a_feature_whole(tmp_path):
         session.wait_for("wandown-exit=0")
     finally:
         session.kill()
+
+
+def test_many_failed_families_make_one_notice():
+    failed = {f"models.f{n}.handler": "ImportError: x" for n in range(5)}
+    answer = {"models": {}, "failed_families": failed}
+    _, notices = learn.combine(answer, learn.shipped())
+    assert len(notices) == 1
+    assert notices[0].startswith("could not learn 5 of Wan2GP's model families (models.f0.handler")

@@ -81,11 +81,7 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
     for model_id, defaults in fallback.models.items():
         if model_id not in models and defaults.architecture not in architectures:
             models[model_id] = defaults
-    for family, why in sorted((answer.get("failed_families") or {}).items()):
-        notices.append(
-            f"could not learn Wan2GP's model family {family} ({why}); its models use "
-            f"{_shipped_note(fallback)} or only their JSON"
-        )
+    notices += _family_notices(answer.get("failed_families") or {}, fallback)
     for call in answer.get("recorded") or ():
         if call.get("call") == "write":
             notices.append(
@@ -116,6 +112,26 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
         origin="learned",
     )
     return code, notices
+
+
+MAX_FAMILY_NOTICES = 3
+
+
+def _family_notices(failed: dict[str, str], fallback: CodeData) -> list[str]:
+    """Name each family that failed; many at once (a moved module) become one line."""
+    if len(failed) > MAX_FAMILY_NOTICES:
+        names = sorted(failed)
+        first = failed[names[0]]
+        return [
+            f"could not learn {len(names)} of Wan2GP's model families ({', '.join(names[:3])}, "
+            f"...; the first: {first}); their models use {_shipped_note(fallback)} or only "
+            "their JSON"
+        ]
+    return [
+        f"could not learn Wan2GP's model family {family} ({why}); its models use "
+        f"{_shipped_note(fallback)} or only their JSON"
+        for family, why in sorted(failed.items())
+    ]
 
 
 def _whole_folders(answer: dict[str, Any]) -> list[str]:
