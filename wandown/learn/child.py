@@ -390,11 +390,15 @@ def _repo_files(files_def: Any) -> list[dict[str, Any]]:
         targets = list(group.get("targetFolderList") or [None] * len(sources))
         lists = list(group.get("fileList") or [])
         folders = [
-            [str(source or ""), target or None, [str(f) for f in files]]
+            [str(source or ""), target or None, [str(f) for f in _names(files)]]
             for source, target, files in zip(sources, targets, lists, strict=False)
         ]
         result.append({"repo": str(group.get("repoId")), "folders": folders})
     return result
+
+
+def _names(files: Any) -> list[Any]:
+    return [files] if isinstance(files, str) else list(files or ())
 
 
 def _recorded_files(start: int) -> list[dict[str, Any]]:
@@ -423,7 +427,6 @@ class Learner:
         self.notices: list[str] = []
         self.models: dict[str, dict[str, Any]] = {}
         self.injected: dict[str, dict[str, Any]] = {}
-        self.sources: dict[str, list[str]] = {}
 
     def map_handlers(self, paths: list[str]) -> None:
         for path in paths:
@@ -456,7 +459,6 @@ class Learner:
             except Exception as exc:
                 self.notices.append(f"{path}: not read ({_error(exc)})")
                 continue
-            self.sources.setdefault(model_id, []).append(path)
             existing = self.models.get(model_id)
             if existing is not None:
                 existing.update(model)  # wgp.py: a same-id finetune is not recomputed
@@ -652,7 +654,7 @@ class Features:
         self.core: list[dict[str, Any]] = []
 
     def add(self, name: str, files: list[dict[str, Any]]) -> None:
-        files = [g for g in files if any(folder[2] or not folder[2] for folder in g["folders"])]
+        files = [group for group in files if group["folders"]]
         if files:
             self.groups.setdefault(name, []).extend(files)
 
