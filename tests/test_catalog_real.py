@@ -41,11 +41,9 @@ def test_every_commit_parses_and_every_model_is_listed(tmp_path, commit):
 def test_current_catalog_shape(current):
     assert len(current.models) == 217
     hub_urls = {r.url for r in current.records if r.role not in ("repo_file", "core")}
-    repos = {r.repo for r in current.records if r.role != "feature"}
+    repos = {r.repo for r in current.records}
     assert None not in repos
     assert len(repos) == 23
-    # the run-time features add their own repos (prompt enhancers, audio, upsamplers)
-    assert {r.repo for r in current.records} > repos
     assert all(r.revision == "main" for r in current.records)
     assert all(m.code_defaults_from == m.model_id for m in current.models.values())
     assert not [m for m in current.models.values() if m.problems]

@@ -270,6 +270,8 @@ def test_an_install_without_wgp_py_uses_the_shipped_data_quietly(tmp_path):
 def test_shipped_features_become_catalog_rows(tmp_path):
     root = tmp_path / "Wan2GP"
     (root / "defaults").mkdir(parents=True)
+    assert not [r for r in load_catalog(root).records if r.features]  # no Wan2GP code here
+    (root / "wgp.py").write_text("family_handlers = []\n")
     catalog = load_catalog(root)
     mmaudio = [r for r in catalog.records if "mmaudio" in r.features]
     assert mmaudio

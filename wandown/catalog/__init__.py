@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from wandown.catalog.build import build_records, checkpoint_candidates, parse_hub_url
-from wandown.catalog.codedefaults import CodeData, shipped
+from wandown.catalog.codedefaults import CodeData, shipped_for
 from wandown.catalog.definitions import WanSettings, read_definitions, read_settings
 from wandown.catalog.presence import locate
 from wandown.catalog.records import ROLES, Catalog, FileRecord, ModelInfo, Presence
@@ -36,7 +36,7 @@ def load_catalog(root: Path, code: CodeData | None = None) -> Catalog:
             f"no Wan2GP install found: {root / 'defaults'} does not exist. Set "
             "wan2gp_directory in config.json (or --wan2gp-dir) to Wan2GP's ckpts folder"
         )
-    code = code or shipped()
+    code = code or shipped_for(root)
     definitions, notices = read_definitions(root, code.plugin_definitions)
     settings, setting_notices = read_settings(root)
     notices += setting_notices

@@ -8,9 +8,11 @@ Wan2GP commit (``python -m wandown.learn --write-data SRC``), used when learning
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from wandown import jsonfile
@@ -121,6 +123,19 @@ def parse(data: dict[str, Any]) -> CodeData:
         core=_folders(data["core"]),
         features=features,
     )
+
+
+def shipped_for(root: Path) -> CodeData:
+    """Return the shipped facts for an install: without run-time features when it holds no
+    Wan2GP code (``wgp.py``), as a copied catalog or the demo does not run them."""
+    if (root / "wgp.py").is_file():
+        return shipped()
+    return _without_features()
+
+
+@cache
+def _without_features() -> CodeData:
+    return dataclasses.replace(shipped(), features={})
 
 
 @cache

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wandown.catalog.codedefaults import CodeData, parse, shipped
+from wandown.catalog.codedefaults import CodeData, parse, shipped, shipped_for
 from wandown.learn import cache
 from wandown.learn.runner import LearnError, run_child
 
@@ -181,7 +181,7 @@ def forget() -> None:
 
 def _learn_or_fall_back(root: Path, fallback: Fallback) -> Learned:
     if not (root / "wgp.py").is_file():
-        return Learned(dataclasses.replace(fallback(), features={}), (), learned=False)
+        return Learned(shipped_for(root), (), learned=False)
     try:
         answer, from_cache = learn(root)
     except LearnError as exc:
