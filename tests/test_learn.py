@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from learn_fixtures import fake_wan2gp, tree_digest, url
-from wan2gp_fixtures import SHARED
+from wan2gp_fixtures import SHARED, real_install
 
 from wandown import cli, learn
 from wandown.catalog import load_catalog
@@ -374,3 +374,18 @@ def test_many_failed_families_make_one_notice():
     _, notices = learn.combine(answer, learn.shipped())
     assert len(notices) == 1
     assert notices[0].startswith("could not learn 5 of Wan2GP's model families (models.f0.handler")
+
+
+def test_the_ltx2_upsampler_feature_is_its_model_and_its_loras(tmp_path):
+    if not (SHARED / "8681e9f" / "defaults").is_dir():
+        pytest.skip("needs ../shared/wan2gp/8681e9f (the real definitions)")
+    root = real_install(tmp_path, "8681e9f")
+    (root / "wgp.py").write_text("family_handlers = []\n")  # a Wan2GP with code: features shown
+    catalog = load_catalog(root)
+    chosen = {r.dest for r in catalog.records if "ltx2-upsampler/ltx23" in r.features}
+    needed = {r.dest for r in catalog.records if "ltx2_22B" in r.needed_by}
+    assert needed < chosen
+    assert chosen - needed == {
+        "loras/ltx2/ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+        "loras/ltx2/ltx-2.3-22b-ic-lora-pixel-spatial-upscaler-x2-0.9.safetensors",
+    }

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wandown import huburl
-from wandown.catalog.codedefaults import CodeData, CodeDefaults, RepoFolder
+from wandown.catalog.codedefaults import CodeData, CodeDefaults, ModelFeature, RepoFolder
 from wandown.catalog.definitions import Definition, WanSettings
 from wandown.catalog.records import ROLES, FileRecord, ModelInfo
 from wandown.catalog.variants import file_name, pick_variant, strip_suffix
@@ -487,6 +487,23 @@ class _Builder:
         for feature, groups in sorted(self.code.features.items()):
             for group in groups:
                 self.add_repo_folder(None, group, "feature", feature)
+        for feature, uses in sorted(self.code.model_features.items()):
+            if uses.model_id in self.definitions:
+                action = functools.partial(self.add_model_feature, feature, uses)
+                self._guarded(uses.model_id, action)
+
+    def add_model_feature(self, feature: str, uses: ModelFeature) -> None:
+        """A feature that loads a model: that model's files and the LoRAs it adds on demand."""
+        for record in self.records.values():
+            if uses.model_id in record.needed_by:
+                record.features.add(feature)
+        model = self._effective[uses.model_id]
+        for key in uses.lora_keys:
+            value = model.get(key)
+            if isinstance(value, str):
+                self.add_entries(
+                    uses.model_id, [value], "feature", False, key=key, feature=feature, lora=True
+                )
 
 
 def feature_slug(text: str) -> str:
@@ -514,7 +531,6 @@ def build_records(
                 "architecture is; listed from its JSON alone (text encoders, VAEs and "
                 "tokenizers may be missing)"
             )
-    builder.add_features()
     every_model = set(definitions)
     for group in code.core:
         for url, dest in builder.repo_folder_files(group):
@@ -523,6 +539,7 @@ def build_records(
             record.needed_by |= every_model
             record.listed_by |= every_model
             record.role = "core"
+    builder.add_features()  # last: a feature that loads a model takes all it needs, core too
     records = [draft.freeze() for _, draft in sorted(builder.records.items())]
     models = {
         model_id: dataclasses.replace(info, problems=tuple(builder.problems.get(model_id, ())))

@@ -54,6 +54,14 @@ class ConfigChoice:
 
 
 @dataclass(frozen=True)
+class ModelFeature:
+    """A feature that loads a whole model plus some of its on-demand LoRAs (the LTX-2 upsampler)."""
+
+    model_id: str
+    lora_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CodeData:
     """All code-side facts: per model id, the core files, and each run-time feature's files."""
 
@@ -61,6 +69,7 @@ class CodeData:
     models: dict[str, CodeDefaults]
     core: tuple[RepoFolder, ...] = field(default=())
     features: dict[str, tuple[RepoFolder, ...]] = field(default_factory=dict)
+    model_features: dict[str, ModelFeature] = field(default_factory=dict)
     plugin_definitions: tuple[str, ...] = ()  # enabled plugins' defaults/ folders (learned only)
     origin: str = ""  # for the header: "learned", "shipped <commit>" after a failure, "" else
 
@@ -117,11 +126,16 @@ def parse(data: dict[str, Any]) -> CodeData:
             },
         )
     features = {name: _folders(groups) for name, groups in (data.get("features") or {}).items()}
+    model_features = {
+        name: ModelFeature(entry["model"], tuple(entry.get("lora_keys") or ()))
+        for name, entry in (data.get("model_features") or {}).items()
+    }
     return CodeData(
         commit=data.get("wan2gp_commit", ""),
         models=models,
         core=_folders(data["core"]),
         features=features,
+        model_features=model_features,
     )
 
 
@@ -135,7 +149,7 @@ def shipped_for(root: Path) -> CodeData:
 
 @cache
 def _without_features() -> CodeData:
-    return dataclasses.replace(shipped(), features={})
+    return dataclasses.replace(shipped(), features={}, model_features={})
 
 
 @cache

@@ -47,6 +47,7 @@ def to_data(answer: dict[str, Any], commit: str = "") -> dict[str, Any]:
         "core": answer.get("core") or [],
         "models": answer.get("models") or {},
         "features": answer.get("features") or {},
+        "model_features": answer.get("model_features") or {},
     }
 
 
@@ -99,15 +100,17 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
         notices.append(
             f"plugin {plugin} is enabled: files it fetches itself are unknown to wandown"
         )
-    features = dict(learned.features)
+    features, model_features = dict(learned.features), dict(learned.model_features)
     if any(note.startswith("feature ") for note in answer.get("notices", ())):
         features = {**fallback.features, **features}
+        model_features = {**fallback.model_features, **model_features}
     code = dataclasses.replace(
         learned,
         commit=fallback.commit,
         models=models,
         core=learned.core or fallback.core,
         features=features,
+        model_features=model_features,
         plugin_definitions=tuple(answer.get("plugin_definitions") or ()),
         origin="learned",
     )

@@ -652,6 +652,7 @@ class Features:
         self.notices = notices
         self.groups: dict[str, list[dict[str, Any]]] = {}
         self.core: list[dict[str, Any]] = []
+        self.model_features: dict[str, dict[str, Any]] = {}  # a feature that loads a model
 
     def add(self, name: str, files: list[dict[str, Any]]) -> None:
         files = [group for group in files if group["folders"]]
@@ -675,6 +676,15 @@ class Features:
             "query_speaker_separator_download_def"))  # fmt: skip
         for registry in REGISTRIES:
             self.guarded(registry[0], lambda registry=registry: self.learn_registry(*registry))
+        self.guarded("ltx2-upsampler", self.learn_ltx2_upsampler)
+
+    def learn_ltx2_upsampler(self) -> None:
+        """The LTX-2 upsampler loads a whole LTX-2 model and some of its system LoRAs."""
+        runtime = importlib.import_module("postprocessing.ltx2_upsampler.runtime")
+        for variant, model_type in runtime.MODEL_TYPES.items():
+            keys = [str(key) for key in runtime.LORA_KEYS.get(variant, ())]
+            name = f"ltx2-upsampler/{_slug(variant)}"
+            self.model_features[name] = {"model": str(model_type), "lora_keys": keys}
 
     def learn_core(self) -> None:
         core = wgp_function(self.root, "query_core_shared_model_files",
@@ -760,6 +770,7 @@ def learn(root: str, install_root: str) -> dict[str, Any]:
         "models": models,
         "core": features.core,
         "features": features.groups,
+        "model_features": features.model_features,
         "failed_families": learner.failed,
         "failed_architectures": failed_archs,
         "architectures": sorted(a for a in learner.handlers if a not in failed_archs),
