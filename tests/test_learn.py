@@ -226,6 +226,8 @@ def test_network_calls_are_refused_and_named(tmp_path):
         "try:\n    urllib.request.urlopen('http://127.0.0.1:9/x')\nexcept OSError:\n    pass\n"
         "try:\n    requests.get('https://huggingface.co/tester/x/resolve/main/y.bin')\n"
         "except OSError:\n    pass\n"
+        "import subprocess\ntry:\n    subprocess.run(['git', 'ls-remote', 'https://x.invalid/r'])\n"
+        "except OSError:\n    pass\n"
         "class family_handler:\n    @staticmethod\n    def query_supported_types():\n"
         "        return []\n"
     )
@@ -237,6 +239,7 @@ def test_network_calls_are_refused_and_named(tmp_path):
     assert "connect" not in {call["call"] for call in answer["recorded"]}
     _, notices = learn.combine(answer, learn.shipped())
     assert any("tried to fetch http://127.0.0.1:9/x" in n for n in notices)
+    assert any("tried to run 'git ls-remote https://x.invalid/r'" in n for n in notices)
 
 
 def test_features_are_picked_by_name(tmp_path, capsys):

@@ -89,6 +89,10 @@ def combine(answer: dict[str, Any], fallback: CodeData) -> tuple[CodeData, list[
                 f"Wan2GP's code tried to {call.get('url')} while wandown learned it; refused "
                 "(wandown never writes into your Wan2GP)"
             )
+        elif call.get("call") == "program":
+            notices.append(
+                f"Wan2GP's code tried to run '{call.get('url')}' while wandown learned it; refused"
+            )
         elif call.get("call") in ("url", "connect", "snapshot_download"):
             what = call.get("url") or call.get("repo")
             notices.append(

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import traceback
 import types
@@ -231,6 +232,34 @@ def _refuse_sockets() -> None:
     urllib.request.urlretrieve = _refused_url
 
 
+def _refuse_programs() -> None:
+    """No program runs while learning: git, curl or nvidia-smi could reach out or take long."""
+
+    def refused(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        command = args if isinstance(args, str) else " ".join(map(str, args))
+        _record("program", url=command[:200])
+        raise Refused(f"wandown learns Wan2GP without running programs: {command[:80]}")
+
+    def refused_system(command: Any) -> int:
+        _record("program", url=str(command)[:200])
+        return 127
+
+    subprocess.Popen = refused  # type: ignore[assignment, misc]
+    os.system = refused_system
+    for name in (
+        "execv",
+        "execve",
+        "execvp",
+        "execvpe",
+        "spawnv",
+        "spawnve",
+        "fork",
+        "posix_spawn",
+    ):
+        if hasattr(os, name):
+            setattr(os, name, refused)
+
+
 class _WriteGuard:
     """Refuse every write, removal or new folder inside the Wan2GP tree, and record it.
 
@@ -308,6 +337,7 @@ def install(root: str, install_root: str | None = None) -> None:
     sys.meta_path.insert(0, NetworkFinder())
     sys.meta_path.append(StubFinder())
     _refuse_sockets()
+    _refuse_programs()
     _WriteGuard([root, install_root or root]).install()
 
 
