@@ -31,6 +31,7 @@ def is_interactive(command: str) -> bool:
         "--list",
         "--download",
         "--dedupe",
+        "--reclaim",
         "--export-metadata",
         "--import-metadata",
         "--serve",

@@ -80,7 +80,7 @@ def test_offline_never_downloads_even_with_metadata(world, localhub):
 
 def test_a_hub_that_holds_the_wan2gp_folder_is_not_used(world):
     config = load_config(world.workdir / "config.json")
-    config.hub_directory = world.root.parent  # the Wan2GP folder is inside this "hub"
+    config.hub_directories = (world.root.parent,)  # the Wan2GP folder is inside this "hub"
     notices = []
     session = Session(config, hub_settings(), RunOptions(), notices.append)
     try:

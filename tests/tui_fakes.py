@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from wandown.state import FileView, Header, StatusStore
+from wandown.state import FileView, Header, ReclaimList, ReclaimRow, StatusStore
 from wandown.status import Status
 
 GB = 1_000_000_000
@@ -127,6 +127,16 @@ class FakeController:
 
     def reload(self, reset_cache: bool) -> None:
         self.calls.append(("reload", reset_cache))
+
+    def find_reclaim(self) -> None:
+        self.calls.append(("find_reclaim",))
+        rows = (ReclaimRow("orphan", 4_000_000_000, "ckpts/old_wan2.1_14B.safetensors"),)
+        self.store.set_reclaim(ReclaimList(rows, 4_000_000_000, ready=True))
+
+    def reclaim(self) -> None:
+        self.calls.append(("reclaim",))
+        self.store.set_reclaim(None)
+        self.store.add_notice("deleted ckpts/old_wan2.1_14B.safetensors (4.0 GB, orphan)")
 
     def busy(self) -> bool:
         with self._lock:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from wandown import plan
 from wandown.engine import DownloadJob
-from wandown.hub import HubIndex, ModelHubError, Wanted, link_into_place
+from wandown.hub import HubSet, ModelHubError, Wanted, link_into_place
 from wandown.loaded import Loaded
 from wandown.remote import RemoteFile
 from wandown.state import StatusStore
@@ -86,7 +86,7 @@ class Batch:
                 done.add(dest)
         return done
 
-    def _hub_matches(self, hub: HubIndex, dests: list[str]) -> dict[str, Path]:
+    def _hub_matches(self, hub: HubSet, dests: list[str]) -> dict[str, Path]:
         wanted: dict[Wanted, list[str]] = {}
         for dest in dests:
             item = self.loaded.wanted(dest)

@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings.add_argument("--no-limit", action="store_true", help="no bandwidth limit")
     settings.add_argument(
-        "--hub-dir", metavar="PATH", help='your local model hub folder ("" disables hub features)'
+        "--hub-dir",
+        metavar="PATH",
+        action="append",
+        help='a local model hub folder; repeat it for several hubs ("" disables hub features)',
     )
     settings.add_argument(
         "--wan2gp-dir",
@@ -61,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(also HF_HUB_OFFLINE=1)",
     )
     hub.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="URL",
+        help="fetch from this Hub-compatible server (a peer, a proxy, a mirror); repeat for a "
+        "list tried in order, the last one the source of truth (overrides the config's "
+        "endpoints and HF_ENDPOINT)",
+    )
+    hub.add_argument(
         "--reset-cache", action="store_true", help="forget the cached Hub metadata before loading"
     )
     hub.add_argument(
@@ -73,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     modes = parser.add_argument_group("without the interface")
     modes.add_argument("--list", action="store_true", help="print the files table and exit")
-    modes.add_argument("--json", action="store_true", help="with --list: print JSON instead")
+    modes.add_argument(
+        "--json", action="store_true", help="with --list or --reclaim: print JSON instead"
+    )
     modes.add_argument("--missing", action="store_true", help="only files not yet present")
     modes.add_argument(
         "--all-variants",
@@ -98,7 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace files under the Wan2GP folder that are identical to hub "
         "files with links to them",
     )
-    modes.add_argument("--yes", action="store_true", help="with --dedupe: do not ask")
+    modes.add_argument(
+        "--reclaim",
+        action="store_true",
+        help="list what can go from the Wan2GP folder (files no model lists, unused variants, "
+        "stale partial downloads, copies of hub files); delete it with --yes",
+    )
+    modes.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --dedupe: do not ask; with --reclaim: delete what it lists",
+    )
     serving = parser.add_argument_group("serving other machines")
     serving.add_argument(
         "--serve",
@@ -129,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.hub_dir is not None:
-        overrides["hub_directory"] = args.hub_dir
+        overrides["hub_directory"] = _hub_flags(args.hub_dir)
     if args.wan2gp_dir is not None:
         overrides["wan2gp_directory"] = args.wan2gp_dir
     if args.no_limit:
@@ -148,6 +171,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _hub_flags(values: list[str]) -> str | list[str]:
+    """Return what the --hub-dir flags ask for: "" (no hub) or the folders in their order."""
+    if all(value == "" for value in values):
+        return ""
+    if "" in values:
+        raise UsageError(
+            '--hub-dir "" turns the hub off; it does not go with other --hub-dir folders'
+        )
+    return values
+
+
 def notice(message: str) -> None:
     """Tell the user something on stderr, one line, never mixed into the table on stdout.
 
@@ -162,12 +196,12 @@ def _ascii_only() -> bool:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.json and not args.list:
-        raise UsageError("--json goes with --list")
+    if args.json and not (args.list or args.reclaim):
+        raise UsageError("--json goes with --list or --reclaim")
     if args.dry_run and not args.download:
         raise UsageError("--dry-run goes with --download")
-    if args.yes and not args.dedupe:
-        raise UsageError("--yes goes with --dedupe")
+    if args.yes and not (args.dedupe or args.reclaim):
+        raise UsageError("--yes goes with --dedupe or --reclaim")
     if args.keep_demo and not args.demo:
         raise UsageError("--keep-demo goes with --demo")
     if args.serve_token is not None and args.serve is None:
@@ -181,7 +215,7 @@ def _check_args(args: argparse.Namespace) -> None:
             flag
             for flag, value in (
                 ("--wan2gp-dir", args.wan2gp_dir),
-                ("--hub-dir", args.hub_dir),
+                ("--hub-dir", args.hub_dir and any(args.hub_dir)),
                 ("--config-file", args.config_file != "config.json"),
                 ("--dedupe", args.dedupe),
                 ("--import-metadata", args.import_metadata),
@@ -193,7 +227,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--demo runs on its own sandbox; it does not go with {', '.join(clashing)}"
             )
-    chosen = [m for m in ("list", "download", "dedupe", "serve") if getattr(args, m)]
+    chosen = [m for m in ("list", "download", "dedupe", "reclaim", "serve") if getattr(args, m)]
     if len(chosen) > 1:
         raise UsageError(f"choose one of --{chosen[0]} and --{chosen[1]}")
 
@@ -216,10 +250,13 @@ def run_configured(args: argparse.Namespace) -> int:
     for message in config.notices:
         notice(message)
 
+    from wandown.endpoints import from_flags
     from wandown.remote import hub_settings
+    from wandown.remote.settings import with_endpoints
     from wandown.session import RunOptions, Session
 
-    settings = hub_settings()
+    endpoints = from_flags(args.endpoint) if args.endpoint else config.endpoints
+    settings = with_endpoints(hub_settings(), endpoints)
     if args.offline:
         settings = dataclasses.replace(settings, offline=True)
     options = RunOptions(
@@ -240,7 +277,12 @@ def run_configured(args: argparse.Namespace) -> int:
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
     interactive = not (
-        args.list or args.download or args.dedupe or args.export_metadata or args.serve
+        args.list
+        or args.download
+        or args.dedupe
+        or args.reclaim
+        or args.export_metadata
+        or args.serve
     )
     if args.import_metadata:
         count = session.import_metadata(Path(args.import_metadata))
@@ -257,12 +299,12 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
     session.load(
         reset_cache=args.reset_cache,
         progress=None if session.offline else _metadata_progress(),
-        with_hub=bool(args.download or args.dedupe or args.serve or interactive),
+        with_hub=bool(args.download or args.dedupe or args.reclaim or args.serve or interactive),
     )
     if args.export_metadata:
         count = session.export_metadata(Path(args.export_metadata))
         notice(f"wrote metadata for {count} entries to {args.export_metadata}")
-        if not (args.list or args.download or args.dedupe or args.serve):
+        if not (args.list or args.download or args.dedupe or args.reclaim or args.serve):
             return 0
     if args.list:
         return run_list(args, session)
@@ -270,6 +312,8 @@ def _run_mode(args: argparse.Namespace, session: Session) -> int:
         return run_download(args, session)
     if args.dedupe:
         return run_dedupe(args, session)
+    if args.reclaim:
+        return run_reclaim(args, session)
     if args.serve:
         return run_serve(args, session)
     from wandown import tui
@@ -296,7 +340,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     from wandown import listing
 
     loaded = session.loaded
-    records = listing.select_records(loaded, args.missing, args.all_variants)
+    records = listing.select_records(loaded, args.missing, args.all_variants, session.origins())
     if args.json:
         print(listing.to_json(records, ascii_only=_ascii_only()))
         return 0
@@ -339,7 +383,7 @@ def run_download(args: argparse.Namespace, session: Session) -> int:
 
 
 def run_dedupe(args: argparse.Namespace, session: Session) -> int:
-    from wandown.hub import dedupe
+    from wandown.hub import DedupeReport, dedupe
 
     loaded = session.loaded
     hub = loaded.hub
@@ -363,7 +407,11 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
             notice("nothing changed")
             return 1
     checkpoint_roots = [catalog.root / place for place in catalog.settings.checkpoints_paths]
-    report = dedupe(folder, hub, protected=checkpoint_roots)
+    report = DedupeReport()
+    for index in hub:  # a copy linked to the first hub is no real file for the next one
+        one = dedupe(folder, index, protected=checkpoint_roots)
+        report.replaced += one.replaced
+        report.bytes_reclaimed += one.bytes_reclaimed
     for path, hub_file in report.replaced:
         print(printable(f"linked {path} -> {hub_file}"))
     reclaimed = human_bytes(report.bytes_reclaimed)
@@ -371,6 +419,33 @@ def run_dedupe(args: argparse.Namespace, session: Session) -> int:
     what = "1 file replaced by a link" if count == 1 else f"{count} files replaced by links"
     print(f"{what}; {reclaimed} reclaimed")
     return 0
+
+
+def run_reclaim(args: argparse.Namespace, session: Session) -> int:
+    from wandown import reclaim
+    from wandown.listing import dump_json
+
+    loaded = session.loaded
+    root = loaded.catalog.root
+    found = reclaim.find(loaded, notice)
+    if args.json and args.yes:
+        outcome = reclaim.delete(found, loaded, lambda line: None)
+        print(dump_json(outcome.to_json(), ascii_only=_ascii_only()))
+        return 0 if outcome.kept == 0 else 1
+    if args.json:
+        print(reclaim.to_json(found, root, ascii_only=_ascii_only()))
+        return 0
+    for line in reclaim.table(found, root):
+        print(printable(line))
+    print(reclaim.summary(found))
+    if not found.items:
+        return 0
+    if not args.yes:
+        print("nothing deleted; run again with --yes to delete them (hub copies become links)")
+        return 0
+    outcome = reclaim.delete(found, loaded, lambda line: print(printable(line), flush=True))
+    print(outcome.summary())
+    return 0 if outcome.kept == 0 else 1
 
 
 def run_serve(args: argparse.Namespace, session: Session) -> int:

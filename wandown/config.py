@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wandown.endpoints import Endpoint, from_config
 from wandown.errors import ConfigError
-from wandown.fsutil import atomic_write_json
+from wandown.fsutil import atomic_write_json, is_inside
 from wandown.jsonfile import JSONFileError, read_json
 from wandown.units import bandwidth_limit_kb
 
@@ -30,12 +31,21 @@ DEFAULTS: dict[str, Any] = {
 
 # key -> (accepted types, description used in messages, may be null)
 _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
-    "hub_directory": ((str,), 'a string (a folder path, or "" to disable the hub)', True),
+    "hub_directory": (
+        (str, list),
+        'a folder path, a list of folder paths, or "" to disable the hub',
+        True,
+    ),
     "bandwidth_limit_kb": ((int, float), "a number of KB/s (0 or null for no limit)", True),
     "wan2gp_directory": ((str,), "a string (the path of Wan2GP's ckpts folder)", False),
     "jobs": ((int,), "a whole number of files downloaded at once (1 or more)", False),
     "connections": ((int,), "a whole number of connections per file (1 or more)", False),
     "serve_token": ((str,), "a string (the token --serve asks for), or null for none", True),
+    "endpoints": (
+        (list,),
+        'a list of URLs, e.g. ["http://proxy:8080", "https://huggingface.co"]',
+        True,
+    ),
     "_comment": ((str, list), "a string", True),
 }
 
@@ -44,13 +54,19 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
 class Config:
     """The settings in force: the file's values, resolved against the file's folder."""
 
-    hub_directory: Path | None
+    hub_directories: tuple[Path, ...]
     bandwidth_limit_kb: float | None
     wan2gp_directory: Path
     jobs: int
     connections: int
     notices: list[str] = field(default_factory=list)
     serve_token: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @property
+    def hub_directory(self) -> Path | None:
+        """Return the first hub folder (the one messages about "the hub" mean), or None."""
+        return self.hub_directories[0] if self.hub_directories else None
 
     @property
     def wan2gp_root(self) -> Path:
@@ -90,6 +106,14 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, types):
             shown = json.dumps(value)
             raise ConfigError(f"{path}: '{key}' must be {expected}, not {shown}")
+    hubs = raw.get("hub_directory")
+    if isinstance(hubs, list):
+        for position, value in enumerate(hubs, 1):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(
+                    f"{path}: 'hub_directory' item {position} must be a folder path, not "
+                    f"{json.dumps(value)} (a list holds one path per hub; [] turns hubs off)"
+                )
     for key in ("jobs", "connections"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: '{key}' must be 1 or more, not {raw[key]}")
@@ -97,6 +121,8 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         bandwidth_limit_kb(raw.get("bandwidth_limit_kb"), "'bandwidth_limit_kb'")
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if raw.get("endpoints") is not None:
+        from_config(raw["endpoints"], str(path))
     return notices
 
 
@@ -154,24 +180,50 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
     wan2gp_value = settings["wan2gp_directory"]
     wan2gp = _resolve(cwd if "wan2gp_directory" in flag_paths else base, wan2gp_value)
 
-    hub_value = settings["hub_directory"]
-    hub: Path | None = None
-    if hub_value:
-        hub = _resolve(cwd if "hub_directory" in flag_paths else base, hub_value)
-        if not hub.is_dir():
-            why = "is not a folder" if hub.exists() else "does not exist"
-            notices.append(f"hub folder {hub} {why}; hub features are off")
-            hub = None
-    else:
-        notices.append("no hub folder set; hub features are off")
+    hub_base = cwd if "hub_directory" in flag_paths else base
+    hubs = _hub_folders(settings["hub_directory"], hub_base, notices)
 
     limit = settings["bandwidth_limit_kb"]  # checked where it entered: the file or --limit
     return Config(
-        hub_directory=hub,
+        hub_directories=hubs,
         bandwidth_limit_kb=float(limit) if limit else None,
         wan2gp_directory=Path(os.path.normpath(wan2gp)),
         jobs=settings["jobs"],
         connections=settings["connections"],
         notices=notices,
         serve_token=settings.get("serve_token") or None,
+        endpoints=from_config(settings.get("endpoints") or [], str(path)),
     )
+
+
+def _hub_folders(value: str | list[str] | None, base: Path, notices: list[str]) -> tuple[Path, ...]:
+    """Resolve the hub folders in their order; a missing one is a notice, not an error.
+
+    A folder named twice, or inside another hub, is scanned once: as part of the outer hub.
+    """
+    values = [value] if isinstance(value, str) else list(value or [])
+    values = [v for v in values if v]
+    if not values:
+        notices.append("no hub folder set; hub features are off")
+        return ()
+    kept: list[Path] = []
+    for raw in values:
+        hub = Path(os.path.normpath(_resolve(base, raw)))
+        if not hub.is_dir():
+            why = "is not a folder" if hub.exists() else "does not exist"
+            lost = "hub features are off" if len(values) == 1 else "that hub is left out"
+            notices.append(f"hub folder {hub} {why}; {lost}")
+            continue
+        outer = next((k for k in kept if is_inside(hub, k) or is_inside(k, hub)), None)
+        if outer is not None and is_inside(hub, outer) and is_inside(outer, hub):
+            notices.append(f"hub folder {hub} is named twice; scanning it once")
+            continue
+        if outer is not None:
+            notices.append(
+                f"hub folder {hub} overlaps the hub {outer}; scanning the outer one once"
+            )
+            if is_inside(outer, hub):
+                kept[kept.index(outer)] = hub
+            continue
+        kept.append(hub)
+    return tuple(kept)

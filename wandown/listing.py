@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from wandown.units import human_bytes, size_gb
 
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 COLUMNS = ("✓", "Config", "Model File", "Size (GB)", "Status", "Destination")
+FROM_COLUMN = "From"  # shown only when some listed file came from a known endpoint
 
 
 class JsonItem(Protocol):
@@ -31,6 +32,7 @@ class Listed:
     record: FileRecord
     status: Status
     remote: RemoteFile | None = None
+    endpoint: str | None = None  # where a download of it came from, when one is known
 
     @property
     def size(self) -> int | None:
@@ -57,18 +59,31 @@ class Listed:
             "sha256": remote.sha256 if remote is not None else None,
             "blob_sha1": remote.blob_sha1 if remote is not None else None,
             "status": self.status.value,
+            "endpoint": self.endpoint,
         }
 
 
 def select_records(
-    loaded: Loaded, missing_only: bool = False, all_variants: bool = False
+    loaded: Loaded,
+    missing_only: bool = False,
+    all_variants: bool = False,
+    origins: Mapping[str, str] | None = None,
 ) -> list[Listed]:
-    """Return the files a listing shows: needed and optional files, or every variant."""
+    """Return the files a listing shows: needed and optional files, or every variant.
+
+    `origins` names the endpoint each downloaded file came from (Session.origins).
+    """
     chosen = []
+    origins = origins or {}
     for record in loaded.catalog.records:
         if not (all_variants or record.needed_by or record.role in ("on_demand", "feature")):
             continue
-        listed = Listed(record, loaded.status(record.dest), loaded.remote.get(record.dest))
+        listed = Listed(
+            record,
+            loaded.status(record.dest),
+            loaded.remote.get(record.dest),
+            origins.get(record.dest),
+        )
         if missing_only and not listed.missing:
             continue
         chosen.append(listed)
@@ -83,28 +98,32 @@ def config_label(record: FileRecord, model_count: int) -> str:
 
 
 def table_rows(items: Iterable[Listed], model_count: int) -> list[tuple[str, ...]]:
-    """Return one row of column texts per file."""
+    """Return one row of column texts per file; with a From column when an endpoint is known."""
+    items = list(items)
+    with_from = any(item.endpoint for item in items)
     rows: list[tuple[str, ...]] = []
     for item in items:
         record = item.record
         selected = "✓" if record.needed_by and item.missing else " "
-        rows.append(
-            (
-                selected,
-                config_label(record, model_count),
-                record.file_name,
-                size_gb(item.size),
-                item.status.label,
-                record.folder + "/",
-            )
+        row: tuple[str, ...] = (
+            selected,
+            config_label(record, model_count),
+            record.file_name,
+            size_gb(item.size),
+            item.status.label,
+            record.folder + "/",
         )
+        if with_from:
+            row += (item.endpoint or "",)
+        rows.append(row)
     return rows
 
 
 def format_table(rows: list[tuple[str, ...]], ascii_only: bool = False) -> list[str]:
     """Lay rows out under the column headings, each cell made printable and each column as wide
     as its widest cell."""
-    header = tuple("x" if ascii_only and h == "✓" else h for h in COLUMNS)
+    columns = COLUMNS + ((FROM_COLUMN,) if rows and len(rows[0]) > len(COLUMNS) else ())
+    header = tuple("x" if ascii_only and h == "✓" else h for h in columns)
     rows = [tuple(printable(cell) for cell in row) for row in rows]
     if ascii_only:
         rows = [("x" if r[0] == "✓" else r[0], *r[1:]) for r in rows]
@@ -143,5 +162,10 @@ def to_json(items: Sequence[JsonItem], ascii_only: bool = False) -> str:
     json escapes only C0 controls; the other characters printable() escapes are written as
     \\u escapes too, so the JSON decodes the same but never drives a terminal.
     """
-    text = json.dumps([item.to_json() for item in items], indent=2, ensure_ascii=ascii_only)
+    return dump_json([item.to_json() for item in items], ascii_only)
+
+
+def dump_json(value: object, ascii_only: bool = False) -> str:
+    """Return value as indented JSON that never drives a terminal (see to_json)."""
+    text = json.dumps(value, indent=2, ensure_ascii=ascii_only)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

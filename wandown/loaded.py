@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wandown import destination, plan
 from wandown.catalog import Catalog, FileRecord, Presence, presence_of
-from wandown.hub import HubIndex, Wanted
+from wandown.hub import HubSet, Wanted
 from wandown.remote import FileRef, RemoteFile
 from wandown.state import FileView
 from wandown.status import Status
@@ -51,8 +51,8 @@ class Loaded:
     remote: Mapping[str, RemoteFile]
     problems: Mapping[str, str]
     presence: Mapping[str, Presence]
-    hub: HubIndex | None = None
-    hub_dir: Path | None = None
+    hub: HubSet | None = None
+    hub_dirs: tuple[Path, ...] = ()
     offline: bool = False
 
     def status(self, dest: str) -> Status:
@@ -131,9 +131,9 @@ class Loaded:
 
     def hub_folders(self) -> list[Path]:
         """Return the folders wandown never writes into: the hub, its HF caches, where links led."""
-        if self.hub_dir is None:
+        if not self.hub_dirs:
             return []
-        folders = [Path(self.hub_dir)]
+        folders = list(self.hub_dirs)
         if self.hub is not None:
             folders += [Path(repo.folder) for repo in self.hub.hf_repos]
             folders += [Path(root) for root in self.hub.real_roots]  # where folder links led

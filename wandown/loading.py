@@ -8,11 +8,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from wandown.catalog import FileRecord, load_catalog, presence_of
 from wandown.config import Config
 from wandown.fsutil import is_inside
-from wandown.hub import HubIndex, ModelHubError, scan_hub
+from wandown.hub import HubIndex, HubSet, ModelHubError, scan_hub
 from wandown.learn import learned_code
 from wandown.loaded import Loaded, ref_of
 from wandown.remote import FileRef, MetadataClient, RemoteFile
@@ -58,7 +59,7 @@ class Loader:
             problems=problems,
             presence=presence_of(catalog),
             hub=self._scan_hub() if with_hub else None,
-            hub_dir=self.config.hub_directory,
+            hub_dirs=self.config.hub_directories,
             offline=self.offline,
         )
 
@@ -105,25 +106,32 @@ class Loader:
         if len(ranked) > 5:
             self.notice(f"... and {len(ranked) - 5} other problems (see the Status column)")
 
-    def _scan_hub(self) -> HubIndex | None:
-        hub_dir = self.config.hub_directory
-        root = self.config.wan2gp_root
-        if hub_dir is None:
+    def _scan_hub(self) -> HubSet | None:
+        """Scan every hub folder; one that cannot be used is left out with a notice."""
+        indexes = [
+            index for hub_dir in self.config.hub_directories if (index := self._scan(hub_dir))
+        ]
+        if not indexes:
             return None
-        if is_inside(root, hub_dir) or is_inside(hub_dir, root):
-            self.notice(
-                f"the hub {hub_dir} and the Wan2GP folder {root} overlap; "
-                "hub features are off, since wandown never writes into a hub"
-            )
-            return None
-        try:
-            index = scan_hub(hub_dir, notices=self.notice, exclude=[root])
-        except ModelHubError as exc:
-            self.notice(f"{exc}; hub features are off")
-            return None
-        if not index.blake3_available:
+        hubs = HubSet(indexes)
+        if not hubs.blake3_available:
             self.notice(
                 "the blake3 package is missing: hub files are matched by sha256 only, InvokeAI "
                 "records cannot confirm them and --dedupe is slower (./installd.sh installs it)"
             )
-        return index
+        return hubs
+
+    def _scan(self, hub_dir: Path) -> HubIndex | None:
+        root = self.config.wan2gp_root
+        off = "hub features are off" if len(self.config.hub_directories) == 1 else "it is left out"
+        if is_inside(root, hub_dir) or is_inside(hub_dir, root):
+            self.notice(
+                f"the hub {hub_dir} and the Wan2GP folder {root} overlap; "
+                f"{off}, since wandown never writes into a hub"
+            )
+            return None
+        try:
+            return scan_hub(hub_dir, notices=self.notice, exclude=[root])
+        except ModelHubError as exc:
+            self.notice(f"{exc}; {off}")
+            return None

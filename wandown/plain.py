@@ -41,6 +41,11 @@ def change_line(view: FileView) -> str:
     return text
 
 
+def failover_line(view: FileView) -> str:
+    """Say that a file moved to another endpoint: from where, to where, and why."""
+    return f"{'failed over':<11} {printable(view.dest)} {printable(view.failover)}"
+
+
 @dataclass
 class PlainReporter:
     """Turns successive snapshots into log lines, remembering what it already said."""
@@ -48,6 +53,7 @@ class PlainReporter:
     every: float = PROGRESS_EVERY
     _status: dict[str, Status] = field(default_factory=dict)
     _last_progress: dict[str, float] = field(default_factory=dict)
+    _failover: dict[str, str] = field(default_factory=dict)
 
     def lines(self, snapshot: Snapshot, now: float, watched: set[str]) -> list[str]:
         out = []
@@ -55,6 +61,9 @@ class PlainReporter:
             view = snapshot.files.get(dest)
             if view is None:
                 continue
+            if view.failover and self._failover.get(dest) != view.failover:
+                self._failover[dest] = view.failover
+                out.append(failover_line(view))
             if self._status.get(dest) != view.status:
                 self._status[dest] = view.status
                 self._last_progress[dest] = now

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wandown.digests import BLOB_SHA1, SHA256, Progress
 from wandown.fsutil import cache_dir, is_inside_any
-from wandown.hub import HubIndex, Wanted
+from wandown.hub import HubSet, Wanted
 from wandown.hub.sidecar import FileStat
 from wandown.loaded import Loaded, wanted_of
 from wandown.localhub.hashes import HashCache
@@ -111,7 +111,7 @@ def _hub_files(loaded: Loaded) -> dict[RemoteFile, list[str]]:
 
 
 def _in_hub(
-    hub: HubIndex,
+    hub: HubSet,
     remotes: dict[RemoteFile, list[str]],
     roots: list[str],
     *,
@@ -152,16 +152,17 @@ def _announce(notice: Notice | None) -> Progress | None:
     return progress
 
 
-def _hub_identity(hub: HubIndex, size: int, path: Path) -> FileStat | None:
-    """Return the identity the hub proved path by, if the file still has it."""
-    for key in hub.candidates(size):
-        if hub.link_target(key) != path:
-            continue
-        try:
-            now = FileStat.of(os.stat(path))
-        except OSError:
-            return None
-        return now if now == hub.files[key] else None
+def _hub_identity(hubs: HubSet, size: int, path: Path) -> FileStat | None:
+    """Return the identity a hub proved path by, if the file still has it."""
+    for hub in hubs:
+        for key in hub.candidates(size):
+            if hub.link_target(key) != path:
+                continue
+            try:
+                now = FileStat.of(os.stat(path))
+            except OSError:
+                return None
+            return now if now == hub.files[key] else None
     return None
 
 

@@ -12,19 +12,22 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wandown import plan, selection, state
+from wandown import plan, reclaim, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine import Engine, Event
+from wandown.engine.sources import EndpointPlan
 from wandown.errors import WandownError
-from wandown.hub import HubIndex
+from wandown.hub import HubSet
 from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
+from wandown.origins import Origins
 from wandown.remote import HubSettings, MetadataClient
+from wandown.safetext import printable
 from wandown.status import Status
 
 
@@ -36,6 +39,12 @@ class RunOptions:
     connections: int = 8
     limit_kb: float | None = None
     cache_path: Path | None = None
+
+
+def endpoint_plan(settings: HubSettings) -> EndpointPlan:
+    """Return the engine's view of the endpoints: the order, the truth, who gets the token."""
+    order = tuple(endpoint.url for endpoint in settings.fetch_order)
+    return EndpointPlan(order, settings.endpoint, settings.token_homes)
 
 
 class Session:
@@ -52,6 +61,7 @@ class Session:
         self._notice = notice
         self._settings = hub_settings
         self._client = MetadataClient(hub_settings, cache_path=options.cache_path)
+        self._origins = Origins()
         self._loaded: Loaded | None = None
         self._swap_lock = threading.Lock()  # orders the read-and-replace of _loaded
         self.store = state.StatusStore({}, state.Header(), {})
@@ -65,8 +75,10 @@ class Session:
             connections=options.connections,
             limit_kb=options.limit_kb,
             headers_for=self._client.auth_headers,
+            endpoints=endpoint_plan(hub_settings),
         )
         self._threads: list[threading.Thread] = []
+        self._reclaim_plan: reclaim.Plan | None = None
         self._bench = Bench(
             store=self.store,
             stop=self._stop,
@@ -91,7 +103,7 @@ class Session:
         return loaded
 
     @property
-    def hub(self) -> HubIndex | None:
+    def hub(self) -> HubSet | None:
         return self._loaded.hub if self._loaded is not None else None
 
     def notices_to_status_line(self) -> None:
@@ -133,6 +145,14 @@ class Session:
         with self._swap_lock:
             self._loaded = loaded
         self.store.replace_all(loaded.views(), self._header(loaded), loaded.model_names())
+        for dest, endpoint in self.origins().items():
+            self.store.update(dest, endpoint=endpoint)
+
+    def origins(self) -> dict[str, str]:
+        """Return the endpoint each present file was downloaded from, where that is known."""
+        loaded = self.loaded
+        present = [r.dest for r in loaded.catalog.records if loaded.status(r.dest).present]
+        return self._origins.endpoints({dest: loaded.place(dest) for dest in present})
 
     def _loader(self) -> Loader:
         return Loader(self.config, self._client, self.offline, self._say)
@@ -143,8 +163,9 @@ class Session:
             catalog_source=str(loaded.catalog.root),
             model_count=len(loaded.catalog.models),
             code_origin=loaded.catalog.code_origin,
-            hub=str(loaded.hub_dir) if hub else None,
+            hub=hub.hub_dir if hub else None,
             hub_files=hub.file_count if hub else 0,
+            hubs=tuple((h.folder, h.kind, h.file_count) for h in hub.summaries()) if hub else (),
             hub_links=len(loaded.linkable()) if hub else 0,
             online=not self.offline,
             limit_kb=self.engine.limit_kb,
@@ -221,6 +242,61 @@ class Session:
 
         threading.Thread(target=work, name="wandown-reload", daemon=True).start()
 
+    def find_reclaim(self) -> None:
+        """List what can go from the Wan2GP folder, in the background (see wandown.reclaim)."""
+        if self.busy():
+            self.store.add_notice("reclaim waits until the running downloads end")
+            return
+        self._reclaim_plan = None
+        self.store.set_reclaim(state.ReclaimList())
+
+        def work() -> None:
+            found = reclaim.find(self.loaded, self._say)
+            self._reclaim_plan = found
+            rows = tuple(
+                state.ReclaimRow(
+                    item.kind.label,
+                    item.size,
+                    printable(reclaim.shown_path(item.path, self.loaded.catalog.root)),
+                    item.found.link is not None,
+                )
+                for item in found.items
+            )
+            self.store.set_reclaim(state.ReclaimList(rows, found.total, ready=True))
+
+        self._background(work, "wandown-reclaim")
+
+    def reclaim(self) -> None:
+        """Delete (or link) what find_reclaim listed, each file re-checked; report each one."""
+        found = self._reclaim_plan
+        self._reclaim_plan = None
+        self.store.set_reclaim(None)
+        if found is None or self.busy():
+            self.store.add_notice("nothing reclaimed: list it again with the reclaim key")
+            return
+
+        def work() -> None:
+            loaded = self.loaded
+            outcome = reclaim.delete(found, loaded, self.store.add_notice)
+            with self._swap_lock:
+                fresh = loaded.restat(record.dest for record in loaded.catalog.records)
+                self._loaded = fresh
+            self.store.replace_all(fresh.views(), self._header(fresh), fresh.model_names())
+            self.store.add_notice(outcome.summary())
+
+        self._background(work, "wandown-reclaim")
+
+    def _background(self, work: Callable[[], None], name: str) -> None:
+        def guarded() -> None:
+            try:
+                work()
+            except WandownError as exc:
+                self.store.add_notice(str(exc))
+            except Exception as exc:  # a worker must never print onto the interface
+                self.store.add_notice(f"reclaim failed: {exc.__class__.__name__}: {exc}")
+
+        threading.Thread(target=guarded, name=name, daemon=True).start()
+
     def busy(self) -> bool:
         with self._active_lock:
             return bool(self._active)
@@ -271,6 +347,11 @@ class Session:
     def _apply(self, event: Event) -> None:
         status = Status(event.state)  # the engine's states are statuses' values
         if event.final:
+            if event.endpoint:
+                self.store.update(event.key, endpoint=event.endpoint, failover=event.failover)
+            if status is Status.COMPLETE and event.endpoint and not event.message:
+                # Placed by this download (not by another process, not found in place).
+                self._origins.record(self.loaded.place(event.key), event.endpoint)
             self._finish(event.key, status, event.message, done=event.done)
             return
         changes: state.ViewChanges = {
@@ -279,6 +360,9 @@ class Session:
             "speed": event.speed,
             "message": event.message,
         }
+        if event.endpoint:
+            changes["endpoint"] = event.endpoint
+            changes["failover"] = event.failover
         if event.total is not None:
             changes["size"] = event.total
         self.store.update(event.key, **changes)

@@ -26,6 +26,8 @@ class ViewChanges(TypedDict, total=False):
     speed: float
     message: str
     link_source: str | None
+    endpoint: str | None
+    failover: str
 
 
 class HeaderChanges(TypedDict, total=False):
@@ -51,6 +53,8 @@ class FileView:
     speed: float = 0.0
     message: str = ""
     link_source: str | None = None
+    endpoint: str | None = None  # the endpoint its download came from (this run or on record)
+    failover: str = ""  # its last move between endpoints: "from A to B: why"
     feature: str | None = None  # the run-time feature group of a file no model needs
 
     @property
@@ -71,8 +75,28 @@ class Header:
     hub: str | None = None
     hub_files: int = 0
     hub_links: int = 0
+    hubs: tuple[tuple[str, str, int], ...] = ()  # (folder, kind, file count) of each hub
     online: bool = True
     limit_kb: float | None = None
+
+
+@dataclass(frozen=True)
+class ReclaimRow:
+    """One file the Reclaim view lists: its kind's label, the bytes it frees, its place."""
+
+    kind: str
+    size: int
+    path: str
+    link: bool = False
+
+
+@dataclass(frozen=True)
+class ReclaimList:
+    """What the Reclaim view shows: nothing yet while it is being found, then the rows."""
+
+    rows: tuple[ReclaimRow, ...] = ()
+    total: int = 0
+    ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,7 @@ class Snapshot:
     files: dict[str, FileView]
     models: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    reclaim: ReclaimList | None = None
 
     @property
     def total_speed(self) -> float:
@@ -98,6 +123,7 @@ class StatusStore:
         self._header = header
         self._models = dict(models)
         self._notices: list[str] = []
+        self._reclaim: ReclaimList | None = None
         self._version = 0
         self._changed = threading.Condition()
 
@@ -131,6 +157,12 @@ class StatusStore:
             del self._notices[:-50]
             self._bump()
 
+    def set_reclaim(self, reclaim: ReclaimList | None) -> None:
+        """Publish the Reclaim view's list (None: no list, the view has nothing to show)."""
+        with self._changed:
+            self._reclaim = reclaim
+            self._bump()
+
     def snapshot(self) -> Snapshot:
         with self._changed:
             return Snapshot(
@@ -139,6 +171,7 @@ class StatusStore:
                 dict(self._files),
                 dict(self._models),
                 tuple(self._notices),
+                self._reclaim,
             )
 
     @property

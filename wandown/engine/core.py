@@ -20,6 +20,7 @@ from .fetch import Resolver
 from .job import DownloadJob, Nap, Settings, nap
 from .ranges import MIB
 from .ratelimit import KIB, RateLimiter, kb_to_rate
+from .sources import EndpointPlan, Sources
 
 MAX_BACKOFF = 30.0  # between two tries of one range; a download has time, a listing has not
 
@@ -35,7 +36,9 @@ class Engine:
     Every file's events go to `events` (a queue.Queue; one is made if not given). Limits are in
     KB/s with 1 KB = 1024 bytes; None or 0 means unlimited. `headers_for(url)` gives the headers
     for a request (the caller's token for the Hub); Authorization is never sent to another origin
-    than the job URL's, whatever it returns. All threads are daemons and stop promptly on
+    than the job URL's (or, with `endpoints`, than those the plan lets have it), whatever it
+    returns. With `endpoints`, each file is fetched from the first endpoint that has it and
+    fails over to the next (sources.py). All threads are daemons and stop promptly on
     `stop()`; use the engine as a context manager to stop and join on exit.
     """
 
@@ -60,6 +63,7 @@ class Engine:
         state_every: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         nap: Nap = nap,
+        endpoints: EndpointPlan | None = None,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise ValueError("jobs and connections must be at least 1")
@@ -85,6 +89,7 @@ class Engine:
             state_every=state_every,
         )
         self._headers_for = headers_for
+        self.sources = Sources(endpoints)
         self._own_pool = pool is None
         # Our own pool's connections can be cut by a cancel even before the server answers;
         # with a pool from the caller, a request waiting for its answer waits for its timeout.
@@ -204,9 +209,16 @@ class Engine:
             if flag.is_set():
                 final = reporter.publish(ev.CANCELLED, message="cancelled before it started")
             else:
-                resolver = Resolver(self.pool, job.url, self._headers_for, self.settings.timeout)
+                source = self.sources.for_url(job.url)
+                resolver = Resolver(
+                    self.pool,
+                    source.url,
+                    self._headers_for,
+                    self.settings.timeout,
+                    self.sources.token_homes(job.url),
+                )
                 download = FileDownload(
-                    job, self.settings, self.pool, self.limiter, resolver, reporter, flag
+                    job, self.settings, self.pool, self.limiter, resolver, reporter, flag, source
                 )
                 try:
                     final = download.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import stat
@@ -16,9 +17,9 @@ from wandown.errors import DownloadError, WandownError
 
 from . import events as ev
 from .cancel import CancelFlag
-from .connection import Connections
+from .connection import Connections, DiskFull
 from .events import Event, Reporter
-from .fetch import Cancelled, Resolver
+from .fetch import Cancelled, Link, Resolver
 from .fill import PartFill
 from .job import DownloadJob, Expected, Settings, expected_file
 from .partial import (
@@ -32,6 +33,11 @@ from .partial import (
 )
 from .ranges import RangeSet
 from .ratelimit import RateLimiter
+from .sources import MIRROR_RETRIES, FileSource, PaceWatch, Sources, disagreement
+
+
+class Lied(DownloadError):
+    """An endpoint served bytes that do not verify against the source of truth's digest."""
 
 
 class FileDownload:
@@ -46,9 +52,11 @@ class FileDownload:
         resolver: Resolver,
         reporter: Reporter,
         cancel: CancelFlag,
+        source: FileSource | None = None,
     ) -> None:
         self.job = job
         self.settings = settings
+        self.source = source or Sources().for_url(job.url)
         self.resolver = resolver
         self.reporter = reporter
         self.cancel = cancel
@@ -57,6 +65,7 @@ class FileDownload:
             job, self.paths.part, settings, pool, limiter, resolver, reporter, cancel
         )
         self._fill = PartFill(self.paths, settings, reporter, self.net)
+        self._use_source()
 
     # -- the whole job -------------------------------------------------------------------
 
@@ -179,8 +188,7 @@ class FileDownload:
 
     def _download(self) -> str:
         """Fetch and place the file; return what the user should know beyond 'complete'."""
-        link = self.net.retrying(self.resolver.resolve)
-        expected = expected_file(self.job, link)
+        expected = self._expected()
         self.reporter.total = expected.size
         identity = PartialState(
             url=self.job.url,
@@ -194,21 +202,101 @@ class FileDownload:
             identity.done = saved.done
         else:
             self.paths.discard()
+        while True:
+            try:
+                self._fetch_here(expected, identity)
+                break
+            except DownloadError as error:
+                if not self._fail_over(error):
+                    raise
+        return self._place(expected)
+
+    def _expected(self) -> Expected:
+        """Return the file as the source of truth describes it, asking it only when needed.
+
+        With several endpoints, a job that already holds the truth's size and digest (from its
+        metadata) needs no request to the truth at all: a caching proxy or a peer can then
+        serve it while the Hub sees nothing.
+        """
+        job = self.job
+        if self.source.several:
+            if job.size is not None and (job.sha256 or job.blob_sha1):
+                return expected_file(job, Link(job.url, None, None, None, None))
+            if not self.source.is_truth:
+                truth = self.resolver.elsewhere(job.url)
+                return expected_file(job, self.net.retrying(truth.resolve))
+        return expected_file(job, self.net.retrying(self.resolver.resolve))
+
+    def _fetch_here(self, expected: Expected, identity: PartialState) -> None:
+        """Fetch from the endpoint in use and verify against the truth's digest."""
+        if self.resolver.link is None:
+            link = self.net.retrying(self.resolver.resolve)
+            if self.source.is_truth:
+                expected_file(self.job, link)  # the Hub changed under the job: RemoteChanged
+            else:
+                why = disagreement(expected, link)
+                if why is not None:
+                    raise DownloadError(f"{self.source.shown} has another version: {why}")
         for attempt in (1, 2):
             self.reporter.publish(ev.DOWNLOADING, identity.done.total())
             self._save_first(identity)
-            digest = self._fill.fill(identity, expected)
+            with PaceWatch(self.source, lambda: self.reporter.done, self._leave_slow):
+                digest = self._fill.fill(identity, expected)
             if expected.kind is None or digest == expected.digest:
-                return self._place(expected)
+                return
             self.paths.discard()
             identity.done = RangeSet()
             problem = (
                 f"{expected.kind} mismatch for {self.job.dest.name}: the Hub says "
                 f"{expected.digest}, the download has {digest}"
             )
+            if not self.source.is_truth:
+                raise Lied(
+                    f"{self.source.shown} served bytes whose {expected.kind} is not the source "
+                    f"of truth's ({digest}, expected {expected.digest}); not using it again "
+                    "this run"
+                )
             if attempt == 1:
                 self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
         raise DownloadError(f"{problem} (twice); the bad download was removed")
+
+    def _leave_slow(self, why: str) -> None:
+        """End the pass on an endpoint that is far too slow; _fail_over moves the file on."""
+        self.net.fail(DownloadError(why))
+
+    def _fail_over(self, error: DownloadError) -> bool:
+        """Move to the next endpoint after a failure there; False if there is none to try.
+
+        A local failure (a full disk, an unwritable folder) is no endpoint's fault: it ends
+        the file wherever its bytes came from.
+        """
+        if isinstance(error, DiskFull) or isinstance(error.__cause__, OSError):
+            return False
+        source, was = self.source, self.source.shown
+        if isinstance(error, Lied) and source.base is not None:
+            source.sources.lied(source.base, str(error))
+        if not source.advance():
+            return False
+        self._use_source()
+        self.net.start_pass()  # the failed pass's abort flag must not stop the next endpoint
+        self.reporter.failover = f"from {was} to {source.shown}: {error}"
+        self.reporter.publish(ev.DOWNLOADING)
+        return True
+
+    def _use_source(self) -> None:
+        """Point the file's requests at the endpoint in use; retry less where another waits."""
+        source = self.source
+        if self.resolver.url != source.url:
+            self.resolver = self.net.resolver = self.resolver.elsewhere(source.url)
+        settings = self.settings
+        if source.has_next:
+            settings = dataclasses.replace(
+                settings,
+                retries=MIRROR_RETRIES,
+                retry=dataclasses.replace(settings.retry, max_attempts=MIRROR_RETRIES + 1),
+            )
+        self.net.settings = settings
+        self.reporter.endpoint = source.shown
 
     def _save_first(self, state: PartialState) -> None:
         """Write the state before any byte of data, so a disk that fills up can still resume."""

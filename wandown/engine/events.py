@@ -30,6 +30,8 @@ class Event:
 
     `done` and `total` are bytes (`total` is None while the size is unknown), `speed` is bytes
     per second over the last few seconds, `message` says why for 'failed', 'busy' and retries.
+    `endpoint` is the endpoint the bytes come from ("" before one is chosen), `failover` says
+    its last move ("from A to B: why"; "" if it never moved).
     Each file's last event is in FINAL_STATES; no event for that key follows it.
     """
 
@@ -39,6 +41,8 @@ class Event:
     total: int | None
     speed: float
     message: str = ""
+    endpoint: str = ""
+    failover: str = ""
 
     @property
     def final(self) -> bool:
@@ -86,6 +90,8 @@ class Reporter:
         self.state: Status = PENDING
         self.done = 0
         self.total: int | None = None
+        self.endpoint = ""
+        self.failover = ""
         self.last: Event | None = None
         self._lock = threading.Lock()
 
@@ -114,7 +120,16 @@ class Reporter:
         if self.last is not None and self.last.final:
             return self.last  # nothing follows a final event
         speed = 0.0 if self.state in FINAL_STATES else self._meter.update(self.done)
-        event = Event(self.key, self.state, self.done, self.total, speed, message)
+        event = Event(
+            self.key,
+            self.state,
+            self.done,
+            self.total,
+            speed,
+            message,
+            self.endpoint,
+            self.failover,
+        )
         self._last_sent = self._clock()
         self.last = event
         self._events.put(event)

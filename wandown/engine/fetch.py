@@ -121,9 +121,11 @@ class Link:
 class Resolver:
     """Turn one Hub /resolve/ URL into a link to its bytes, shared by a file's connections.
 
-    Authorization (from `headers_for`) is sent only to the origin of the Hub URL: the engine
-    follows redirects itself and drops the header when a redirect leaves that origin, so a token
-    never reaches the CDN even if `headers_for` is careless.
+    Authorization (from `headers_for`) is sent only to the origins of `token_homes` (the Hub
+    URL by default; the source of truth and the endpoints configured to get the token when
+    there are several): the engine follows redirects itself and drops the header when a
+    redirect leaves them, so a token never reaches a CDN or a mirror even if `headers_for` is
+    careless.
     """
 
     def __init__(
@@ -132,19 +134,29 @@ class Resolver:
         url: str,
         headers_for: HeadersFor,
         timeout: urllib3.Timeout,
+        token_homes: tuple[str, ...] | None = None,
     ) -> None:
         self._pool = pool
         self.url = url
+        self.token_homes = token_homes if token_homes is not None else (url,)
         self._headers_for = headers_for
         self._timeout = timeout
         self._lock = threading.Lock()
         self.link: Link | None = None
 
     def headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Return the request headers for url, with credentials only for the Hub's origin."""
+        """Return the request headers for url, with credentials only for the token's homes."""
         return request_headers(
-            url, self.url, {"Accept-Encoding": "identity"}, self._headers_for(url), extra or {}
+            url,
+            self.token_homes,
+            {"Accept-Encoding": "identity"},
+            self._headers_for(url),
+            extra or {},
         )
+
+    def elsewhere(self, url: str) -> Resolver:
+        """Return a resolver for the same file at url (another endpoint), with the same rules."""
+        return Resolver(self._pool, url, self._headers_for, self._timeout, self.token_homes)
 
     def sends_token(self) -> bool:
         """Tell whether requests to the Hub URL carry credentials (for failure messages)."""

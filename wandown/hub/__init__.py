@@ -9,6 +9,7 @@ Typical use::
 """
 
 from wandown.digests import Progress
+from wandown.hub.hubset import HubSet, HubSummary
 from wandown.hub.index import HubIndex, ModelHubError, Wanted
 from wandown.hub.link import DedupeReport, LinkOutcome, dedupe, link_into_place
 from wandown.hub.scan import scan_hub
@@ -17,6 +18,8 @@ from wandown.hub.sidecar import sidecar_path_for
 __all__ = [
     "DedupeReport",
     "HubIndex",
+    "HubSet",
+    "HubSummary",
     "LinkOutcome",
     "ModelHubError",
     "Progress",

@@ -94,9 +94,9 @@ def dedupe(
         for path, stat in _real_files(root, (hub_stat.st_dev, hub_stat.st_ino), index):
             if cancel is not None and cancel.is_set():
                 break
-            hub_key = _identical_hub_file(path, stat, index, guarded, progress, cancel)
-            target = _safe_target(index, hub_key, guarded, replaced) if hub_key else None
-            if target is not None and _replace_with_link(path, stat, target):
+            hub_key = identical_hub_file(path, stat, index, guarded, progress, cancel)
+            target = safe_target(index, hub_key, guarded, replaced) if hub_key else None
+            if target is not None and replace_with_link(path, FileStat.of(stat), target):
                 replaced.add((stat.st_dev, stat.st_ino))
                 report.replaced.append((Path(path), target))
                 if stat.st_nlink == 1:
@@ -108,7 +108,7 @@ def dedupe(
     return report
 
 
-def _safe_target(
+def safe_target(
     index: HubIndex, key: str, guarded: list[str], replaced: set[tuple[int, int]]
 ) -> Path | None:
     """Return the link target for hub file key if it is still the real file that was hashed.
@@ -173,7 +173,7 @@ def _real_files(
                 index.notice(f"skipping {entry.path}: {exc.strerror or exc}")
 
 
-def _identical_hub_file(
+def identical_hub_file(
     path: str,
     stat: os.stat_result,
     index: HubIndex,
@@ -181,6 +181,10 @@ def _identical_hub_file(
     progress: Progress | None,
     cancel: threading.Event | None,
 ) -> str | None:
+    """Return the key of a hub file byte-identical to path (size, then BLAKE3), or None.
+
+    Hub entries that resolve into guarded folders (the copies' own folders) never count.
+    """
     compare = BLAKE3 if index.blake3_available else SHA256
     mine: dict[str, str] | None = None
     for key in index.candidates(stat.st_size, outside=guarded):
@@ -210,13 +214,13 @@ def _identical_hub_file(
     return None
 
 
-def _replace_with_link(path: str, before: os.stat_result, target: Path) -> bool:
+def replace_with_link(path: str, before: FileStat, target: Path) -> bool:
     """Swap the file at path for a link to target, unless it changed since it was hashed."""
     try:
         now = os.lstat(path)
     except OSError:
         return False
-    if not stat_module.S_ISREG(now.st_mode) or FileStat.of(now) != FileStat.of(before):
+    if not stat_module.S_ISREG(now.st_mode) or FileStat.of(now) != before:
         return False
     fsutil.atomic_symlink(target, Path(path), replace_file=True)
     return True

@@ -25,11 +25,15 @@ def timeout(read: float = READ_TIMEOUT) -> urllib3.Timeout:
     return urllib3.Timeout(connect=min(read, CONNECT_TIMEOUT), read=read)
 
 
-def request_headers(url: str, home: str, *layers: Mapping[str, str]) -> dict[str, str]:
+def request_headers(
+    url: str, home: str | tuple[str, ...], *layers: Mapping[str, str]
+) -> dict[str, str]:
     """Return the headers for a request to url: User-Agent, then each layer in turn.
 
-    Authorization and Cookie survive only when url is on home's origin (the endpoint): a
-    redirect to a CDN or any other host never carries the token, whatever a layer holds.
+    Authorization and Cookie survive only when url is on the origin of home (the endpoint), or
+    of one of the homes given (the source of truth and the endpoints configured to get the
+    token): a redirect to a CDN, a mirror or any other host never carries the token, whatever
+    a layer holds.
     """
     headers = {"User-Agent": USER_AGENT}
     for layer in layers:
@@ -37,10 +41,16 @@ def request_headers(url: str, home: str, *layers: Mapping[str, str]) -> dict[str
             for old in [n for n in headers if n.lower() == name.lower()]:
                 del headers[old]
             headers[name] = value
-    if not same_origin(url, home):
+    if not may_carry_credentials(url, home):
         for name in [n for n in headers if n.lower() in CREDENTIAL_HEADERS]:
             del headers[name]
     return headers
+
+
+def may_carry_credentials(url: str, home: str | tuple[str, ...]) -> bool:
+    """Tell whether a request to url may carry the token: the one rule, for every request."""
+    homes = (home,) if isinstance(home, str) else home
+    return any(same_origin(url, one) for one in homes)
 
 
 class RedirectRefused(ValueError):

@@ -24,6 +24,7 @@ from wandown.hubhttp.urls import (
     REDIRECT_STATUSES,
     RedirectRefused,
     host_of,
+    may_carry_credentials,
     redirect_target,
     request_headers,
     too_many_redirects,
@@ -31,7 +32,6 @@ from wandown.hubhttp.urls import (
 from wandown.hubhttp.urls import (
     timeout as default_timeout,
 )
-from wandown.huburl import same_origin
 from wandown.remote.settings import HubSettings
 
 
@@ -73,8 +73,11 @@ class HubHttp:
                 self._pool.clear()
 
     def auth_headers(self, url: str) -> dict[str, str]:
-        """Return the Authorization header for url when it is on the endpoint's origin, else {}."""
-        if self.settings.token and same_origin(url, self.settings.endpoint):
+        """Return the Authorization header for url when it may get the token, else {}.
+
+        That is the endpoint's origin, and those of the endpoints configured with "token": true.
+        """
+        if self.settings.token and may_carry_credentials(url, self.settings.token_homes):
             return {"authorization": f"Bearer {self.settings.token}"}
         return {}
 
@@ -118,7 +121,7 @@ class HubHttp:
         cancel: threading.Event,
     ) -> urllib3.BaseHTTPResponse:
         headers = request_headers(
-            url, self.settings.endpoint, extra_headers or {}, self.auth_headers(url)
+            url, self.settings.token_homes, extra_headers or {}, self.auth_headers(url)
         )
         host = host_of(url)
         policy = self.retry

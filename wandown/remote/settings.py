@@ -2,33 +2,53 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from wandown.endpoints import Endpoint, check_url, truth_of
 from wandown.errors import ConfigError
 from wandown.huburl import DEFAULT_ENDPOINT
 
 # huggingface_hub's reading of boolean environment variables (constants._is_true).
 _TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
 
-# Where the authority part of a URL ends (RFC 3986 section 3.2).
-_AUTHORITY_END = re.compile(r"[/?#]")
-
 _TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 @dataclass(frozen=True)
 class HubSettings:
-    """The endpoint, the token (never shown in repr) and the offline switch."""
+    """The endpoint, the token (never shown in repr) and the offline switch.
+
+    `endpoint` is the source of truth (metadata, every file's sha256); `endpoints`, when set,
+    is the ordered list files are fetched from, the source of truth among them.
+    """
 
     endpoint: str = DEFAULT_ENDPOINT
     token: str | None = field(default=None, repr=False)
     offline: bool = False
     token_source: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @property
+    def fetch_order(self) -> tuple[Endpoint, ...]:
+        """Return the endpoints in the order files are fetched from (just the truth by default)."""
+        return self.endpoints or (Endpoint(self.endpoint, token=True, truth=True),)
+
+    @property
+    def token_homes(self) -> tuple[str, ...]:
+        """Return the endpoints whose origins may receive the token: the truth, those marked."""
+        return tuple(endpoint.url for endpoint in self.fetch_order if endpoint.token)
+
+
+def with_endpoints(settings: HubSettings, endpoints: Sequence[Endpoint]) -> HubSettings:
+    """Return settings fetching from endpoints (config or --endpoint), the truth among them."""
+    if not endpoints:
+        return settings
+    truth = truth_of(endpoints)
+    return dataclasses.replace(settings, endpoint=truth.url, endpoints=tuple(endpoints))
 
 
 def hub_settings(env: Mapping[str, str] = os.environ) -> HubSettings:
@@ -50,23 +70,7 @@ def hub_settings(env: Mapping[str, str] = os.environ) -> HubSettings:
 
 
 def _read_endpoint(env: Mapping[str, str]) -> str:
-    endpoint = (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
-    # The endpoint is the metadata cache key and appears in messages, so credentials in it
-    # would end up on disk and on screen; this check runs before anything echoes the value.
-    after_scheme = endpoint.partition("://")[2] if "://" in endpoint else endpoint
-    if "@" in _AUTHORITY_END.split(after_scheme, maxsplit=1)[0]:
-        raise ConfigError("HF_ENDPOINT must not contain a user name or password.")
-    try:
-        parts = urlsplit(endpoint)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # raises ValueError for a port that is not a number in range
-    except ValueError:
-        valid = False
-    if not valid:
-        raise ConfigError(f"HF_ENDPOINT={endpoint!r} is not a valid http:// or https:// URL.")
-    if parts.query or parts.fragment or endpoint.endswith(("?", "#")):
-        raise ConfigError("HF_ENDPOINT must be a plain URL, without a ?query or #fragment.")
-    return endpoint
+    return check_url(env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT, "HF_ENDPOINT")
 
 
 def token_file(env: Mapping[str, str] = os.environ) -> Path:

@@ -23,6 +23,7 @@ from wandown.tui.render import (
     content_widths,
     format_limit,
     help_room,
+    reclaim_room,
     render,
     size_of_selection,
     table_height,
@@ -30,6 +31,7 @@ from wandown.tui.render import (
 )
 from wandown.tui.rows import Row, all_rows, clamp_view, filter_rows, rows_stale
 from wandown.tui.view import ViewState
+from wandown.units import human_bytes
 
 
 class Controller(Protocol):
@@ -44,6 +46,10 @@ class Controller(Protocol):
     def set_limit(self, kb: float | None) -> None: ...
 
     def reload(self, reset_cache: bool) -> None: ...
+
+    def find_reclaim(self) -> None: ...
+
+    def reclaim(self) -> None: ...
 
     def busy(self) -> bool: ...
 
@@ -211,6 +217,9 @@ class App:
         if view.help_open:
             self._help_key(key)
             return
+        if view.reclaim_open:
+            self._reclaim_key(key)
+            return
         if view.confirm_quit:
             view.confirm_quit = False
             if key in ("y", "Y"):
@@ -238,6 +247,25 @@ class App:
             return
         last = max(0, len(keys.help_lines()) - help_room(self.height))
         self.view.help_top = max(0, min(last, self.view.help_top + steps[key]))
+
+    def _reclaim_key(self, key: str) -> None:
+        """Scroll the Reclaim list; y deletes what it lists, any other key closes it."""
+        view = self.view
+        assert self.snapshot is not None
+        listed = self.snapshot.reclaim
+        steps = {"KEY_UP": -1, "WHEEL_UP": -3, "KEY_PPAGE": -10, "KEY_DOWN": 1, "WHEEL_DOWN": 3}
+        steps["KEY_NPAGE"] = 10
+        if key in steps:
+            count = len(listed.rows) if listed is not None else 0
+            last = max(0, count - reclaim_room(self.height))
+            view.reclaim_top = max(0, min(last, view.reclaim_top + steps[key]))
+            return
+        view.reclaim_open = False
+        if key in ("y", "Y") and listed is not None and listed.ready and listed.rows:
+            self.controller.reclaim()
+            view.say(f"Reclaiming {len(listed.rows)} files ({human_bytes(listed.total)})")
+        else:
+            view.say("Reclaim closed; nothing was deleted")
 
     def _edit_filter(self, key: str) -> None:
         view = self.view
@@ -366,6 +394,15 @@ class App:
     def reload(self) -> None:
         self.controller.reload(reset_cache=True)
         self.view.say("Reloading: Hub metadata cache cleared")
+
+    def open_reclaim(self) -> None:
+        """List what can go from the Wan2GP folder; y in the list deletes it."""
+        if self.controller.busy():
+            self.view.say("Reclaim waits until the running downloads end")
+            return
+        self.controller.find_reclaim()
+        self.view.reclaim_open = True
+        self.view.reclaim_top = 0
 
     def next_palette(self) -> None:
         self.view.palette = theme.next_palette(self.view.palette)

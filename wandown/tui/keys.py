@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "toggle-view": ("switch between Missing Only and Show All", lambda app: app.toggle_view()),
     "filter": ("filter rows by text (Enter keeps, Esc clears)", lambda app: app.start_filter()),
     "reload": ("clear the Hub metadata cache and reload", lambda app: app.reload()),
+    "reclaim": (
+        "reclaim disk space: list what can go, y deletes it (hub copies become links)",
+        lambda app: app.open_reclaim(),
+    ),
     "next-palette": ("next colour palette", lambda app: app.next_palette()),
     "help": ("show this help", lambda app: app.show_help()),
     "escape": ("clear the filter, else quit (asks while downloads run)", lambda app: app.escape()),
@@ -106,6 +110,7 @@ KEYS: dict[str, str] = bind(
         ("s", "toggle-view"),
         ("/", "filter"),
         ("r", "reload"),
+        ("R", "reclaim"),
         ("p", "next-palette"),
         ("?", "help"),
         ("\x1b", "escape"),

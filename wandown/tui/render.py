@@ -6,10 +6,12 @@ visible slice of rows is formatted: the cost of a frame does not grow with the c
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
-from wandown.state import FileView, Snapshot
+from wandown.hubhttp.urls import host_of
+from wandown.state import FileView, ReclaimList, Snapshot
 from wandown.status import Status
 from wandown.tui.rows import Row
 from wandown.tui.text import clip, clip_middle, display_width, fit
@@ -223,19 +225,36 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
     models = len(snapshot.models) or header.model_count
     sep = f" {glyphs.separator} "
     source = header.catalog_source or "catalog"
-    if header.hub:
-        hub = f"hub {header.hub}: {header.hub_files:,} files, {header.hub_links:,} links available"
+    if len(header.hubs) > 1:
+        each = ", ".join(
+            f"{folder}{'' if kind == 'plain' else f' ({kind})'} {count:,}"
+            for folder, kind, count in header.hubs
+        )
+        hub = f"{len(header.hubs)} hubs: {each} files; {header.hub_links:,} links available"
+    elif header.hub:
+        kind = header.hubs[0][1] if header.hubs else "plain"
+        shown = header.hub if kind == "plain" else f"{header.hub} ({kind})"
+        hub = f"hub {shown}: {header.hub_files:,} files, {header.hub_links:,} links available"
     else:
         hub = "no hub"
-    # The hub's folder is the least useful part, so it goes last where a narrow screen cuts.
     code = f", code {header.code_origin}" if header.code_origin else ""
+    # The hub's folder is the least useful part, so it goes last where a narrow screen cuts.
     parts = [
         f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'}{code})",
         "online" if header.online else "offline",
         f"limit {format_limit(header.limit_kb)}",
+        *([endpoints] if (endpoints := endpoints_text(snapshot)) else []),
         hub,
     ]
     return " " + sep.join(parts)
+
+
+def endpoints_text(snapshot: Snapshot) -> str:
+    """Name the endpoints this run's downloads came from, with how many files each."""
+    counts = Counter(view.endpoint for view in snapshot.files.values() if view.endpoint)
+    if not counts:
+        return ""
+    return "from " + ", ".join(f"{host_of(url)} ({count})" for url, count in counts.most_common())
 
 
 class Totals(NamedTuple):
@@ -286,6 +305,7 @@ def footer_text(view: ViewState, sums: Totals, width: int) -> str:
 
 
 _FOOTER_HINTS = (
+    "Enter select  d download  s view  / filter  R reclaim  ? help  Esc quit ",
     "Enter select  d download  s view  / filter  ? help  Esc quit ",
     "Enter select  d download  ? help  Esc quit ",
     "? help  Esc quit ",
@@ -315,6 +335,10 @@ def status_line(view: ViewState, snapshot: Snapshot, rows: Sequence[Row]) -> tup
         details += f"  {file.message}"
     elif file.link_source:
         details += f"  -> {file.link_source}"
+    if file.endpoint and file.status is not Status.LINKED:
+        details += f"  from {file.endpoint}"
+        if file.failover:
+            details += f" (failed over {file.failover})"
     needed = len(file.needed_by)
     if needed:
         details += f"  (needed by {needed} model{'s' if needed != 1 else ''})"
@@ -383,6 +407,8 @@ def render(
     if sums is None:
         sums = totals(snapshot, view.selected)
     lines[height - 1] = full(footer_text(view, sums, width), "footer")
+    if view.reclaim_open:
+        overlay_reclaim(lines, snapshot.reclaim, width, height, glyphs, view.reclaim_top)
     if view.help_open and help_lines:
         overlay_help(lines, help_lines, width, height, glyphs, view.help_top)
     return lines
@@ -426,6 +452,56 @@ def overlay_help(
     bottom = y + len(shown) + 1
     if bottom < height - 1:
         lines[bottom] = _overlay(lines[bottom], [Segment(x, " " * box_width, "help")])
+
+
+def reclaim_title(listed: ReclaimList | None) -> str:
+    """Say what the Reclaim view holds and the one question it asks."""
+    if listed is None or not listed.ready:
+        return " Reclaim: looking for what can go... (any key closes) "
+    if not listed.rows:
+        return " Reclaim: nothing to reclaim (any key closes) "
+    count = len(listed.rows)
+    return (
+        f" Reclaim {count} file{'' if count == 1 else 's'}, {human_bytes(listed.total)}: "
+        "y deletes them (hub copies become links), any other key keeps them "
+    )
+
+
+def reclaim_lines(listed: ReclaimList | None) -> list[str]:
+    """Return one line per listed file: kind, the bytes it frees (or link), its place."""
+    if listed is None:
+        return []
+    return [
+        f" {row.kind:<8} {'link' if row.link else human_bytes(row.size):>9}  {row.path}"
+        for row in listed.rows
+    ]
+
+
+def overlay_reclaim(
+    lines: list[Line],
+    listed: ReclaimList | None,
+    width: int,
+    height: int,
+    glyphs: Glyphs,
+    first: int = 0,
+) -> None:
+    """Draw the Reclaim list as a box over the table, from entry first on."""
+    box_width = max(10, width - 4)
+    x = 2
+    shown = reclaim_lines(listed)[first : first + reclaim_room(height)]
+    title = fit(reclaim_title(listed), box_width, ellipsis=glyphs.ellipsis)
+    lines[1] = _overlay(lines[1], [Segment(x, title, "help.key")])
+    for offset, text in enumerate(shown, start=2):
+        cell = fit(text, box_width, ellipsis=glyphs.ellipsis)
+        lines[offset] = _overlay(lines[offset], [Segment(x, cell, "help")])
+    bottom = 2 + len(shown)
+    if bottom < height - 2:
+        lines[bottom] = _overlay(lines[bottom], [Segment(x, " " * box_width, "help")])
+
+
+def reclaim_room(height: int) -> int:
+    """Return how many Reclaim rows fit: below the header and title, above the status line."""
+    return max(1, height - 5)
 
 
 def help_room(height: int) -> int:

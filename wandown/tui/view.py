@@ -38,6 +38,8 @@ class ViewState:
     started: set[str] = field(default_factory=set)
     help_open: bool = False
     help_top: int = 0
+    reclaim_open: bool = False
+    reclaim_top: int = 0
     confirm_quit: bool = False
     message: str = ""
     message_is_error: bool = False
