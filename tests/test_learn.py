@@ -392,3 +392,14 @@ def test_the_ltx2_upsampler_feature_is_its_model_and_its_loras(tmp_path):
         "loras/ltx2/ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
         "loras/ltx2/ltx-2.3-22b-ic-lora-pixel-spatial-upscaler-x2-0.9.safetensors",
     }
+
+
+def test_reclaim_never_counts_a_feature_file_as_an_unused_variant(tmp_path):
+    from wandown.reclaim.plan import places_of
+
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    catalog = load_catalog(root, learn.learned_code(root).code)
+    feature_dests = {r.dest for r in catalog.records if r.features and not r.needed_by}
+    assert "ckpts/whisper/w.bin" in feature_dests
+    assert "ckpts/fast_vae.safetensors" in feature_dests  # a model-config choice's file
+    assert not feature_dests & set(places_of(catalog).variants.values())
