@@ -76,7 +76,7 @@ def select_records(
     chosen = []
     origins = origins or {}
     for record in loaded.catalog.records:
-        if not (all_variants or record.needed_by or record.role in ("on_demand", "feature")):
+        if not (all_variants or record.needed_by or record.features or record.role == "on_demand"):
             continue
         listed = Listed(
             record,
