@@ -98,10 +98,12 @@ def test_dir_suffix_places_the_file_in_that_ckpts_folder(current):
     assert record.needed_by == {"chatterbox"}
 
 
-def test_on_demand_loras_are_optional(current):
+def test_on_demand_loras_are_an_optional_feature_in_the_lora_folder(current):
+    # ltx2.py loads system LoRAs by URL, so they land in the model's LoRA folder (loras/ltx2/)
     assert current.record("ckpts/ltx-2.3-22b-distilled-lora-384-1.1.safetensors") is None
     record = current.record("loras/ltx2/ltx-2.3-22b-distilled-lora-384-1.1.safetensors")
-    assert record.role == "on_demand"
+    assert record.role == "feature"
+    assert record.feature == "ltx2-system-loras"
     assert record.needed_by == set()
     assert "ltx2_22B_1_1" in record.listed_by
 

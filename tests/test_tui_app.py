@@ -581,3 +581,20 @@ def test_a_batch_a_reload_took_away_ends_without_a_summary():
     store.replace_all(kept, store.snapshot().header, MODELS)
     app.refresh()
     assert "Finished" not in app.view.message
+
+
+def test_c_on_a_feature_row_ticks_the_whole_feature_and_nothing_is_ticked_before():
+    files = [
+        view("ckpts/t2v.safetensors", ["t2v"], size=3000),
+        view("ckpts/mmaudio/v1-44.pth", [], role="feature", feature="mmaudio"),
+        view("ckpts/DFN5B/clip.bin", [], role="feature", feature="mmaudio"),
+        view("ckpts/rife/flownet.pkl", [], role="feature", feature="rife"),
+    ]
+    app = make_app(StatusStore({f.dest: f for f in files}, Header(limit_kb=None), MODELS))
+    assert not {d for d in app.view.selected if "t2v" not in d}  # features start unticked
+    app.move_cursor_to(row_index(app, "feature:mmaudio", "v1-44.pth"))
+    press(app, "u", "c")
+    assert app.view.selected == {"ckpts/mmaudio/v1-44.pth", "ckpts/DFN5B/clip.bin"}
+    assert "feature mmaudio" in app.view.message
+    press(app, "u", "/", *"feature:rife", "\n", "a")  # or filter by the name and tick all
+    assert app.view.selected == {"ckpts/rife/flownet.pkl"}

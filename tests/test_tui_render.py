@@ -170,6 +170,14 @@ def test_header_shows_source_hub_state_online_and_limit():
     assert "The catalog lists no files." in line[2]
 
 
+def test_header_says_where_the_code_side_facts_came_from():
+    for origin in ("learned", "shipped 8681e9f"):
+        header = Header(catalog_source="/w/Wan2GP", model_count=3, code_origin=origin)
+        store = StatusStore({}, header, {})
+        shown = f"/w/Wan2GP (3 models, code {origin})"
+        assert shown in frame_text(render(ViewState(), store.snapshot(), [], 120, 10), 120)[0]
+
+
 def test_footer_sums_selection_speed_eta_and_mode():
     s = StatusStore(
         {

@@ -132,3 +132,19 @@ def test_clamp_view_holds_for_every_small_case():
                     assert 0 <= c < n_rows
                     assert 0 <= t <= max(0, n_rows - height)
                     assert t <= c < t + height
+
+
+def test_feature_files_get_one_row_each_under_their_feature_name():
+    rows = build_rows(
+        store(
+            view("ckpts/t2v_14B.safetensors", ["t2v"]),
+            view("ckpts/mmaudio/v1-44.pth", [], role="feature", feature="mmaudio"),
+            view("loras/ltx2/system.safetensors", [], role="feature", feature="ltx2-system-loras"),
+        ).snapshot(),
+        show_all=False,
+    )
+    assert shown(rows) == [
+        ("t2v", "t2v_14B.safetensors"),
+        ("feature:ltx2-system-loras", "system.safetensors"),
+        ("feature:mmaudio", "v1-44.pth"),
+    ]

@@ -236,12 +236,11 @@ def models_def_of(definitions: dict[str, Any], code: CodeData) -> dict[str, dict
         defaults, _ = code.for_model(model_id, definition.architecture)
         keys: dict[str, Any] = {}
         if defaults is not None:
+            keys.update(defaults.injected)  # the handler's own keys (dtype, preload_URLs...)
             keys["text_encoder_URLs"] = list(defaults.text_encoder_urls)
             if defaults.text_encoder_folder is not None:
                 keys["text_encoder_folder"] = defaults.text_encoder_folder
             if defaults.vae_urls:
                 keys["VAE_URLs"] = list(defaults.vae_urls)
-            if defaults.dtype is not None:
-                keys["dtype"] = defaults.dtype
         merged[model_id] = {**keys, **definition.model}
     return merged

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from wandown.catalog import FileRecord
 from wandown.loaded import Loaded
-from wandown.needs import needed_label
+from wandown.needs import FEATURE_PREFIX, needed_label
 from wandown.remote import RemoteFile
 from wandown.safetext import printable
 from wandown.status import Status
@@ -52,6 +52,7 @@ class Listed:
             "revision": record.revision,
             "path": record.path,
             "role": record.role,
+            "feature": record.feature,
             "needed_by": sorted(record.needed_by),
             "listed_by": sorted(record.listed_by),
             "size": self.size,
@@ -75,7 +76,7 @@ def select_records(
     chosen = []
     origins = origins or {}
     for record in loaded.catalog.records:
-        if not (all_variants or record.needed_by or record.role == "on_demand"):
+        if not (all_variants or record.needed_by or record.features or record.role == "on_demand"):
             continue
         listed = Listed(
             record,
@@ -91,6 +92,8 @@ def select_records(
 
 def config_label(record: FileRecord, model_count: int) -> str:
     """Name the models that need a file: one id, 'id +N', 'all models' or 'optional'."""
+    if not record.needed_by and record.feature is not None:
+        return FEATURE_PREFIX + record.feature
     return needed_label(record.role, record.needed_by, model_count)
 
 

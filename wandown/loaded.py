@@ -104,6 +104,7 @@ class Loaded:
             message=message,
             link_source=_link_text(presence.found_at) if linked else None,
             linkable=linkable and missing,
+            feature=record.feature,
         )
 
     def views(self) -> dict[str, FileView]:

@@ -16,6 +16,7 @@ from wandown.config import Config
 from wandown.fsutil import is_inside
 from wandown.gpu import GpuAnswer, Runner, gpu_answer, run_nvidia_smi
 from wandown.hub import HubIndex, HubSet, ModelHubError, scan_hub
+from wandown.learn import learned_code
 from wandown.loaded import Loaded, ref_of
 from wandown.remote import FileRef, MetadataClient, RemoteFile
 
@@ -47,8 +48,12 @@ class Loader:
     ) -> Loaded:
         """Return the catalog with its Hub facts, its presence on disk and the hub index."""
         gpu = gpu_answer(self.config.gpu_bf16, self.gpu_query)
+        learned = learned_code(self.config.wan2gp_root)
+        for message in learned.notices:
+            self.notice(message)
         catalog = load_catalog(
             self.config.wan2gp_root,
+            learned.code,
             config_dir=self.config.wan2gp_config_dir,
             bf16_supported=gpu.bf16,
         )

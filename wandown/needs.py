@@ -11,6 +11,7 @@ from collections.abc import Collection
 ALL_MODELS = "all models"
 OPTIONAL = "optional"
 VARIANT = "(variant)"
+FEATURE_PREFIX = "feature:"  # the Config label of a feature's file, and its --download selector
 
 
 def shared_by_all(role: str, needed_by: Collection[str], model_count: int) -> bool:

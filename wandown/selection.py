@@ -1,8 +1,9 @@
 """Which files a run picks: the command line's selectors, and what is ticked at start.
 
-Selectors are model ids, file names, destinations, 'needed' and 'missing'. At start the interface
-ticks only the missing files of the models the user chose: Wan2GP's own model list
-(``transformer_types`` in wgp_config.json) and ``--models``.
+Selectors are model ids, file names, destinations, 'needed', 'missing' and ``feature:NAME`` for a
+run-time feature's files (NAME or any group under ``NAME/``). At start the interface ticks only the
+missing files of the models the user chose: Wan2GP's own model list (``transformer_types`` in
+wgp_config.json) and ``--models``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from wandown.errors import UsageError
 from wandown.loaded import Loaded
+from wandown.needs import FEATURE_PREFIX
 from wandown.status import Status
 
 NEEDED = "needed"
@@ -24,6 +26,9 @@ def select(loaded: Loaded, selectors: Iterable[str]) -> list[str]:
     """Turn selectors into destinations, in the order given, each once."""
     chosen: dict[str, None] = {}
     for selector in selectors:
+        if selector.startswith(FEATURE_PREFIX):
+            chosen.update(dict.fromkeys(_select_feature(loaded, selector[len(FEATURE_PREFIX) :])))
+            continue
         matches = _select_one(loaded, selector)
         if not matches and selector not in (NEEDED, MISSING):
             raise UsageError(
@@ -101,3 +106,28 @@ def start_selection(loaded: Loaded, model_ids: Iterable[str]) -> list[str]:
     if not wanted:
         return []
     return [r.dest for r in loaded.catalog.records if r.needed_by & wanted and loaded.is_missing(r)]
+
+
+def feature_names(loaded: Loaded) -> list[str]:
+    """Return every feature group of the catalog, sorted."""
+    return sorted({name for record in loaded.catalog.records for name in record.features})
+
+
+def _select_feature(loaded: Loaded, name: str) -> list[str]:
+    """Return the files of feature name, or of every group under name/."""
+    name = name.strip("/")
+    chosen = [
+        record.dest
+        for record in loaded.catalog.records
+        if any(f == name or f.startswith(f"{name}/") for f in record.features)
+    ]
+    if not chosen:
+        names = feature_names(loaded)
+        tops = sorted({n.split("/", 1)[0] for n in names if not n.startswith("config/")})
+        with_configs = any(n.startswith("config/") for n in names)
+        configs = "config/<model id>/<choice>" if with_configs else ""
+        known = ", ".join([*tops, configs] if configs else tops) or "none"
+        raise UsageError(
+            f"'{FEATURE_PREFIX}{name}' names no feature (known: {known}; see --list --json)"
+        )
+    return chosen

@@ -215,6 +215,7 @@ class Session:
         return state.Header(
             catalog_source=str(loaded.catalog.root),
             model_count=len(loaded.catalog.models),
+            code_origin=loaded.catalog.code_origin,
             hub=hub.hub_dir if hub else None,
             hub_files=hub.file_count if hub else 0,
             hubs=tuple((h.folder, h.kind, h.file_count) for h in hub.summaries()) if hub else (),

@@ -68,6 +68,8 @@ class FileView:
             return 0
         return max(0, self.size - max(self.partial, self.done))
 
+    feature: str | None = None  # the run-time feature group of a file no model needs
+
     @property
     def fraction(self) -> float | None:
         """Return the share downloaded (0..1) while a size is known."""
@@ -82,6 +84,7 @@ class Header:
 
     catalog_source: str = ""
     model_count: int = 0
+    code_origin: str = ""  # "learned" from the install's Wan2GP, or "shipped <commit>"
     hub: str | None = None
     hub_files: int = 0
     hub_links: int = 0

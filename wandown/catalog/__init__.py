@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from wandown.catalog.build import build_records, parse_hub_url, presence_places
-from wandown.catalog.codedefaults import CodeData, shipped
+from wandown.catalog.codedefaults import CodeData, shipped_for
 from wandown.catalog.definitions import WanSettings, read_definitions, read_settings
 from wandown.catalog.presence import locate
 from wandown.catalog.records import ROLES, Catalog, FileRecord, ModelInfo, Presence
@@ -44,13 +44,14 @@ def load_catalog(
             f"no Wan2GP install found: {root / 'defaults'} does not exist. Set "
             "wan2gp_directory in config.json (or --wan2gp-dir) to Wan2GP's ckpts folder"
         )
-    definitions, notices = read_definitions(root)
+    code = code or shipped_for(root)
+    definitions, notices = read_definitions(root, code.plugin_definitions)
     settings, setting_notices = read_settings(root, config_dir, bf16_supported)
     notices += setting_notices
-    records, models, build_notices, ckpts = build_records(
-        definitions, code or shipped(), settings, root
+    records, models, build_notices, ckpts = build_records(definitions, code, settings, root)
+    return Catalog(
+        root, settings, models, tuple(records), notices + build_notices, ckpts, code.origin
     )
-    return Catalog(root, settings, models, tuple(records), notices + build_notices, ckpts)
 
 
 def presence_of(

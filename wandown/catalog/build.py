@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wandown import huburl
-from wandown.catalog.codedefaults import CodeData, CodeDefaults, RepoFolder
+from wandown.catalog.codedefaults import CodeData, CodeDefaults, ModelFeature, RepoFolder
 from wandown.catalog.corefiles import core_folders
 from wandown.catalog.definitions import Definition, WanSettings
 from wandown.catalog.records import ROLES, FileRecord, ModelInfo
@@ -41,8 +41,10 @@ REFERENCE_KEYS = (
     "modules",
     "configs",
 )
-ON_DEMAND_KEYS = ("distill_lora_URL",)
-ON_DEMAND_PREFIXES = ("ltx2_lora_",)
+# LoRAs a model fetches into its LoRA folder when a setting asks for them (ltx2.py's system LoRAs,
+# longcat_main.py's distill LoRA): offered as feature groups, never needed by default.
+ON_DEMAND_FEATURES = {"distill_lora_URL": "distill-lora"}
+ON_DEMAND_PREFIXES = {"ltx2_lora_": "ltx2-system-loras"}
 DEFAULT_LORA_DIR = "loras"
 CKPTS = "ckpts"
 MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
@@ -64,6 +66,7 @@ class _Draft:
     listed_by: set[str] = field(default_factory=set)
     mirrors: list[str] = field(default_factory=list)
     seen_at: list[str] = field(default_factory=list)
+    features: set[str] = field(default_factory=set)
 
     def freeze(self) -> FileRecord:
         return FileRecord(
@@ -77,6 +80,7 @@ class _Draft:
             frozenset(self.listed_by),
             tuple(self.mirrors),
             tuple(self.seen_at),
+            frozenset(self.features),
         )
 
 
@@ -179,7 +183,12 @@ class _Builder:
             self.models[model_id] = ModelInfo(
                 model_id, definition.name, definition.architecture, source
             )
-            self._effective[model_id] = {**self._code_keys(defaults), **definition.model}
+            rewritten = defaults.rewritten if defaults is not None else {}
+            self._effective[model_id] = {
+                **self._code_keys(defaults),
+                **definition.model,
+                **rewritten,  # values the handler rewrites in the definition itself
+            }
 
     def _primary_checkpoint_root(self) -> str:
         """Return where new checkpoint files go: Wan2GP's first root, when it can hold files."""
@@ -218,9 +227,8 @@ class _Builder:
     def _code_keys(defaults: CodeDefaults | None) -> dict[str, Any]:
         if defaults is None:
             return {}
-        keys: dict[str, Any] = {"text_encoder_URLs": list(defaults.text_encoder_urls)}
-        if defaults.dtype is not None:
-            keys["dtype"] = defaults.dtype
+        keys: dict[str, Any] = dict(defaults.injected)
+        keys["text_encoder_URLs"] = list(defaults.text_encoder_urls)
         if defaults.text_encoder_folder is not None:
             keys["text_encoder_folder"] = defaults.text_encoder_folder
         if defaults.vae_urls:
@@ -304,6 +312,7 @@ class _Builder:
         dest: str,
         needed: bool,
         seen_at: Iterable[str] = (),
+        feature: str | None = None,
     ) -> None:
         url, _ = strip_suffix(entry)
         parsed = parse_hub_url(url)
@@ -323,6 +332,8 @@ class _Builder:
         if ROLES.index(role) < ROLES.index(record.role) and (needed or not record.needed_by):
             record.role = role
         record.seen_at.extend(p for p in seen_at if p != dest and p not in record.seen_at)
+        if feature is not None:
+            record.features.add(feature)
         if model_id is not None:
             record.listed_by.add(model_id)
             if needed:
@@ -384,21 +395,23 @@ class _Builder:
         needed: set[str] | bool,
         folder: str | None = None,
         key: str = "",
+        feature: str | None = None,
+        lora: bool | None = None,
     ) -> None:
+        """Add URL entries; a LoRA (role lora, or lora=True) goes to the model's LoRA folder."""
+        in_lora_folder = role in ("lora", "on_demand") if lora is None else lora
         for entry in entries:
             if not is_remote(strip_suffix(entry)[0]):
                 self.report(model_id, f"'{entry}' is a local path, not a URL; not downloaded")
                 continue
             try:
-                dest, seen_at = self.entry_dest(
-                    model_id, entry, folder, lora=role in ("lora", "on_demand")
-                )
+                dest, seen_at = self.entry_dest(model_id, entry, folder, lora=in_lora_folder)
             except Problem as exc:
                 where = self.definition_files(model_id)
                 self.report(model_id, f"{where}'{key or role}': {exc} (from '{entry}')")
                 continue
             is_needed = needed if isinstance(needed, bool) else entry in needed
-            self.add(model_id, entry, role, dest, is_needed, seen_at)
+            self.add(model_id, entry, role, dest, is_needed, seen_at, feature)
 
     def add_variants(
         self,
@@ -433,9 +446,11 @@ class _Builder:
         sources = self.definitions[model_id].sources
         return "".join(f"{source}: " for source in sources[-1:])
 
-    def add_repo_folder(self, model_id: str | None, group: RepoFolder, role: str) -> None:
+    def add_repo_folder(
+        self, model_id: str | None, group: RepoFolder, role: str, feature: str | None = None
+    ) -> None:
         for url, dest, seen_at in self.repo_folder_files(group):
-            self.add(model_id, url, role, dest, True, seen_at)
+            self.add(model_id, url, role, dest, feature is None, seen_at, feature)
 
     def repo_folder_files(self, group: RepoFolder) -> Iterator[tuple[str, str, list[str]]]:
         """Yield (url, destination, places Wan2GP finds it) for each file of a repo folder
@@ -489,6 +504,7 @@ class _Builder:
             ),
         )
         self._guarded(model_id, lambda: self.add_on_demand(model_id))
+        self._guarded(model_id, lambda: self.add_config_choices(model_id))
         defaults = self._code_for[model_id]
         if defaults is not None:
             for group in defaults.repo_folders:
@@ -558,13 +574,63 @@ class _Builder:
         return loaded_file_dtype(main_file, self.model_dtype(model_id))
 
     def add_on_demand(self, model_id: str) -> None:
+        """Offer the LoRAs a model fetches on demand, in its LoRA folder, as feature groups."""
         model = self._effective[model_id]
         for key, value in model.items():
-            if key in ON_DEMAND_KEYS or key.startswith(ON_DEMAND_PREFIXES):
-                entries = [value] if isinstance(value, str) else value
-                if isinstance(entries, list):
-                    strings = [e for e in entries if isinstance(e, str)]
-                    self.add_entries(model_id, strings, "on_demand", False, key=key)
+            feature = ON_DEMAND_FEATURES.get(key) or next(
+                (name for prefix, name in ON_DEMAND_PREFIXES.items() if key.startswith(prefix)),
+                None,
+            )
+            if feature is None:
+                continue
+            entries = [value] if isinstance(value, str) else value
+            if isinstance(entries, list):
+                strings = [e for e in entries if isinstance(e, str)]
+                self.add_entries(
+                    model_id, strings, "feature", False, key=key, feature=feature, lora=True
+                )
+
+    def add_config_choices(self, model_id: str) -> None:
+        """Offer each model-config choice's files as a feature group: ``config/<id>/<choice>``."""
+        defaults = self._code_for[model_id]
+        if defaults is None:
+            return
+        for choice, facts in sorted(defaults.config_choices.items()):
+            feature = f"config/{model_id}/{feature_slug(choice)}"
+            for group in facts.repo_folders:
+                self.add_repo_folder(model_id, group, "feature", feature)
+            for key, urls in sorted(facts.urls.items()):
+                folder = self.text_encoder_folder(model_id) if key == "text_encoder_URLs" else None
+                self.add_entries(model_id, list(urls), "feature", False, folder, key, feature)
+
+    def add_features(self) -> None:
+        """Add the files of Wan2GP's run-time features, each a named group nobody needs yet."""
+        for feature, groups in sorted(self.code.features.items()):
+            for group in groups:
+                self.add_repo_folder(None, group, "feature", feature)
+        for feature, uses in sorted(self.code.model_features.items()):
+            if uses.model_id in self.definitions:
+                action = functools.partial(self.add_model_feature, feature, uses)
+                self._guarded(uses.model_id, action)
+
+    def add_model_feature(self, feature: str, uses: ModelFeature) -> None:
+        """A feature that loads a model: that model's files and the LoRAs it adds on demand."""
+        for record in self.records.values():
+            if uses.model_id in record.needed_by:
+                record.features.add(feature)
+        model = self._effective[uses.model_id]
+        for key in uses.lora_keys:
+            value = model.get(key)
+            if isinstance(value, str):
+                self.add_entries(
+                    uses.model_id, [value], "feature", False, key=key, feature=feature, lora=True
+                )
+
+
+def feature_slug(text: str) -> str:
+    """Return text as a feature name part: lower-case words joined by '-'."""
+    words = "".join(c.lower() if c.isalnum() else " " for c in text).split()
+    return "-".join(words) or "choice"
 
 
 class _CodeOnlyModule(Problem):
@@ -600,6 +666,7 @@ def build_records(
             record.needed_by |= every_model
             record.listed_by |= every_model
             record.role = "core"
+    builder.add_features()  # last: a feature that loads a model takes all it needs, core too
     records = [draft.freeze() for _, draft in sorted(builder.records.items())]
     models = {
         model_id: dataclasses.replace(info, problems=tuple(builder.problems.get(model_id, ())))

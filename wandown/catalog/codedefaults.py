@@ -1,15 +1,14 @@
 """The code-side defaults: files Wan2GP's model-family code adds under each JSON definition.
 
-Wan2GP's Python code, not its JSON, names the text encoders, VAEs, tokenizers, LoRA folders and
-the core files every model needs. wandown ships those facts as data (``wandown/data/``) derived from
-``handler-files.json``, read off Wan2GP's code at one commit. Run this module to derive it again:
-``python -m wandown.catalog.codedefaults PATH/handler-files.json``.
+Wan2GP's Python code, not its JSON, names the text encoders, VAEs, tokenizers, LoRA folders, the
+core files every model needs and the files of its run-time features. ``wandown.learn`` reads those
+facts off the user's own Wan2GP; the same code made the copy shipped in ``wandown/data/`` from one
+Wan2GP commit (``python -m wandown.learn --write-data SRC``), used when learning is not possible.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -19,14 +18,6 @@ from typing import Any
 from wandown import jsonfile
 
 DATA_NAME = "code_defaults.json"
-_MODEL_KEYS = (
-    "architecture",
-    "lora_dir",
-    "text_encoder_URLs",
-    "text_encoder_folder",
-    "VAE_URLs",
-    "dtype",
-)
 
 
 @dataclass(frozen=True)
@@ -49,16 +40,38 @@ class CodeDefaults:
     text_encoder_folder: str | None = None
     vae_urls: tuple[str, ...] = ()
     repo_folders: tuple[RepoFolder, ...] = ()
-    dtype: str | None = None  # the handler's own dtype key, which beats the dtype policy
+    injected: dict[str, Any] = field(default_factory=dict)  # other keys the handler adds
+    rewritten: dict[str, Any] = field(default_factory=dict)  # JSON values the handler changes
+    config_choices: dict[str, ConfigChoice] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfigChoice:
+    """What one model-config choice (``system_configs*``) adds: repo files and URL lists."""
+
+    repo_folders: tuple[RepoFolder, ...] = ()
+    urls: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelFeature:
+    """A feature that loads a whole model plus some of its on-demand LoRAs (the LTX-2 upsampler)."""
+
+    model_id: str
+    lora_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class CodeData:
-    """All code-side facts: per model id, plus the core files every model needs."""
+    """All code-side facts: per model id, the core files, and each run-time feature's files."""
 
     commit: str
     models: dict[str, CodeDefaults]
     core: tuple[RepoFolder, ...] = field(default=())
+    features: dict[str, tuple[RepoFolder, ...]] = field(default_factory=dict)
+    model_features: dict[str, ModelFeature] = field(default_factory=dict)
+    plugin_definitions: tuple[str, ...] = ()  # enabled plugins' defaults/ folders (learned only)
+    origin: str = ""  # for the header: "learned", "shipped <commit>" after a failure, "" else
 
     def for_model(
         self, model_id: str, architecture: str | None
@@ -82,80 +95,65 @@ class CodeData:
         return None, None
 
 
-def derive(handler_files: dict[str, Any]) -> dict[str, Any]:
-    """Reduce handler-files.json to the compact form wandown ships."""
-    models = {}
-    for model_id, facts in sorted(handler_files["models"].items()):
-        entry = {key: facts.get(key) for key in _MODEL_KEYS}
-        entry["repo_files"] = [
-            {
-                "repo": group["repo"],
-                "folders": [
-                    [f["source_folder"], f["target_folder"], list(f["files"])]
-                    for f in group["folders"]
-                ],
-            }
-            for group in facts.get("repo_files", [])
-        ]
-        models[model_id] = entry
-    core = handler_files["core"]
-    return {
-        "wan2gp_commit": handler_files.get("wan2gp_commit", ""),
-        "core": {"repo": core["repo"], "folders": core["folders"]},
-        "models": models,
-    }
+def _folders(groups: list[dict[str, Any]]) -> tuple[RepoFolder, ...]:
+    return tuple(
+        RepoFolder(group["repo"], source, target, tuple(files))
+        for group in groups
+        for source, target, files in group["folders"]
+    )
 
 
-def _parse(data: dict[str, Any]) -> CodeData:
+def _choice(entry: dict[str, Any]) -> ConfigChoice:
+    urls = {key: tuple(value) for key, value in (entry.get("urls") or {}).items()}
+    return ConfigChoice(_folders(entry.get("repo_files") or []), urls)
+
+
+def parse(data: dict[str, Any]) -> CodeData:
+    """Turn the data file's JSON form (``wandown.learn`` writes it) into CodeData."""
     models = {}
     for model_id, entry in data["models"].items():
-        folders = tuple(
-            RepoFolder(group["repo"], source, target, tuple(files))
-            for group in entry["repo_files"]
-            for source, target, files in group["folders"]
-        )
         models[model_id] = CodeDefaults(
             architecture=entry.get("architecture"),
             lora_dir=entry.get("lora_dir"),
             text_encoder_urls=tuple(entry.get("text_encoder_URLs") or ()),
             text_encoder_folder=entry.get("text_encoder_folder"),
             vae_urls=tuple(entry.get("VAE_URLs") or ()),
-            repo_folders=folders,
-            dtype=entry.get("dtype"),
+            repo_folders=_folders(entry["repo_files"]),
+            injected=dict(entry.get("injected") or {}),
+            rewritten=dict(entry.get("rewritten") or {}),
+            config_choices={
+                name: _choice(facts) for name, facts in (entry.get("config_choices") or {}).items()
+            },
         )
-    core = data["core"]
-    core_folders = tuple(
-        RepoFolder(core["repo"], folder, None, tuple(files))
-        for folder, files in core["folders"].items()
+    features = {name: _folders(groups) for name, groups in (data.get("features") or {}).items()}
+    model_features = {
+        name: ModelFeature(entry["model"], tuple(entry.get("lora_keys") or ()))
+        for name, entry in (data.get("model_features") or {}).items()
+    }
+    return CodeData(
+        commit=data.get("wan2gp_commit", ""),
+        models=models,
+        core=_folders(data["core"]),
+        features=features,
+        model_features=model_features,
     )
-    return CodeData(commit=data.get("wan2gp_commit", ""), models=models, core=core_folders)
+
+
+def shipped_for(root: Path) -> CodeData:
+    """Return the shipped facts for an install: without run-time features when it holds no
+    Wan2GP code (``wgp.py``), as a copied catalog or the demo does not run them."""
+    if (root / "wgp.py").is_file():
+        return shipped()
+    return _without_features()
+
+
+@cache
+def _without_features() -> CodeData:
+    return dataclasses.replace(shipped(), features={}, model_features={})
 
 
 @cache
 def shipped() -> CodeData:
     """Return the code-side facts shipped inside the package."""
     text = resources.files("wandown.data").joinpath(DATA_NAME).read_text(encoding="utf-8")
-    return _parse(jsonfile.loads(text, DATA_NAME))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Derive the shipped data file from a handler-files.json."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print(
-            "usage: python -m wandown.catalog.codedefaults PATH/handler-files.json", file=sys.stderr
-        )
-        return 2
-    try:
-        source = jsonfile.read_json(args[0])
-    except (OSError, jsonfile.JSONFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    target = Path(__file__).resolve().parent.parent / "data" / DATA_NAME
-    target.write_text(json.dumps(derive(source), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"wrote {target}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return parse(jsonfile.loads(text, DATA_NAME))

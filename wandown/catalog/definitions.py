@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,28 +42,36 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
         return None, f"{where}{exc.reason}"
 
 
-def read_definitions(root: Path) -> tuple[dict[str, Definition], list[str]]:
-    """Read defaults/ then finetunes/ under root; a finetune replaces a default's keys."""
-    definitions: dict[str, Definition] = {}
-    notices: list[str] = []
+def _definition_files(root: Path, plugin_folders: Sequence[str]) -> list[Path]:
+    """Return every definition file in Wan2GP's order: the enabled plugins' (by absolute path,
+    so first), then defaults/, then finetunes/ (wgp.py sorts them all together)."""
+    plugin_files = sorted(str(p) for folder in plugin_folders for p in Path(folder).glob("*.json"))
+    files = [Path(p) for p in plugin_files]
     for folder in ("defaults", "finetunes"):
         directory = root / folder
-        if not directory.is_dir():
+        if directory.is_dir():
+            files += sorted(directory.glob("*.json"))
+    return files
+
+
+def read_definitions(
+    root: Path, plugin_folders: Sequence[str] = ()
+) -> tuple[dict[str, Definition], list[str]]:
+    """Read plugins' definitions, defaults/ then finetunes/; a later file replaces keys."""
+    definitions: dict[str, Definition] = {}
+    notices: list[str] = []
+    for path in _definition_files(root, plugin_folders):
+        data, problem = _read_json(path)
+        if problem is None and not (isinstance(data, dict) and isinstance(data.get("model"), dict)):
+            problem = 'it has no "model" object'
+        if problem is not None:
+            notices.append(f"skipped definition {path}: {problem}")
             continue
-        for path in sorted(directory.glob("*.json")):
-            data, problem = _read_json(path)
-            if problem is None and not (
-                isinstance(data, dict) and isinstance(data.get("model"), dict)
-            ):
-                problem = 'it has no "model" object'
-            if problem is not None:
-                notices.append(f"skipped definition {path}: {problem}")
-                continue
-            model_id = path.stem
-            existing = definitions.get(model_id)
-            if existing is None:
-                definitions[model_id] = Definition(model_id, dict(data["model"]), [path])
-            else:
-                existing.model.update(data["model"])
-                existing.sources.append(path)
+        model_id = path.stem
+        existing = definitions.get(model_id)
+        if existing is None:
+            definitions[model_id] = Definition(model_id, dict(data["model"]), [path])
+        else:
+            existing.model.update(data["model"])
+            existing.sources.append(path)
     return definitions, notices

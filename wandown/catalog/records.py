@@ -19,6 +19,7 @@ ROLES = (
     "repo_file",
     "core",
     "on_demand",
+    "feature",
 )
 
 
@@ -43,6 +44,7 @@ class FileRecord:
     listed_by: frozenset[str] = frozenset()
     mirrors: tuple[str, ...] = ()
     seen_at: tuple[str, ...] = ()  # other places Wan2GP finds it: relative to the root, or absolute
+    features: frozenset[str] = frozenset()  # the run-time feature groups this file belongs to
 
     def __post_init__(self) -> None:
         # Builders and tests may hand in sets and lists: keep frozen copies.
@@ -50,6 +52,12 @@ class FileRecord:
         object.__setattr__(self, "listed_by", frozenset(self.listed_by))
         object.__setattr__(self, "mirrors", tuple(self.mirrors))
         object.__setattr__(self, "seen_at", tuple(self.seen_at))
+        object.__setattr__(self, "features", frozenset(self.features))
+
+    @property
+    def feature(self) -> str | None:
+        """Return the feature group this file is shown under (the first by name), if any."""
+        return min(self.features) if self.features else None
 
     @property
     def file_name(self) -> str:
@@ -94,6 +102,7 @@ class Catalog:
     records: tuple[FileRecord, ...]
     notices: list[str]
     checkpoint_folder: str = "ckpts"  # where new checkpoint files go, relative to root
+    code_origin: str = ""  # where the code-side facts came from (CodeData.origin)
     _by_dest: dict[str, FileRecord] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

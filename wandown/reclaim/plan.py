@@ -122,8 +122,8 @@ def places_of(catalog: Catalog) -> Places:
             working[(os.path.dirname(text), working_stem(place.name))] = record
             if record.needed_by:
                 needed.add(text)
-            elif record.role != "on_demand":
-                variants.setdefault(text, record.dest)
+            elif record.role != "on_demand" and not record.features:
+                variants.setdefault(text, record.dest)  # a feature's file is kept, never unused
     for text in needed:
         variants.pop(text, None)
     folders = frozenset(os.path.dirname(text) for text in listed)
@@ -226,7 +226,7 @@ def _stale(
         return "working files of a download no model lists"
     if record.dest in present:
         return f"working files of {record.dest}, which is in place"
-    if not record.needed_by:
+    if not record.needed_by and not record.features:  # a feature's download is wanted
         return f"working files of {record.dest}, which the current settings do not load"
     has_part = any(f.path.suffix == ".part" for f in work.files)
     if not has_part:

@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from wandown import state
+from wandown.needs import FEATURE_PREFIX
 from wandown.state import Snapshot, StatusStore
 from wandown.status import ACTIVE, PRESENT, Status, tally
 from wandown.tui import keys, theme
@@ -411,6 +412,12 @@ class App:
             return
         row = self.current_row()
         if row is None:
+            return
+        if row.config.startswith(FEATURE_PREFIX):
+            feature = row.config[len(FEATURE_PREFIX) :]
+            chosen = self._missing(d for d, f in self._files().items() if f.feature == feature)
+            self.view.selected |= chosen
+            self.view.say(f"Selected {len(chosen)} missing files of feature {feature}")
             return
         if row.model_id is None:
             self.view.say(f"c selects one model's files; this row is '{row.config}'")

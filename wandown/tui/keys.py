@@ -54,7 +54,7 @@ COMMANDS: dict[str, tuple[str, Command]] = {
         lambda app: app.toggle_row(),
     ),
     "select-model": (
-        "select every missing file this row's model needs",
+        "select every missing file this row's model (or feature) needs",
         lambda app: app.select_model(),
     ),
     "select-all": (

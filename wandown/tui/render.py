@@ -239,9 +239,10 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
         hub = f"hub {shown}: {header.hub_files:,} files, {header.hub_links:,} links available"
     else:
         hub = "no hub"
+    code = f", code {header.code_origin}" if header.code_origin else ""
     # The hub's folder is the least useful part, so it goes last where a narrow screen cuts.
     parts = [
-        f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'})",
+        f"wandown{sep}{source} ({models} model{'' if models == 1 else 's'}{code})",
         "online" if header.online else "offline",
         f"limit {format_limit(header.limit_kb)}",
         *([endpoints] if (endpoints := endpoints_text(snapshot)) else []),

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from wandown.needs import ALL_MODELS, OPTIONAL, VARIANT, shared_by_all, unneeded_label
+from wandown.needs import (
+    ALL_MODELS,
+    FEATURE_PREFIX,
+    OPTIONAL,
+    VARIANT,
+    shared_by_all,
+    unneeded_label,
+)
 from wandown.state import FileView, Snapshot
 
 # Rows sort in these groups: shared base files first, then per model, then what is not needed.
@@ -42,6 +49,8 @@ def configs_for(view: FileView, model_count: int, show_all: bool) -> list[tuple[
         if is_shared_by_all(view, model_count):
             return [(ALL_MODELS, None)]
         return [(model_id, model_id) for model_id in dict.fromkeys(view.needed_by)]
+    if view.feature is not None:
+        return [(FEATURE_PREFIX + view.feature, None)]
     label = unneeded_label(view.role)
     return [(label, None)] if show_all or label == OPTIONAL else []
 
@@ -72,7 +81,7 @@ def all_rows(snapshot: Snapshot, show_all: bool, keep: Collection[str] = ()) -> 
         for config, model_id in configs_for(view, model_count, show_all):
             name = models.get(model_id, "") if model_id else ""
             search = f"{config}\n{name}\n{dest}".lower()
-            group = 1 if model_id else _GROUP[config]
+            group = 1 if model_id else _GROUP.get(config, 4)
             rows.append(((group, config, dest), Row(config, dest, model_id, search)))
     rows.sort(key=lambda pair: pair[0])
     return [row for _, row in rows]
