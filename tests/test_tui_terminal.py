@@ -506,8 +506,9 @@ def test_the_real_program_opens_the_table_offline(tmp_path: Path):
     session = Tmux(tmp_path, env=env, command=command)
     try:
         session.start()
-        screen = session.wait_for(first_frame_drawn, timeout=8)
-        assert "offline" in screen and "all models" in screen
+        # The table may first show while the catalog still loads: wait for its rows.
+        screen = session.wait_for(lambda s: first_frame_drawn(s) and "all models" in s, timeout=20)
+        assert "offline" in screen
         session.keys("s")
         session.wait_for("Show All")
         session.keys("Escape")

@@ -24,6 +24,7 @@ MIN_WIDTH = 32
 MIN_HEIGHT = 6
 TABLE_TOP = 2  # header line, then column headings
 CHROME_LINES = 4  # header, headings, status line, footer
+SOURCE_WIDTH = 40  # the header's share for the Wan2GP folder's path
 
 HEADINGS = {
     "check": "✓",
@@ -226,7 +227,8 @@ def header_text(snapshot: Snapshot, glyphs: Glyphs) -> str:
     header = snapshot.header
     models = len(snapshot.models) or header.model_count
     sep = f" {glyphs.separator} "
-    source = header.catalog_source or "catalog"
+    # A deep install path must not push online/offline and the limit off an 80-column screen.
+    source = clip_middle(header.catalog_source or "catalog", SOURCE_WIDTH, glyphs.ellipsis)
     if len(header.hubs) > 1:
         each = ", ".join(
             f"{folder}{'' if kind == 'plain' else f' ({kind})'} {count:,}"
