@@ -598,3 +598,17 @@ def test_c_on_a_feature_row_ticks_the_whole_feature_and_nothing_is_ticked_before
     assert "feature mmaudio" in app.view.message
     press(app, "u", "/", *"feature:rife", "\n", "a")  # or filter by the name and tick all
     assert app.view.selected == {"ckpts/rife/flownet.pkl"}
+
+
+def test_a_bare_a_ticks_the_models_files_and_leaves_optional_features_out():
+    files = [
+        view("ckpts/t2v.safetensors", ["t2v"], size=3000),
+        view("ckpts/mmaudio/v1-44.pth", [], role="feature", feature="mmaudio"),
+        view("ckpts/rife/flownet.pkl", [], role="feature", feature="rife"),
+    ]
+    app = make_app(StatusStore({f.dest: f for f in files}, Header(limit_kb=None), MODELS), set())
+    press(app, "a")
+    assert app.view.selected == {"ckpts/t2v.safetensors"}
+    assert "left out 2 files of optional features" in app.view.message
+    press(app, "/", *"rife", "\n", "a")  # with a filter, a ticks what the filter shows
+    assert app.view.selected == {"ckpts/t2v.safetensors", "ckpts/rife/flownet.pkl"}

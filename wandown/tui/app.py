@@ -435,8 +435,21 @@ class App:
         else:
             chosen = self._missing(row.dest for row in self.rows)
             what = f"{len(chosen)} files"
+            optional = self._optional(chosen)
+            if optional and not self.view.filter_text:
+                # Features are large and asked for one by one: a bare 'a' means the models' files.
+                chosen -= optional
+                what = (
+                    f"{len(chosen)} files; left out {len(optional)} files of optional features "
+                    "(c on a feature row, or /feature:NAME then a)"
+                )
         self.view.selected |= chosen
         self.view.say(f"Selected {what}")
+
+    def _optional(self, dests: Iterable[str]) -> set[str]:
+        """Return the dests that only a run-time feature wants: no model needs them."""
+        files = self._files()
+        return {d for d in dests if files[d].feature is not None and not files[d].needed_by}
 
     def unselect_all(self) -> None:
         self.view.selected.clear()
