@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Wan2GP's ckpts folder (its parent is the Wan2GP install)",
     )
     settings.add_argument("--jobs", type=int, metavar="N", help="files downloaded at once")
-    settings.add_argument("--connections", type=int, metavar="N", help="connections per file")
+    settings.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        help="most connections per file (more are opened while they help)",
+    )
     hub = parser.add_argument_group("the Hugging Face Hub")
     hub.add_argument(
         "--offline",

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,6 +56,27 @@ class DiskFull(DownloadError):
         )
 
 
+class Reopen(Exception):
+    """This connection lags the others: drop its socket and go on with a new one."""
+
+
+@dataclass(eq=False)
+class Slot:
+    """One connection thread as its file's watcher sees it, and the watcher's wishes for it.
+
+    The thread alone writes `received` and `finished`; the watcher alone sets `retire` (end
+    after the current range) and `reopen` (continue the current range on a new connection:
+    a CDN may route it to another, faster edge).
+    """
+
+    number: int
+    received: int = 0  # bytes written by this connection
+    finished: int = 0  # ranges it ended (so a rate measured across one is not trusted)
+    busy: bool = False  # it holds a range
+    retire: bool = False
+    reopen: bool = False
+
+
 def write_at(fd: int, data: bytes | memoryview, offset: int, part: Path) -> None:
     """pwrite all of data at offset; a full disk becomes a clear DownloadError."""
     view = memoryview(data)
@@ -72,8 +94,9 @@ def write_at(fd: int, data: bytes | memoryview, offset: int, part: Path) -> None
 class Connections:
     """One file's requests: what its connections share (the failure, the abort flag).
 
-    `run(fd, planner, single)` is a connection's thread: it takes ranges from the planner and
-    fetches them until none is left. The first failure of any connection aborts the others.
+    `run(fd, planner, single, slot)` is a connection's thread: it takes ranges from the planner
+    and fetches them until none is left or its slot is retired. The first failure of any
+    connection aborts the others.
     """
 
     def __init__(
@@ -115,24 +138,27 @@ class Connections:
                 self.failure = error
         self._abort.set()
 
-    def run(self, fd: int, planner: RangePlanner, single: bool) -> None:
-        """Take ranges from the planner and fetch them until none is left."""
+    def run(self, fd: int, planner: RangePlanner, single: bool, slot: Slot) -> None:
+        """Take ranges from the planner and fetch them until none is left or slot is retired."""
         failures = 0
         try:
-            while not self.stopping():
+            while not self.stopping() and not slot.retire:
                 work = planner.next()
                 if work is None:
                     return
+                slot.busy = True
                 try:
                     while work.cursor < work.end and not self.stopping():
                         before = work.cursor
-                        problem = self._attempt(fd, planner, work, single)
+                        problem = self._attempt(fd, planner, work, single, slot)
                         if work.cursor > before:
                             failures = 0
                         if problem is not None:
                             failures += 1
                             self._recover(problem, failures)
                 finally:
+                    slot.busy = False
+                    slot.finished += 1
                     planner.finish(work)
         except Cancelled:
             self._abort.set()
@@ -155,7 +181,7 @@ class Connections:
                 self._recover(problem, failures)
 
     def _attempt(
-        self, fd: int, planner: RangePlanner, work: Assignment, single: bool
+        self, fd: int, planner: RangePlanner, work: Assignment, single: bool, slot: Slot
     ) -> Exception | None:
         """Make one request for work; return why it failed, or None if it brought new bytes.
 
@@ -164,7 +190,9 @@ class Connections:
         """
         before = work.cursor
         try:
-            self._fetch_range(fd, planner, work, single)
+            self._fetch_range(fd, planner, work, single, slot)
+        except Reopen:
+            return None  # not a failure: the next request of the range goes out on a new socket
         except (Transient, TooSlow, LinkExpired) as problem:
             return problem
         if work.cursor > before or self.stopping():
@@ -196,7 +224,9 @@ class Connections:
         if self.stopping():
             raise Cancelled
 
-    def _fetch_range(self, fd: int, planner: RangePlanner, work: Assignment, single: bool) -> None:
+    def _fetch_range(
+        self, fd: int, planner: RangePlanner, work: Assignment, single: bool, slot: Slot
+    ) -> None:
         """One GET for bytes [cursor, end) of the work; write what arrives."""
         url = self._data_url()
         size = planner.size
@@ -227,7 +257,7 @@ class Connections:
                 skip, stop = first, size
             else:
                 raise self._refused(response, url)
-            self._read_body(fd, planner, work, response, skip, stop)
+            self._read_body(fd, planner, work, response, skip, stop, slot)
 
     def _data_url(self) -> str:
         link = self.resolver.link
@@ -320,6 +350,7 @@ class Connections:
         response: urllib3.BaseHTTPResponse,
         skip: int,
         stop: int,
+        slot: Slot,
     ) -> None:
         settings = self.settings
         watchdog = SpeedWatchdog(settings.min_speed, settings.stall_window)
@@ -335,7 +366,11 @@ class Connections:
                 raise Transient("the server closed the connection early (short body)")
             write_at(fd, data, work.cursor, self.part)
             planner.advance(work, len(data))
+            slot.received += len(data)
             watchdog.feed(len(data))
+            if slot.reopen:
+                slot.reopen = False
+                raise Reopen  # the unread rest of this response goes with its socket
 
     def _allowance(self, want: int, watchdog: SpeedWatchdog) -> int:
         """Wait until the shared limit allows up to want bytes; the wait is not a stall."""

@@ -17,6 +17,7 @@ from wandown.errors import DownloadError, WandownError
 from . import events as ev
 from .cancel import CancelFlag
 from .connection import Connections
+from .controller import ConnectionBudget
 from .events import Event, Reporter
 from .fetch import Cancelled, Resolver
 from .fill import PartFill
@@ -46,6 +47,7 @@ class FileDownload:
         resolver: Resolver,
         reporter: Reporter,
         cancel: CancelFlag,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.job = job
         self.settings = settings
@@ -56,7 +58,7 @@ class FileDownload:
         self.net = Connections(
             job, self.paths.part, settings, pool, limiter, resolver, reporter, cancel
         )
-        self._fill = PartFill(self.paths, settings, reporter, self.net)
+        self._fill = PartFill(self.paths, settings, reporter, self.net, budget)
 
     # -- the whole job -------------------------------------------------------------------
 

@@ -1,0 +1,112 @@
+"""The connection threads of one pass over a file: started, retired, and reopened when lagging."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from wandown.errors import DownloadError
+
+from .connection import Connections, Slot
+from .controller import lagging
+from .ranges import RangePlanner
+
+# How long a connection is measured before it can be called lagging, and how long a reopened
+# one is left alone (a new TCP connection starts slow).
+JUDGE_EVERY = 1.0
+
+
+class Crew:
+    """The threads fetching one file's ranges; `resize` follows the budget's share.
+
+    A thread told to retire ends after its current range, so nothing is fetched twice; one
+    told to reopen continues its range on a new socket, perhaps to another CDN edge.
+    """
+
+    def __init__(
+        self,
+        net: Connections,
+        fd: int,
+        planner: RangePlanner,
+        single: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._net = net
+        self._fd = fd
+        self._planner = planner
+        self._single = single
+        self._clock = clock
+        self._threads: dict[Slot, threading.Thread] = {}
+        self._started = 0
+        self._marks: dict[Slot, tuple[int, int]] = {}  # slot -> (received, finished) at last look
+        self._judged = clock()
+        self.reopened = 0
+
+    def alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads.values())
+
+    def working(self) -> list[Slot]:
+        """Return the slots whose thread runs and is not retiring."""
+        return [s for s, t in self._threads.items() if t.is_alive() and not s.retire]
+
+    def resize(self, count: int) -> None:
+        """Run count connections: start more while there is work for them, or retire some."""
+        self._threads = {s: t for s, t in self._threads.items() if t.is_alive()}
+        working = self.working()
+        for slot in working[count:]:
+            slot.retire = True
+        for _ in range(count - len(working)):
+            if self._net.stopping() or not self._planner.can_take() or not self._start():
+                return
+
+    def join(self) -> None:
+        for thread in self._threads.values():
+            thread.join()
+
+    def reopen_lagging(self) -> None:
+        """Once a window: reopen the connection far below the others' median, if there is one."""
+        now = self._clock()
+        elapsed = now - self._judged
+        if elapsed < JUDGE_EVERY:
+            return
+        self._judged = now
+        rates = []
+        marks = {}
+        for slot in self.working():
+            marks[slot] = (slot.received, slot.finished)
+            before = self._marks.get(slot)
+            # Only a connection that held one range the whole window is measured.
+            if before is not None and before[1] == slot.finished and slot.busy:
+                rates.append((slot.number, (slot.received - before[0]) / elapsed))
+        self._marks = marks
+        for number in lagging(rates):
+            for slot in marks:
+                if slot.number == number:
+                    slot.reopen = True
+                    self._marks.pop(slot)  # a fresh connection gets a window to show itself
+                    self.reopened += 1
+
+    def _start(self) -> bool:
+        """Start one connection thread; False (and the pass failed) if the system refuses."""
+        slot = Slot(self._started)
+        thread = threading.Thread(
+            target=self._net.run,
+            args=(self._fd, self._planner, self._single, slot),
+            name=f"wandown-conn-{self._started}",
+            daemon=True,
+        )
+        try:
+            thread.start()
+        except RuntimeError as error:  # "can't start new thread": out of threads or memory
+            if not self._threads:
+                self._net.fail(
+                    DownloadError(
+                        f"{self._net.job.dest.name}: cannot start a download thread ({error}); "
+                        "close other programs or lower the connections and run again"
+                    )
+                )
+            return False
+        self._started += 1
+        self._threads[slot] = thread
+        return True
