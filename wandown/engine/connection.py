@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from wandown.errors import DownloadError
 from wandown.hubhttp.urls import host_of
 from wandown.huburl import same_origin
 
-from .cancel import CancelFlag, watching
+from .cancel import CancelFlag, interrupt, watching
 from .events import Reporter
 from .fetch import (
     Cancelled,
@@ -56,25 +56,40 @@ class DiskFull(DownloadError):
         )
 
 
-class Reopen(Exception):
-    """This connection lags the others: drop its socket and go on with a new one."""
-
-
 @dataclass(eq=False)
 class Slot:
     """One connection thread as its file's watcher sees it, and the watcher's wishes for it.
 
-    The thread alone writes `received` and `finished`; the watcher alone sets `retire` (end
-    after the current range) and `reopen` (continue the current range on a new connection:
-    a CDN may route it to another, faster edge).
+    The thread alone writes `received` and `busy`; the watcher sets `retire` (end
+    after the current range) and calls `ask_reopen` (cut the response now and continue the
+    range on a new connection: a CDN may route that one to another, faster edge).
     """
 
     number: int
     received: int = 0  # bytes written by this connection
-    finished: int = 0  # ranges it ended (so a rate measured across one is not trusted)
     busy: bool = False  # it holds a range
     retire: bool = False
     reopen: bool = False
+    _response: urllib3.BaseHTTPResponse | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold(self, response: urllib3.BaseHTTPResponse) -> None:
+        """Note the response being read (a new request clears an earlier reopen wish)."""
+        with self._lock:
+            self._response = response
+            self.reopen = False
+
+    def release(self) -> None:
+        """Forget the response before its connection goes back to the pool."""
+        with self._lock:
+            self._response = None
+
+    def ask_reopen(self) -> None:
+        """Cut the response in flight; the thread then asks for the rest on a new socket."""
+        with self._lock:
+            if self._response is not None:
+                self.reopen = True
+                interrupt(self._response)
 
 
 def write_at(fd: int, data: bytes | memoryview, offset: int, part: Path) -> None:
@@ -158,7 +173,6 @@ class Connections:
                             self._recover(problem, failures)
                 finally:
                     slot.busy = False
-                    slot.finished += 1
                     planner.finish(work)
         except Cancelled:
             self._abort.set()
@@ -191,9 +205,9 @@ class Connections:
         before = work.cursor
         try:
             self._fetch_range(fd, planner, work, single, slot)
-        except Reopen:
-            return None  # not a failure: the next request of the range goes out on a new socket
         except (Transient, TooSlow, LinkExpired) as problem:
+            if slot.reopen and not self.stopping():
+                return None  # cut on purpose: the rest of the range goes out on a new socket
             return problem
         if work.cursor > before or self.stopping():
             return None
@@ -257,7 +271,11 @@ class Connections:
                 skip, stop = first, size
             else:
                 raise self._refused(response, url)
-            self._read_body(fd, planner, work, response, skip, stop, slot)
+            slot.hold(response)
+            try:
+                self._read_body(fd, planner, work, response, skip, stop, slot)
+            finally:
+                slot.release()
 
     def _data_url(self) -> str:
         link = self.resolver.link
@@ -368,9 +386,6 @@ class Connections:
             planner.advance(work, len(data))
             slot.received += len(data)
             watchdog.feed(len(data))
-            if slot.reopen:
-                slot.reopen = False
-                raise Reopen  # the unread rest of this response goes with its socket
 
     def _allowance(self, want: int, watchdog: SpeedWatchdog) -> int:
         """Wait until the shared limit allows up to want bytes; the wait is not a stall."""

@@ -114,19 +114,25 @@ class ConnectionController:
         self._held_since = now
 
 
-def lagging(rates: Iterable[tuple[int, float]], share: float = LAGGING) -> list[int]:
+def lagging(
+    rates: Iterable[tuple[int, float]], share: float = LAGGING, usual: float | None = None
+) -> list[int]:
     """Return the ids of connections far below the others' median rate (at most one).
 
-    Takes (id, bytes per second) for the connections measured over a whole window; with fewer
-    than three there is no telling a slow edge from a slow link. Only the slowest is named, so
-    reopening cannot churn every connection at once.
+    Takes (id, bytes per second) for the connections measured over a whole window. With three
+    or more the median says what is usual; with fewer, `usual` (an earlier median) does, or
+    there is no telling a slow edge from a slow link. Only the slowest is named, so reopening
+    cannot churn every connection at once.
     """
     measured = list(rates)
-    if len(measured) < 3:
+    if not measured:
         return []
-    median = statistics.median(rate for _, rate in measured)
+    if len(measured) >= 3:
+        usual = statistics.median(rate for _, rate in measured)
+    if usual is None or usual <= 0:
+        return []
     slowest_id, slowest = min(measured, key=lambda item: item[1])
-    return [slowest_id] if median > 0 and slowest < share * median else []
+    return [slowest_id] if slowest < share * usual else []
 
 
 class ConnectionBudget:

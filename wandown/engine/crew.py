@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -12,9 +13,9 @@ from .connection import Connections, Slot
 from .controller import lagging
 from .ranges import RangePlanner
 
-# How long a connection is measured before it can be called lagging, and how long a reopened
-# one is left alone (a new TCP connection starts slow).
-JUDGE_EVERY = 1.0
+# The window over which connections are compared; a new or reopened one is measured from the
+# next window on, so its connection set-up is not held against it.
+JUDGE_EVERY = 0.5
 
 
 class Crew:
@@ -39,8 +40,9 @@ class Crew:
         self._clock = clock
         self._threads: dict[Slot, threading.Thread] = {}
         self._started = 0
-        self._marks: dict[Slot, tuple[int, int]] = {}  # slot -> (received, finished) at last look
+        self._marks: dict[Slot, int] = {}  # slot -> bytes it had received at the last look
         self._judged = clock()
+        self._usual: float | None = None  # the median rate when three or more were measured
         self.reopened = 0
 
     def alive(self) -> bool:
@@ -74,16 +76,19 @@ class Crew:
         rates = []
         marks = {}
         for slot in self.working():
-            marks[slot] = (slot.received, slot.finished)
+            marks[slot] = slot.received
             before = self._marks.get(slot)
-            # Only a connection that held one range the whole window is measured.
-            if before is not None and before[1] == slot.finished and slot.busy:
-                rates.append((slot.number, (slot.received - before[0]) / elapsed))
+            # Measured: a connection that ran the whole window and still holds a range.
+            if before is not None and slot.busy:
+                rates.append((slot.number, (slot.received - before) / elapsed))
         self._marks = marks
-        for number in lagging(rates):
-            for slot in marks:
+        if len(rates) >= 3:
+            self._usual = statistics.median(rate for _, rate in rates)
+        # At the tail the others have ended: a lone laggard is judged by the usual rate.
+        for number in lagging(rates, usual=self._usual):
+            for slot in list(marks):
                 if slot.number == number:
-                    slot.reopen = True
+                    slot.ask_reopen()
                     self._marks.pop(slot)  # a fresh connection gets a window to show itself
                     self.reopened += 1
 
