@@ -25,7 +25,7 @@ from tests.test_engine_support import (
     small_engine,
 )
 from wandown.engine import connection as connection_module
-from wandown.engine import hashing
+from wandown.engine import hashing, writeback
 from wandown.engine.controller import ConnectionBudget, ConnectionController, lagging
 from wandown.engine.hashing import PrefixHasher
 from wandown.engine.ranges import RangePlanner, RangeSet
@@ -199,27 +199,47 @@ def test_the_hashed_prefix_is_written_back_step_by_step(tmp_path, monkeypatch):
     advised: list[tuple[int, int]] = []
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, how: advised.append((off, n)))
     step = 256 * KIB
-    monkeypatch.setattr(hashing, "WRITEBACK_STEP", step)
+    monkeypatch.setattr(writeback, "STEP", step)
     monkeypatch.setattr(hashing, "READ_BACK", 64 * KIB)
-    size = 3 * step + 5
+    size = 5 * step + 5
     path = tmp_path / "part"
     with open(path, "wb") as handle:
         handle.truncate(size)
     fd = os.open(path, os.O_RDONLY)
     try:
+        flusher = writeback.Writeback(fd, size)
         changed = threading.Condition()
-        hasher = PrefixHasher(fd, "sha256", size, lambda: size, changed, threading.Event())
+        hasher = PrefixHasher(
+            fd, "sha256", size, lambda: size, changed, threading.Event(), flusher.reached
+        )
         hasher.start()
         assert hasher.result(timeout=30) is not None
+        flusher.stop()
     finally:
         os.close(fd)
-    # Each call covers the newest step and the one before (written by now: dropped from cache).
-    assert advised[0] == (0, step)
-    assert advised[1] == (0, 2 * step)
-    assert advised[2] == (step, 2 * step)
-    assert advised[-1][0] + advised[-1][1] == size  # the last bytes too, before the final sync
+    # In file order, every hashed byte handed over, the last ones too (before the final sync);
+    # each call reaches back over the step before, so written pages leave the cache.
+    assert advised
     starts = [off for off, _ in advised]
-    assert starts == sorted(starts)
+    assert starts == sorted(starts) and starts[0] == 0
+    ends = [off + n for off, n in advised]
+    assert ends == sorted(ends) and ends[-1] == size
+    assert all(end - off >= min(step, size - off) for off, end in zip(starts, ends, strict=True))
+    for (off, _), end_before in zip(advised[1:], ends, strict=False):
+        assert off < end_before  # no byte skipped between two calls
+
+
+def test_no_writeback_thread_is_left_behind_when_stopped_early(tmp_path):
+    path = tmp_path / "part"
+    path.write_bytes(b"x" * 1000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flusher = writeback.Writeback(fd, 10 * writeback.STEP)
+        flusher.reached(10)
+        flusher.stop()
+    finally:
+        os.close(fd)
+    assert not [t for t in threading.enumerate() if t.name == "wandown-writeback"]
 
 
 # -- the real engine on loopback ---------------------------------------------------------------

@@ -21,6 +21,8 @@ from .hashing import PrefixHasher
 from .job import Expected, Settings
 from .partial import PartialPaths, PartialState, save_state
 from .ranges import RangePlanner, RangeSet
+from .writeback import STEP as WRITEBACK_STEP
+from .writeback import Writeback
 
 
 class PartFill:
@@ -96,9 +98,17 @@ class PartFill:
         state.done = planner.done
         hash_stop = threading.Event()
         hasher = None
+        # Small files: the final fsync alone is quick, a thread each would cost more.
+        writeback = Writeback(fd, size) if size > WRITEBACK_STEP else None
         if expected.kind is not None:
             hasher = PrefixHasher(
-                fd, expected.kind, size, planner.done.prefix_end, planner.changed, hash_stop
+                fd,
+                expected.kind,
+                size,
+                planner.done.prefix_end,
+                planner.changed,
+                hash_stop,
+                writeback.reached if writeback is not None else lambda offset: None,
             )
         try:
             if hasher is not None:
@@ -116,6 +126,8 @@ class PartFill:
             hash_stop.set()
             if hasher is not None and hasher.started:
                 hasher.wait()
+            if writeback is not None:
+                writeback.stop()
 
     def _run_connections(
         self, fd: int, planner: RangePlanner, state: PartialState, single: bool

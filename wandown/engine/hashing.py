@@ -11,21 +11,6 @@ from wandown.digests import git_blob_header, new_hash
 __all__ = ["PrefixHasher", "git_blob_header", "new_hash"]
 
 READ_BACK = 16 * 1024 * 1024
-# The hashed prefix is handed to the disk in steps of this size while the rest arrives.
-WRITEBACK_STEP = 64 * 1024 * 1024
-
-
-def start_writeback(fd: int, start: int, length: int) -> None:
-    """Start writing [start, start + length) to disk, and drop what is already written.
-
-    POSIX_FADV_DONTNEED starts asynchronous writeback of dirty pages in the range and evicts
-    the clean ones (Linux mm/fadvise.c), so each call writes the newest step and frees the one
-    written before it: the final fsync finds little left, and a 30 GB download does not push
-    everything else out of the page cache. A no-op where the call does not exist (macOS).
-    """
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None and length > 0:
-        advise(fd, start, length, os.POSIX_FADV_DONTNEED)
 
 
 class PrefixHasher:
@@ -34,8 +19,8 @@ class PrefixHasher:
     `prefix()` returns how far the file is finished without a gap; `condition` is notified when
     it may have grown. The bytes are read back with pread (from the page cache, as they were
     just written), in large blocks so hashlib releases the GIL while it works. Starting over at
-    offset 0 on every run is what re-checks a resumed prefix. Hashed bytes are final, so this
-    thread also starts their writeback (`start_writeback`), step by step.
+    offset 0 on every run is what re-checks a resumed prefix. `on_hashed(offset)` is told how
+    far the hashed (so final) prefix reaches after each block.
     """
 
     def __init__(
@@ -46,8 +31,10 @@ class PrefixHasher:
         prefix: Callable[[], int],
         condition: threading.Condition,
         stop: threading.Event,
+        on_hashed: Callable[[int], None] = lambda offset: None,
     ) -> None:
         self._fd = fd
+        self._on_hashed = on_hashed
         self._size = size
         self._prefix = prefix
         self._condition = condition
@@ -77,7 +64,6 @@ class PrefixHasher:
     def _run(self) -> None:
         buffer = bytearray(min(READ_BACK, max(1, self._size)))
         view = memoryview(buffer)
-        previous = written = 0  # where the last two writeback steps began
         try:
             while self.hashed < self._size and not self._stop.is_set():
                 with self._condition:
@@ -92,9 +78,6 @@ class PrefixHasher:
                         raise OSError(f"the partial file ended at byte {self.hashed}")
                     self._digest.update(view[:got])
                     self.hashed += got
-                    if self.hashed - written >= WRITEBACK_STEP or self.hashed == self._size:
-                        # From the step before: it is on disk by now and can leave the cache.
-                        start_writeback(self._fd, previous, self.hashed - previous)
-                        previous, written = written, self.hashed
+                    self._on_hashed(self.hashed)
         except OSError as error:
             self.error = error
