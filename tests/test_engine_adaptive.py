@@ -165,6 +165,11 @@ def test_a_connection_far_below_the_median_is_named():
     assert lagging([(0, 60e6), (1, 60e6), (2, 8e6), (3, 58e6)]) == [2]
 
 
+def test_slow_edges_are_named_slowest_first_but_never_most_connections_at_once():
+    rates = [(n, 60e6) for n in range(6)] + [(6, 8e6), (7, 2e6), (8, 9e6)]
+    assert lagging(rates) == [7, 6]  # a quarter of nine, the slowest first
+
+
 def test_even_connections_and_two_alone_are_left_alone():
     assert lagging([(0, 40e6), (1, 38e6), (2, 41e6), (3, 36e6)]) == []
     assert lagging([(0, 60e6), (1, 8e6)]) == []  # a slow link, or a slow edge? no telling

@@ -134,6 +134,9 @@ class Connections:
         self.reporter = reporter
         self.cancel = cancel
         self._lock = threading.Lock()
+        # One pwrite at a time: Linux file systems take the inode's lock for a buffered write,
+        # and many writers spin on it in the kernel (rwsem_spin_on_owner) instead of sleeping.
+        self._write_lock = threading.Lock()
         self.failure: BaseException | None = None
         self._abort = CancelFlag()  # this pass failed: its other connections stop too
 
@@ -382,7 +385,8 @@ class Connections:
             data = response.read(self._allowance(want, watchdog))
             if not data:
                 raise Transient("the server closed the connection early (short body)")
-            write_at(fd, data, work.cursor, self.part)
+            with self._write_lock:
+                write_at(fd, data, work.cursor, self.part)
             planner.advance(work, len(data))
             slot.received += len(data)
             watchdog.feed(len(data))

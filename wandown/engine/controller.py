@@ -117,22 +117,20 @@ class ConnectionController:
 def lagging(
     rates: Iterable[tuple[int, float]], share: float = LAGGING, usual: float | None = None
 ) -> list[int]:
-    """Return the ids of connections far below the others' median rate (at most one).
+    """Return the ids of connections far below the others' median rate, slowest first.
 
     Takes (id, bytes per second) for the connections measured over a whole window. With three
     or more the median says what is usual; with fewer, `usual` (an earlier median) does, or
-    there is no telling a slow edge from a slow link. Only the slowest is named, so reopening
-    cannot churn every connection at once.
+    there is no telling a slow edge from a slow link. At most a quarter of them (one at least)
+    are named at a time, so reopening never churns most connections at once.
     """
-    measured = list(rates)
-    if not measured:
-        return []
+    measured = sorted(rates, key=lambda item: item[1])
     if len(measured) >= 3:
         usual = statistics.median(rate for _, rate in measured)
     if usual is None or usual <= 0:
         return []
-    slowest_id, slowest = min(measured, key=lambda item: item[1])
-    return [slowest_id] if slowest < share * usual else []
+    slow = [number for number, rate in measured if rate < share * usual]
+    return slow[: max(1, len(measured) // 4)]
 
 
 class ConnectionBudget:

@@ -85,12 +85,11 @@ class Crew:
         if len(rates) >= 3:
             self._usual = statistics.median(rate for _, rate in rates)
         # At the tail the others have ended: a lone laggard is judged by the usual rate.
-        for number in lagging(rates, usual=self._usual):
-            for slot in list(marks):
-                if slot.number == number:
-                    slot.ask_reopen()
-                    self._marks.pop(slot)  # a fresh connection gets a window to show itself
-                    self.reopened += 1
+        slow = set(lagging(rates, usual=self._usual))
+        for slot in [slot for slot in marks if slot.number in slow]:
+            slot.ask_reopen()
+            self._marks.pop(slot)  # a fresh connection gets a window to show itself
+            self.reopened += 1
 
     def _start(self) -> bool:
         """Start one connection thread; False (and the pass failed) if the system refuses."""
