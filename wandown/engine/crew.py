@@ -67,7 +67,7 @@ class Crew:
             thread.join()
 
     def reopen_lagging(self) -> None:
-        """Once a window: reopen the connection far below the others' median, if there is one."""
+        """Once a window: reopen the connections far below the others' median, if any."""
         now = self._clock()
         elapsed = now - self._judged
         if elapsed < JUDGE_EVERY:

@@ -98,21 +98,13 @@ class PartFill:
         state.done = planner.done
         hash_stop = threading.Event()
         hasher = None
-        # Small files: the final fsync alone is quick, a thread each would cost more.
-        writeback = Writeback(fd, size) if size > WRITEBACK_STEP else None
-        if expected.kind is not None:
-            hasher = PrefixHasher(
-                fd,
-                expected.kind,
-                size,
-                planner.done.prefix_end,
-                planner.changed,
-                hash_stop,
-                writeback.reached if writeback is not None else lambda offset: None,
-            )
+        writeback = None
         try:
-            if hasher is not None:
-                hasher.start()
+            # Small files: the final fsync alone is quick, a thread each would cost more.
+            if size > WRITEBACK_STEP:
+                writeback = Writeback(fd, size)
+            if expected.kind is not None:
+                hasher = self._start_hasher(fd, expected.kind, planner, hash_stop, writeback)
             self._run_connections(fd, planner, state, single)
             if self.net.failure is not None:
                 raise self.net.failure
@@ -128,6 +120,27 @@ class PartFill:
                 hasher.wait()
             if writeback is not None:
                 writeback.stop()
+
+    @staticmethod
+    def _start_hasher(
+        fd: int,
+        kind: str,
+        planner: RangePlanner,
+        stop: threading.Event,
+        writeback: Writeback | None,
+    ) -> PrefixHasher:
+        """Hash the part as its prefix grows; what is hashed is final, so it goes to disk too."""
+        hasher = PrefixHasher(
+            fd,
+            kind,
+            planner.size,
+            planner.done.prefix_end,
+            planner.changed,
+            stop,
+            writeback.reached if writeback is not None else lambda offset: None,
+        )
+        hasher.start()
+        return hasher
 
     def _run_connections(
         self, fd: int, planner: RangePlanner, state: PartialState, single: bool
