@@ -38,6 +38,8 @@ class ConnectionController:
     `update(total_bytes)` returns the count to run now; `ceiling` (the config's `connections`,
     times the files downloading) may change between calls. Doubling from `start` while each
     step pays; after a step that does not, hold, and every `probe_every` seconds try one more.
+    A step is measured only `settle` seconds after it is taken: a new connection to a real CDN
+    spends a few round trips on TCP and TLS before its first byte.
     """
 
     def __init__(
@@ -47,8 +49,11 @@ class ConnectionController:
         interval: float = 0.25,
         probe_every: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        settle: float = 0.1,
     ) -> None:
         self.ceiling = max(1, ceiling)
+        self.settle = settle
+        self._settled_at = clock()
         self.count = max(1, min(start, self.ceiling))
         self.interval = interval
         self.probe_every = probe_every
@@ -71,8 +76,9 @@ class ConnectionController:
     def update(self, total_bytes: int) -> int:
         """Take the byte count of every connection together; return how many to run."""
         now = self._clock()
-        if self._mark is None or total_bytes < self._mark[1]:
-            self._mark = (now, total_bytes)  # first sample, or the count went back
+        if self._mark is None or total_bytes < self._mark[1] or now < self._settled_at:
+            # First sample, the count went back, or new connections still connecting.
+            self._mark = (now, total_bytes)
             return self.count
         elapsed = now - self._mark[0]
         if elapsed < self.interval:
@@ -108,6 +114,7 @@ class ConnectionController:
     def _step(self, count: int, rate: float) -> None:
         self._before = Step(self.count, rate)
         self.count = count
+        self._settled_at = self._clock() + self.settle
 
     def _hold(self, now: float) -> None:
         self._growing = False
