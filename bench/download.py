@@ -317,9 +317,12 @@ def clients_for(shape: Shape, nginx: Nginx, hub, sha256: str, size: int, args) -
         return [find("curl") or "curl", "-sSf", "-o", str(out), nginx.url(NAME)]
 
     clients = [(ARIA2C, aria2c), (WANDOWN, wandown(nginx.url(NAME)))]
+    if shape.slow is None:
+        # Capped, two files grow to 16 connections each: the memory to watch.
+        clients.append((WANDOWN_2, wandown(nginx.url(NAME), "2")))
     if shape.cap is None and shape.slow is None:
         # One connection is the point of comparison only where nothing caps a connection.
-        clients = [(CURL, curl), *clients, (WANDOWN_2, wandown(nginx.url(NAME), "2"))]
+        clients = [(CURL, curl), *clients]
         clients.append(("wandown (nginx as Hub, redirect)", wandown(nginx.hub_url + resolve)))
     if args.hf:
         clients.append(("hf_hub_download (nginx as Hub)", hf_hub_download(nginx.hub_url)))

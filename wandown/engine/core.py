@@ -56,7 +56,7 @@ class Engine:
         *,
         min_chunk: int | None = None,
         small_file: int = 4 * MIB,
-        read_size: int = 1 * MIB,
+        read_size: int = 256 * 1024,
         retries: int = 8,
         backoff: float = 0.5,
         min_speed: float = 1024.0,

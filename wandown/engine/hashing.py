@@ -10,7 +10,7 @@ from wandown.digests import git_blob_header, new_hash
 
 __all__ = ["PrefixHasher", "git_blob_header", "new_hash"]
 
-READ_BACK = 8 * 1024 * 1024
+READ_BACK = 4 * 1024 * 1024
 
 
 class PrefixHasher:
