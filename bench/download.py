@@ -1,15 +1,21 @@
 """Compare wandown's engine with curl, aria2c and huggingface_hub on one large file, on loopback.
 
-    python bench/download.py                 # 2 GB file, unlimited and capped runs
-    python bench/download.py --size 1G --cap 40m --connections 8
+    python bench/download.py                      # 1 GiB to the real disk, three CDN shapes
+    python bench/download.py --runs 3 --hf        # three rounds, huggingface_hub rows too
+    python bench/download.py --dest /dev/shm      # leave the disk out of the measurement
 
 nginx (Debian package; installed with apt-get if missing) serves a generated file from a temp
-folder on 127.0.0.1, once without limits and once with `limit_rate` capping every connection.
-curl (one connection), aria2c (-x16 -s16) and wandown fetch it from nginx; huggingface_hub's
-hf_hub_download fetches the same file through wandown.localhub, the Hub-compatible server (it
-needs the Hub's protocol), next to wandown going through localhub too for a like-for-like row.
-Every client runs as a child process, so its CPU seconds and peak RSS come from wait4().
-Downloads go to --dest (default /dev/shm, so the disk is not what is measured).
+folder on 127.0.0.1 in three shapes: uncapped; `limit_rate` capping every connection (--cap,
+the way a CDN caps each one); uneven, where two connections in ten get --slow and the others
+--fast (a `map` on nginx's `$connection` serial number, the way some CDN edges are slower
+than others). curl (one connection), aria2c (-x16 -s16) and wandown at its default settings
+(config.json's `connections`, no bandwidth limit) fetch it from nginx; with --hf,
+huggingface_hub's hf_hub_download fetches it through wandown.localhub (it needs the Hub's
+protocol). Every client runs as a child process, so its CPU seconds and peak RSS come from
+wait4(). Downloads go to --dest: a folder on the real disk by default (the temp folder), since
+a verified file must be on disk before it is placed, and that costs time only a disk shows.
+The table gives, per shape, each client's MB/s (10^6 bytes), CPU s/GiB and peak RSS (the
+range over --runs), and wandown's ratios to aria2c and curl from the same rounds.
 """
 
 from __future__ import annotations
@@ -97,14 +103,33 @@ def find(tool: str) -> str | None:
     )
 
 
-class Nginx:
-    """nginx on 127.0.0.1 with a temp config serving one folder, optionally capping connections."""
+@dataclass(frozen=True)
+class Shape:
+    """How nginx paces each connection: no cap, one cap for all, or a slow share of them."""
 
-    def __init__(self, root: Path, work: Path, cap: str | None, sha256: str, size: int) -> None:
+    name: str
+    cap: str | None = None
+    slow: str | None = None
+    fast: str | None = None
+
+    def directives(self) -> tuple[str, str]:
+        """Return the nginx http-level and location-level lines for this shape."""
+        if self.slow and self.fast:
+            # $connection is nginx's serial number of the TCP connection: ending in 0 or 5 is
+            # two in ten, whichever edge a client's new connection lands on.
+            mapping = f"map $connection $edge_rate {{ ~[05]$ {self.slow}; default {self.fast}; }}"
+            return mapping, "limit_rate $edge_rate;"
+        return "", f"limit_rate {self.cap};" if self.cap else ""
+
+
+class Nginx:
+    """nginx on 127.0.0.1 with a temp config serving one folder, paced as the shape says."""
+
+    def __init__(self, root: Path, work: Path, shape: Shape, sha256: str, size: int) -> None:
         self.port, self.cdn_port = free_ports(2)
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
-        limit = f"limit_rate {cap};" if cap else ""
+        http_extra, limit = shape.directives()
         temp_paths = "".join(
             f"{name}_temp_path {work}/{name};\n"
             for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -123,6 +148,7 @@ http {{
     tcp_nopush on;
     keepalive_requests 100000;
     {temp_paths}
+    {http_extra}
     server {{
         listen 127.0.0.1:{self.port};
         listen 127.0.0.1:{self.cdn_port};
@@ -220,18 +246,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def wandown_child(
-    url: str, dest: str, size: str, sha256: str, connections: str, files: str = "1"
-) -> int:
-    """Entry point of the wandown child: `files` copies at once, default settings but connections.
+def wandown_child(url: str, dest: str, size: str, sha256: str, files: str = "1") -> int:
+    """Entry point of the wandown child: `files` copies at once, config.json's default settings.
 
-    Copy 1 goes to dest, copy N to <dest folder>/copyN/<name> (checked here, not by the caller).
+    No bandwidth limit: the default limit is the user's choice, not the engine's speed. Copy 1
+    goes to dest, copy N to <dest folder>/copyN/<name> (checked here, not by the caller).
     """
+    from wandown.config import DEFAULTS
     from wandown.engine import DownloadJob, Engine
 
     first = Path(dest)
     targets = [first] + [first.parent / f"copy{n}" / first.name for n in range(2, int(files) + 1)]
-    with Engine(jobs=len(targets), connections=int(connections)) as engine:
+    jobs = max(len(targets), DEFAULTS["jobs"])
+    with Engine(jobs=jobs, connections=DEFAULTS["connections"]) as engine:
         for n, target in enumerate(targets):
             engine.submit(DownloadJob(str(n), url, target, int(size), sha256))
         results = engine.wait()
@@ -262,14 +289,19 @@ def sha256_cpu_per_gb() -> float:
     return time.process_time() - started
 
 
-def run_round(title, nginx, hub, sha256, size, dest_root, args) -> list[Run]:
-    runs = []
+ARIA2C = "aria2c -x16 -s16"
+CURL = "curl"
+WANDOWN = "wandown"
+WANDOWN_2 = "wandown, 2 files at once"
+
+
+def clients_for(shape: Shape, nginx: Nginx, hub, sha256: str, size: int, args) -> list:
+    """Return (client, argv for an output path) pairs to run on this shape."""
     me = [sys.executable, str(Path(__file__).resolve())]
     resolve = f"/{REPO}/resolve/main/{NAME}"
-    c = args.connections
 
     def wandown(url: str, *extra: str):
-        return lambda out: [*me, "_wandown", url, str(out), str(size), sha256, str(c), *extra]
+        return lambda out: [*me, "_wandown", url, str(out), str(size), sha256, *extra]
 
     def hf_hub_download(endpoint: str):
         return lambda out: [*me, "_hf", endpoint, str(out.parent / "cache"), str(out.parent)]
@@ -281,56 +313,143 @@ def run_round(title, nginx, hub, sha256, size, dest_root, args) -> list[Run]:
             "-d", str(out.parent), "-o", out.name, nginx.url(NAME),
         ]  # fmt: skip
 
-    clients = [
-        ("curl", lambda out: [find("curl") or "curl", "-sSf", "-o", str(out), nginx.url(NAME)]),
-        ("aria2c -x16 -s16", aria2c),
-        (f"wandown -c{c}", wandown(nginx.url(NAME))),
-        ("hf_hub_download (nginx as Hub)", hf_hub_download(nginx.hub_url)),
-        (f"wandown -c{c} (nginx as Hub)", wandown(nginx.hub_url + resolve)),
-    ]
-    if hub is not None:  # the unlimited round
-        clients += [
-            (f"wandown 2 files x c{c}", wandown(nginx.url(NAME), "2")),
-            ("hf_hub_download (localhub)", hf_hub_download(hub.url)),
-            (f"wandown -c{c} (localhub)", wandown(hub.url + resolve)),
-        ]
-    for client, argv_for in clients:
-        if args.only and not any(word in client for word in args.only):
-            continue
+    def curl(out: Path) -> list[str]:
+        return [find("curl") or "curl", "-sSf", "-o", str(out), nginx.url(NAME)]
+
+    clients = [(ARIA2C, aria2c), (WANDOWN, wandown(nginx.url(NAME)))]
+    if shape.slow is None:
+        # Capped, two files grow to 16 connections each: the memory to watch.
+        clients.append((WANDOWN_2, wandown(nginx.url(NAME), "2")))
+    if shape.cap is None and shape.slow is None:
+        # One connection is the point of comparison only where nothing caps a connection.
+        clients = [(CURL, curl), *clients]
+        clients.append(("wandown (nginx as Hub, redirect)", wandown(nginx.hub_url + resolve)))
+    if args.hf:
+        clients.append(("hf_hub_download (nginx as Hub)", hf_hub_download(nginx.hub_url)))
+        if hub is not None and shape.cap is None and shape.slow is None:
+            clients.append(("hf_hub_download (localhub)", hf_hub_download(hub.url)))
+            clients.append(("wandown (localhub)", wandown(hub.url + resolve)))
+    return [c for c in clients if not args.only or any(w in c[0] for w in args.only)]
+
+
+def run_round(shape: Shape, nginx: Nginx, hub, sha256: str, size: int, dest_root: Path, args):
+    """Run every client once on this shape; return their runs in order."""
+    runs = []
+    for client, argv_for in clients_for(shape, nginx, hub, sha256, size, args):
         folder = Path(tempfile.mkdtemp(dir=dest_root))
         out = folder / NAME
-        print(f"  {title}: {client} ...", flush=True)
+        print(f"  {shape.name}: {client} ...", flush=True)
+        os.sync()  # the last client's writeback must not slow this one
         run = measure(client, argv_for(out), out, sha256, args.timeout)
-        if "2 files" in client:
+        if client == WANDOWN_2:
             run.files = 2
         runs.append(run)
         shutil.rmtree(folder, ignore_errors=True)
     return runs
 
 
-def print_table(title: str, runs: list[Run], size: int) -> None:
-    gb = size / 1e9
-    print(f"\n{title}")
-    print(f"{'client':34} {'MB/s':>8} {'seconds':>8} {'CPU s/GB':>9} {'peak RSS MB':>12}  note")
-    for run in runs:
-        speed = run.files * size / run.seconds / 1e6 if run.ok else 0.0
+def speed(run: Run, size: int) -> float:
+    """Return the run's MB/s (10^6 bytes), 0 for a failed run."""
+    return run.files * size / run.seconds / 1e6 if run.ok else 0.0
+
+
+def cpu_per_gib(run: Run, size: int) -> float:
+    return run.cpu / (run.files * size / (1 << 30))
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    """Show one value, or the range min-max of several."""
+    low, high = min(values), max(values)
+    if round(low, digits) == round(high, digits):
+        return f"{low:.{digits}f}"
+    return f"{low:.{digits}f}-{high:.{digits}f}"
+
+
+def ratios(shape_runs: list[list[Run]], size: int, client: str, other: str) -> list[float]:
+    """wandown's speed over another client's, round by round (same round, same conditions)."""
+    out = []
+    for runs in shape_runs:
+        mine = [r for r in runs if r.client == client]
+        theirs = [r for r in runs if r.client == other]
+        if mine and theirs and speed(theirs[0], size) > 0:
+            out.append(speed(mine[0], size) / speed(theirs[0], size))
+    return out
+
+
+def cpu_ratios(shape_runs: list[list[Run]], size: int) -> list[float]:
+    out = []
+    for runs in shape_runs:
+        mine = [r for r in runs if r.client == WANDOWN and r.ok]
+        theirs = [r for r in runs if r.client == ARIA2C and r.ok and r.cpu > 0]
+        if mine and theirs:
+            out.append(cpu_per_gib(mine[0], size) / cpu_per_gib(theirs[0], size))
+    return out
+
+
+def print_table(shape: Shape, shape_runs: list[list[Run]], size: int) -> None:
+    print(f"\n{shape.name}")
+    print(f"{'client':34} {'MB/s':>11} {'CPU s/GiB':>11} {'peak RSS MB':>12}  note")
+    names = list(dict.fromkeys(r.client for runs in shape_runs for r in runs))
+    for name in names:
+        runs = [r for rs in shape_runs for r in rs if r.client == name]
+        failed = [r for r in runs if not r.ok]
+        note = f"FAILED {failed[0].note}" if failed else "ok"
         print(
-            f"{run.client:34} {speed:8.0f} {run.seconds:8.2f} {run.cpu / gb / run.files:9.2f} "
-            f"{run.rss_kb / 1024:12.1f}  {'ok' if run.ok else 'FAILED'} {run.note}"
+            f"{name:34} {spread([speed(r, size) for r in runs]):>11} "
+            f"{spread([cpu_per_gib(r, size) for r in runs], 2):>11} "
+            f"{spread([r.rss_kb / 1024 for r in runs]):>12}  {note}"
         )
+    for other in (ARIA2C, CURL):
+        found = ratios(shape_runs, size, WANDOWN, other)
+        if found:
+            print(f"  wandown / {other}: {spread(found, 2)}x speed")
+    found = cpu_ratios(shape_runs, size)
+    if found:
+        print(f"  wandown / {ARIA2C}: {spread(found, 2)}x CPU per GiB")
+
+
+def shapes_from(args) -> list[Shape]:
+    shapes = {
+        "uncapped": Shape("uncapped"),
+        "capped": Shape(f"capped: limit_rate {args.cap} per connection", cap=args.cap),
+        "uneven": Shape(
+            f"uneven: limit_rate {args.slow} on 2 connections in 10, {args.fast} on the others",
+            slow=args.slow,
+            fast=args.fast,
+        ),
+    }
+    return [shapes[name] for name in args.shapes]
+
+
+def default_dest() -> str:
+    """The temp folder, unless it is in memory: the disk is part of what a user waits for."""
+    return tempfile.gettempdir()
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_wandown":
-        return wandown_child(*sys.argv[2:8])
+        return wandown_child(*sys.argv[2:7])
     if len(sys.argv) > 1 and sys.argv[1] == "_hf":
         return hf_child(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="2G", help="file size, e.g. 2G, 500M (default 2G)")
-    parser.add_argument("--cap", default="40m", help="nginx limit_rate per connection (40m)")
-    parser.add_argument("--connections", type=int, default=8, help="wandown connections (8)")
-    parser.add_argument("--dest", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    parser.add_argument("--no-hf", action="store_true", help="skip the localhub rows")
+    parser.add_argument("--size", default="1G", help="file size, e.g. 2G, 500M (default 1G)")
+    parser.add_argument("--runs", type=int, default=1, help="rounds over every shape (1)")
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        choices=("uncapped", "capped", "uneven"),
+        default=["uncapped", "capped", "uneven"],
+    )
+    parser.add_argument("--cap", default="40m", help="capped: limit_rate per connection (40m)")
+    parser.add_argument("--slow", default="8m", help="uneven: the slow connections' rate (8m)")
+    parser.add_argument("--fast", default="60m", help="uneven: the other connections' rate (60m)")
+    parser.add_argument(
+        "--dest",
+        default=default_dest(),
+        help="where downloads are written (default: the temp folder, on the real disk; "
+        "/dev/shm leaves the disk out)",
+    )
+    parser.add_argument("--hf", action="store_true", help="add huggingface_hub rows (slow)")
     parser.add_argument("--only", nargs="*", help="run only clients whose name has these words")
     parser.add_argument("--timeout", type=float, default=600, help="per client, seconds")
     args = parser.parse_args()
@@ -339,43 +458,51 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     work = Path(tempfile.mkdtemp(prefix="wandown-bench-", dir=args.dest))
     try:
-        serve = work / "serve"
-        (serve / REPO).mkdir(parents=True)
-        print(f"generating {size / 1e9:.2f} GB in {work} ...", flush=True)
-        sha256 = make_file(serve / NAME, size)
-        os.link(serve / NAME, serve / REPO / NAME)
-        hub = None
-        if not args.no_hf:
-            from wandown.localhub import LocalHub
+        return bench(work, size, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
-            hub = LocalHub(serve, hash_cache=work / "hashes.json").__enter__()
-            # Warm localhub's hash cache so no client pays for hashing the file.
-            subprocess.run(
-                ["curl", "-sSI", f"{hub.url}/{REPO}/resolve/main/{NAME}"],
-                stdout=subprocess.DEVNULL,
-                check=False,
-            )
-        tables = []
-        try:
-            for title, cap in (("unlimited", None), (f"nginx limit_rate {args.cap}", args.cap)):
-                nginx = Nginx(serve, work / f"nginx-{cap or 'free'}", cap, sha256, size)
+
+def bench(work: Path, size: int, args) -> int:
+    serve = work / "serve"
+    (serve / REPO).mkdir(parents=True)
+    print(f"generating {size / 1e9:.2f} GB in {work} ...", flush=True)
+    sha256 = make_file(serve / NAME, size)
+    os.link(serve / NAME, serve / REPO / NAME)
+    hub = None
+    if args.hf:
+        from wandown.localhub import LocalHub
+
+        hub = LocalHub(serve, hash_cache=work / "hashes.json").__enter__()
+        # Warm localhub's hash cache so no client pays for hashing the file.
+        subprocess.run(
+            ["curl", "-sSI", f"{hub.url}/{REPO}/resolve/main/{NAME}"],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+    shapes = shapes_from(args)
+    results: dict[str, list[list[Run]]] = {shape.name: [] for shape in shapes}
+    try:
+        for round_number in range(1, args.runs + 1):
+            print(f"round {round_number} of {args.runs}", flush=True)
+            for shape in shapes:
+                nginx = Nginx(serve, work / f"nginx-{round_number}-{shape.name[:6]}", shape,
+                              sha256, size)  # fmt: skip
                 try:
-                    runs = run_round(
-                        title, nginx, hub if cap is None else None, sha256, size, work, args
+                    results[shape.name].append(
+                        run_round(shape, nginx, hub, sha256, size, work, args)
                     )
                 finally:
                     nginx.stop()
-                tables.append((title, runs))
-        finally:
-            if hub is not None:
-                hub.__exit__(None, None, None)
-        print(f"\nfile: {size / 1e9:.2f} GB, {os.cpu_count()} CPUs, dest {args.dest}")
-        print(f"sha256 of 1 GB in this process: {sha256_cpu_per_gb():.2f} CPU s")
-        for title, runs in tables:
-            print_table(title, runs, size)
-        return 0 if all(r.ok for _, runs in tables for r in runs) else 1
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if hub is not None:
+            hub.__exit__(None, None, None)
+    print(f"\nfile: {size / (1 << 30):.2f} GiB, {os.cpu_count()} CPUs, dest {args.dest}, "
+          f"{args.runs} round(s), load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(f"sha256 of 1 GiB in this process: {sha256_cpu_per_gb():.2f} CPU s")
+    for shape in shapes:
+        print_table(shape, results[shape.name], size)
+    return 0 if all(r.ok for rounds in results.values() for runs in rounds for r in runs) else 1
 
 
 if __name__ == "__main__":

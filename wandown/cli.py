@@ -67,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "nvidia-smi. With Wan2GP's auto dtype policy, 'no' means its fp16 files",
     )
     settings.add_argument("--jobs", type=int, metavar="N", help="files downloaded at once")
-    settings.add_argument("--connections", type=int, metavar="N", help="connections per file")
+    settings.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        help="most connections per file (more are opened while they help)",
+    )
     hub = parser.add_argument_group("the Hugging Face Hub")
     hub.add_argument(
         "--offline",

@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "bandwidth_limit_kb": 90000,
     "wan2gp_directory": "../Wan2GP/ckpts",
     "jobs": 2,
-    "connections": 8,
+    "connections": 16,
     "min_free_gb": 10,
     "gpu_bf16": "auto",
     "_comment": (
@@ -41,7 +41,7 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], str, bool]] = {
     "bandwidth_limit_kb": ((int, float), "a number of KB/s (0 or null for no limit)", True),
     "wan2gp_directory": ((str,), "a string (the path of Wan2GP's ckpts folder)", False),
     "jobs": ((int,), "a whole number of files downloaded at once (1 or more)", False),
-    "connections": ((int,), "a whole number of connections per file (1 or more)", False),
+    "connections": ((int,), "a whole number: the most connections per file (1 or more)", False),
     "serve_token": ((str,), "a string (the token --serve asks for), or null for none", True),
     "endpoints": (
         (list,),

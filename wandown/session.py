@@ -40,7 +40,7 @@ class RunOptions:
     """How hard this run may use the network and the machine (offline lives in HubSettings)."""
 
     jobs: int = 2
-    connections: int = 8
+    connections: int = 16
     limit_kb: float | None = None
     cache_path: Path | None = None
 

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,7 +18,7 @@ from wandown.errors import DownloadError
 from wandown.hubhttp.urls import host_of
 from wandown.huburl import same_origin
 
-from .cancel import CancelFlag, watching
+from .cancel import CancelFlag, interrupt, watching
 from .events import Reporter
 from .fetch import (
     Cancelled,
@@ -55,6 +56,42 @@ class DiskFull(DownloadError):
         )
 
 
+@dataclass(eq=False)
+class Slot:
+    """One connection thread as its file's watcher sees it, and the watcher's wishes for it.
+
+    The thread alone writes `received` and `busy`; the watcher sets `retire` (end
+    after the current range) and calls `ask_reopen` (cut the response now and continue the
+    range on a new connection: a CDN may route that one to another, faster edge).
+    """
+
+    number: int
+    received: int = 0  # bytes written by this connection
+    busy: bool = False  # it holds a range
+    retire: bool = False
+    reopen: bool = False
+    _response: urllib3.BaseHTTPResponse | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold(self, response: urllib3.BaseHTTPResponse) -> None:
+        """Note the response being read (a new request clears an earlier reopen wish)."""
+        with self._lock:
+            self._response = response
+            self.reopen = False
+
+    def release(self) -> None:
+        """Forget the response before its connection goes back to the pool."""
+        with self._lock:
+            self._response = None
+
+    def ask_reopen(self) -> None:
+        """Cut the response in flight; the thread then asks for the rest on a new socket."""
+        with self._lock:
+            if self._response is not None:
+                self.reopen = True
+                interrupt(self._response)
+
+
 def write_at(fd: int, data: bytes | memoryview, offset: int, part: Path) -> None:
     """pwrite all of data at offset; a full disk becomes a clear DownloadError."""
     view = memoryview(data)
@@ -72,8 +109,9 @@ def write_at(fd: int, data: bytes | memoryview, offset: int, part: Path) -> None
 class Connections:
     """One file's requests: what its connections share (the failure, the abort flag).
 
-    `run(fd, planner, single)` is a connection's thread: it takes ranges from the planner and
-    fetches them until none is left. The first failure of any connection aborts the others.
+    `run(fd, planner, single, slot)` is a connection's thread: it takes ranges from the planner
+    and fetches them until none is left or its slot is retired. The first failure of any
+    connection aborts the others.
     """
 
     def __init__(
@@ -96,6 +134,9 @@ class Connections:
         self.reporter = reporter
         self.cancel = cancel
         self._lock = threading.Lock()
+        # One pwrite at a time: Linux file systems take the inode's lock for a buffered write,
+        # and many writers spin on it in the kernel (rwsem_spin_on_owner) instead of sleeping.
+        self._write_lock = threading.Lock()
         self.failure: BaseException | None = None
         self._abort = CancelFlag()  # this pass failed: its other connections stop too
 
@@ -115,24 +156,26 @@ class Connections:
                 self.failure = error
         self._abort.set()
 
-    def run(self, fd: int, planner: RangePlanner, single: bool) -> None:
-        """Take ranges from the planner and fetch them until none is left."""
+    def run(self, fd: int, planner: RangePlanner, single: bool, slot: Slot) -> None:
+        """Take ranges from the planner and fetch them until none is left or slot is retired."""
         failures = 0
         try:
-            while not self.stopping():
+            while not self.stopping() and not slot.retire:
                 work = planner.next()
                 if work is None:
                     return
+                slot.busy = True
                 try:
                     while work.cursor < work.end and not self.stopping():
                         before = work.cursor
-                        problem = self._attempt(fd, planner, work, single)
+                        problem = self._attempt(fd, planner, work, single, slot)
                         if work.cursor > before:
                             failures = 0
                         if problem is not None:
                             failures += 1
                             self._recover(problem, failures)
                 finally:
+                    slot.busy = False
                     planner.finish(work)
         except Cancelled:
             self._abort.set()
@@ -155,7 +198,7 @@ class Connections:
                 self._recover(problem, failures)
 
     def _attempt(
-        self, fd: int, planner: RangePlanner, work: Assignment, single: bool
+        self, fd: int, planner: RangePlanner, work: Assignment, single: bool, slot: Slot
     ) -> Exception | None:
         """Make one request for work; return why it failed, or None if it brought new bytes.
 
@@ -164,8 +207,10 @@ class Connections:
         """
         before = work.cursor
         try:
-            self._fetch_range(fd, planner, work, single)
+            self._fetch_range(fd, planner, work, single, slot)
         except (Transient, TooSlow, LinkExpired) as problem:
+            if slot.reopen and not self.stopping():
+                return None  # cut on purpose: the rest of the range goes out on a new socket
             return problem
         if work.cursor > before or self.stopping():
             return None
@@ -196,7 +241,9 @@ class Connections:
         if self.stopping():
             raise Cancelled
 
-    def _fetch_range(self, fd: int, planner: RangePlanner, work: Assignment, single: bool) -> None:
+    def _fetch_range(
+        self, fd: int, planner: RangePlanner, work: Assignment, single: bool, slot: Slot
+    ) -> None:
         """One GET for bytes [cursor, end) of the work; write what arrives."""
         url = self._data_url()
         size = planner.size
@@ -227,7 +274,11 @@ class Connections:
                 skip, stop = first, size
             else:
                 raise self._refused(response, url)
-            self._read_body(fd, planner, work, response, skip, stop)
+            slot.hold(response)
+            try:
+                self._read_body(fd, planner, work, response, skip, stop, slot)
+            finally:
+                slot.release()
 
     def _data_url(self) -> str:
         link = self.resolver.link
@@ -320,6 +371,7 @@ class Connections:
         response: urllib3.BaseHTTPResponse,
         skip: int,
         stop: int,
+        slot: Slot,
     ) -> None:
         settings = self.settings
         watchdog = SpeedWatchdog(settings.min_speed, settings.stall_window)
@@ -333,8 +385,10 @@ class Connections:
             data = response.read(self._allowance(want, watchdog))
             if not data:
                 raise Transient("the server closed the connection early (short body)")
-            write_at(fd, data, work.cursor, self.part)
+            with self._write_lock:
+                write_at(fd, data, work.cursor, self.part)
             planner.advance(work, len(data))
+            slot.received += len(data)
             watchdog.feed(len(data))
 
     def _allowance(self, want: int, watchdog: SpeedWatchdog) -> int:

@@ -14,6 +14,7 @@ from wandown.hubhttp.urls import timeout as request_timeout
 
 from . import events as ev
 from .cancel import CancelFlag, watched_pool_manager
+from .controller import ConnectionBudget
 from .download import FileDownload
 from .events import Event, Reporter
 from .fetch import Resolver
@@ -31,7 +32,10 @@ def no_headers(url: str) -> Mapping[str, str]:
 
 
 class Engine:
-    """Download jobs with `jobs` files at once and `connections` connections per file.
+    """Download jobs with `jobs` files at once and up to `connections` connections per file.
+
+    Each big file starts with `start_connections` between them all and grows while the total
+    rate rises (controller.py); with `adaptive=False` every file runs `connections` at once.
 
     Every file's events go to `events` (a queue.Queue; one is made if not given). Limits are in
     KB/s with 1 KB = 1024 bytes; None or 0 means unlimited. `headers_for(url)` gives the headers
@@ -45,7 +49,7 @@ class Engine:
     def __init__(
         self,
         jobs: int = 2,
-        connections: int = 8,
+        connections: int = 16,
         limit_kb: float | None = None,
         headers_for: Callable[[str], Mapping[str, str]] = no_headers,
         events: queue.Queue[Event] | None = None,
@@ -55,7 +59,7 @@ class Engine:
         *,
         min_chunk: int | None = None,
         small_file: int = 4 * MIB,
-        read_size: int = 1 * MIB,
+        read_size: int = 256 * 1024,
         retries: int = 8,
         backoff: float = 0.5,
         min_speed: float = 1024.0,
@@ -65,6 +69,8 @@ class Engine:
         nap: Nap = nap,
         endpoints: EndpointPlan | None = None,
         room: Room | None = None,
+        start_connections: int = 4,
+        adaptive: bool = True,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise ValueError("jobs and connections must be at least 1")
@@ -100,6 +106,7 @@ class Engine:
             num_pools=16, maxsize=jobs * connections + jobs, block=False
         )
         self.limiter = RateLimiter(kb_to_rate(limit_kb))
+        self.budget = ConnectionBudget(connections, start=start_connections) if adaptive else None
         # Small files are bound by round trips, not bandwidth: they get a lane of their own so a
         # model's tokenizer files do not queue behind two multi-GB downloads.
         self._lanes: dict[str, queue.Queue[DownloadJob | None]] = {
@@ -224,7 +231,15 @@ class Engine:
                     self.sources.token_homes(job.url),
                 )
                 download = FileDownload(
-                    job, self.settings, self.pool, self.limiter, resolver, reporter, flag, source
+                    job,
+                    self.settings,
+                    self.pool,
+                    self.limiter,
+                    resolver,
+                    reporter,
+                    flag,
+                    source,
+                    self.budget,
                 )
                 try:
                     final = download.run()

@@ -18,6 +18,7 @@ from wandown.errors import DownloadError, WandownError
 from . import events as ev
 from .cancel import CancelFlag
 from .connection import Connections, DiskFull
+from .controller import ConnectionBudget
 from .events import Event, Reporter
 from .fetch import Cancelled, Link, Resolver
 from .fill import PartFill
@@ -53,6 +54,7 @@ class FileDownload:
         reporter: Reporter,
         cancel: CancelFlag,
         source: FileSource | None = None,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.job = job
         self.settings = settings
@@ -64,7 +66,7 @@ class FileDownload:
         self.net = Connections(
             job, self.paths.part, settings, pool, limiter, resolver, reporter, cancel
         )
-        self._fill = PartFill(self.paths, settings, reporter, self.net)
+        self._fill = PartFill(self.paths, settings, reporter, self.net, budget)
         self._use_source()
 
     # -- the whole job -------------------------------------------------------------------

@@ -13,25 +13,36 @@ from wandown.errors import DownloadError, WandownError
 
 from . import events as ev
 from .connection import Connections, DiskFull
+from .controller import ConnectionBudget
+from .crew import Crew
 from .events import Reporter
 from .fetch import Cancelled, RangeIgnored
 from .hashing import PrefixHasher
 from .job import Expected, Settings
 from .partial import PartialPaths, PartialState, save_state
 from .ranges import RangePlanner, RangeSet
+from .writeback import STEP as WRITEBACK_STEP
+from .writeback import Writeback
 
 
 class PartFill:
     """Fill the part file of one download and return its digest; the caller places it.
 
     `part_identity` is the (device, inode) of the part file this pass wrote, so the caller can
-    refuse to place a part file that was swapped under it.
+    refuse to place a part file that was swapped under it. `budget` says how many connections
+    to run (None: the settings' `connections`, all from the start).
     """
 
     def __init__(
-        self, paths: PartialPaths, settings: Settings, reporter: Reporter, net: Connections
+        self,
+        paths: PartialPaths,
+        settings: Settings,
+        reporter: Reporter,
+        net: Connections,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.paths = paths
+        self.budget = budget
         self.settings = settings
         self.reporter = reporter
         self.net = net
@@ -87,13 +98,13 @@ class PartFill:
         state.done = planner.done
         hash_stop = threading.Event()
         hasher = None
-        if expected.kind is not None:
-            hasher = PrefixHasher(
-                fd, expected.kind, size, planner.done.prefix_end, planner.changed, hash_stop
-            )
+        writeback = None
         try:
-            if hasher is not None:
-                hasher.start()
+            # Small files: the final fsync alone is quick, a thread each would cost more.
+            if size > WRITEBACK_STEP:
+                writeback = Writeback(fd, size)
+            if expected.kind is not None:
+                hasher = self._start_hasher(fd, expected.kind, planner, hash_stop, writeback)
             self._run_connections(fd, planner, state, single)
             if self.net.failure is not None:
                 raise self.net.failure
@@ -107,33 +118,50 @@ class PartFill:
             hash_stop.set()
             if hasher is not None and hasher.started:
                 hasher.wait()
+            if writeback is not None:
+                writeback.stop()
+
+    @staticmethod
+    def _start_hasher(
+        fd: int,
+        kind: str,
+        planner: RangePlanner,
+        stop: threading.Event,
+        writeback: Writeback | None,
+    ) -> PrefixHasher:
+        """Hash the part as its prefix grows; what is hashed is final, so it goes to disk too."""
+        hasher = PrefixHasher(
+            fd,
+            kind,
+            planner.size,
+            planner.done.prefix_end,
+            planner.changed,
+            stop,
+            writeback.reached if writeback is not None else lambda offset: None,
+        )
+        hasher.start()
+        return hasher
 
     def _run_connections(
         self, fd: int, planner: RangePlanner, state: PartialState, single: bool
     ) -> None:
-        """Start the connections (one for a small file) and watch them until every one ends."""
-        count = 1 if single else self.settings.connections
-        workers: list[threading.Thread] = []
+        """Run the connections (one for a small file) as the budget says, until every one ends."""
+        crew = Crew(self.net, fd, planner, single)
+        budget = None if single else self.budget
+        key = self.net.job.key
+        if budget is not None:
+            budget.join(key, planner.done_bytes)
         try:
-            for i in range(count):
-                worker = threading.Thread(
-                    target=self.net.run,
-                    args=(fd, planner, single),
-                    name=f"wandown-conn-{i}",
-                    daemon=True,
-                )
-                worker.start()
-                workers.append(worker)
-        except RuntimeError as error:  # "can't start new thread": out of threads or memory
-            self.net.fail(
-                DownloadError(
-                    f"{self.name}: cannot start a download thread ({error}); close "
-                    "other programs or lower the connections and run again"
-                )
-            )
-        # Even after a failure to start, the workers that did start must end before the
-        # caller closes the file descriptor they write to.
-        self._watch(workers, planner, state)
+            if single:
+                crew.resize(1)
+            else:
+                crew.resize(self.settings.connections if budget is None else budget.share(key))
+            # Even after a failure to start, the workers that did start must end before the
+            # caller closes the file descriptor they write to.
+            self._watch(crew, planner, state, budget)
+        finally:
+            if budget is not None:
+                budget.leave(key)
 
     def _digest(self, hasher: PrefixHasher) -> str:
         # Re-hashing a resumed prefix can take minutes: stay cancellable meanwhile.
@@ -146,16 +174,24 @@ class PartFill:
         return digest
 
     def _watch(
-        self, workers: list[threading.Thread], planner: RangePlanner, state: PartialState
+        self,
+        crew: Crew,
+        planner: RangePlanner,
+        state: PartialState,
+        budget: ConnectionBudget | None,
     ) -> None:
-        """Report progress and save the state until every connection has ended."""
+        """Report progress, save the state and steer the connections until every one has ended."""
         last_saved = time.monotonic()
-        while any(worker.is_alive() for worker in workers):
+        while crew.alive():
             self.cancel.wait(0.1)
             self.reporter.progress(planner.done_bytes())
             if time.monotonic() - last_saved >= self.settings.state_every:
                 self._save(planner, state)
                 last_saved = time.monotonic()
+            if budget is not None and not self.net.stopping():
+                crew.resize(budget.share(self.net.job.key))
+                crew.reopen_lagging()
+        crew.join()
         if not self._save(planner, state) and isinstance(self.net.failure, DiskFull):
             self.net.failure = DiskFull(self.paths.part, resumable=False)
         self.reporter.progress(planner.done_bytes())

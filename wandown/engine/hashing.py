@@ -19,7 +19,8 @@ class PrefixHasher:
     `prefix()` returns how far the file is finished without a gap; `condition` is notified when
     it may have grown. The bytes are read back with pread (from the page cache, as they were
     just written), in large blocks so hashlib releases the GIL while it works. Starting over at
-    offset 0 on every run is what re-checks a resumed prefix.
+    offset 0 on every run is what re-checks a resumed prefix. `on_hashed(offset)` is told how
+    far the hashed (so final) prefix reaches after each block.
     """
 
     def __init__(
@@ -30,8 +31,10 @@ class PrefixHasher:
         prefix: Callable[[], int],
         condition: threading.Condition,
         stop: threading.Event,
+        on_hashed: Callable[[int], None] = lambda offset: None,
     ) -> None:
         self._fd = fd
+        self._on_hashed = on_hashed
         self._size = size
         self._prefix = prefix
         self._condition = condition
@@ -75,5 +78,6 @@ class PrefixHasher:
                         raise OSError(f"the partial file ended at byte {self.hashed}")
                     self._digest.update(view[:got])
                     self.hashed += got
+                    self._on_hashed(self.hashed)
         except OSError as error:
             self.error = error

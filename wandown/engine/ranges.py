@@ -130,6 +130,11 @@ class RangePlanner:
             if work.cursor < work.end:
                 self._return_gap(work.cursor, work.end)
 
+    def can_take(self) -> bool:
+        """Tell whether a new connection would find work: a gap, or a range worth splitting."""
+        with self.changed:
+            return bool(self._gaps) or any(w.remaining >= 2 * self._min_chunk for w in self._active)
+
     def remaining_work(self) -> bool:
         """Return True while some range is unassigned or in flight."""
         with self.changed:

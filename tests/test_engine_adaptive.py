@@ -1,0 +1,324 @@
+"""Adaptive connections: the controller's decisions on a fake clock, the crew on a real server.
+
+The controller is fed simulated servers (a rate per connection, a link it cannot pass); the
+crew runs the real engine against wandown.localhub on loopback. Nothing here times anything:
+the fake clock drives the controller, and the server tests check what was fetched.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from tests.test_engine_support import (
+    KIB,
+    MIB,
+    REPO,
+    check_events,
+    drain,
+    job_for,
+    payload,
+    put_file,
+    small_engine,
+)
+from wandown.engine import connection as connection_module
+from wandown.engine import hashing, writeback
+from wandown.engine.controller import ConnectionBudget, ConnectionController, lagging
+from wandown.engine.hashing import PrefixHasher
+from wandown.engine.ranges import RangePlanner, RangeSet
+from wandown.localhub import Fault
+
+CAP = 40e6  # bytes per second one connection gets from a CDN that caps each one
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def simulate(
+    controller: ConnectionController,
+    clock: FakeClock,
+    rate_of: Callable[[int], float],
+    seconds: float,
+    tick: float = 0.05,
+) -> list[int]:
+    """Run a server whose total rate is rate_of(count); return the count after every tick."""
+    total = 0.0
+    counts = []
+    count = controller.update(0)
+    for _ in range(round(seconds / tick)):
+        clock.now += tick
+        total += rate_of(count) * tick
+        count = controller.update(int(total))
+        counts.append(count)
+    return counts
+
+
+def capped(count: int) -> float:
+    return count * CAP
+
+
+def saturated(link: float) -> Callable[[int], float]:
+    return lambda count: min(count * CAP, link)
+
+
+# -- the controller ----------------------------------------------------------------------------
+
+
+def test_it_grows_to_the_ceiling_on_a_server_that_caps_each_connection():
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, clock=clock)
+    counts = simulate(controller, clock, capped, seconds=2)
+    assert counts[0] == 4
+    assert sorted(set(counts)) == [4, 8, 16]  # doubling: 4, 8, 16, nothing else tried
+    assert counts[-1] == 16
+    assert counts.index(16) * 0.05 <= 1.0  # within four intervals
+
+
+def test_new_connections_are_judged_only_once_they_could_have_connected():
+    # A far CDN: a new connection brings nothing for its first 0.2 s (TCP, TLS, first byte).
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, settle=0.2, clock=clock)
+    opened = {n: float("-inf") for n in range(4)}  # the first four are up and running
+
+    def far_cdn(count: int) -> float:
+        for n in range(count):
+            opened.setdefault(n, clock.now)
+        for n in [n for n in opened if n >= count]:
+            del opened[n]
+        return sum(CAP for n in range(count) if clock.now - opened[n] >= 0.2)
+
+    counts = simulate(controller, clock, far_cdn, seconds=3)
+    assert counts[-1] == 16
+
+
+def test_it_never_passes_the_ceiling_from_the_config():
+    clock = FakeClock()
+    controller = ConnectionController(6, start=4, interval=0.25, clock=clock)
+    assert max(simulate(controller, clock, capped, seconds=10)) == 6
+
+
+def test_on_a_saturated_link_it_gives_the_useless_step_back_and_holds():
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=5.0, clock=clock)
+    counts = simulate(controller, clock, saturated(150e6), seconds=20)  # 4 x 40 already fills it
+    assert max(counts) <= 8  # one doubling tried, never more
+    assert counts[-1] == 4  # and given back
+    # Later probes try one more now and then, and give it back: most of the time it runs 4.
+    assert counts.count(4) > 0.9 * len(counts)
+    assert 5 in counts
+
+
+def test_under_the_bandwidth_limit_adding_connections_stops_where_it_stops_paying():
+    # The shared limit is a link the controller cannot see past: more connections get no more.
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=5.0, clock=clock)
+    limit = 250e6  # between 4 and 8 capped connections' worth
+    counts = simulate(controller, clock, saturated(limit), seconds=20)
+    assert counts.count(16) <= 8  # tried for one settle and one interval, and given back
+    assert counts[-1] == 8
+    assert counts.count(8) > 0.8 * len(counts)
+
+
+def test_it_finds_room_again_when_the_link_frees_up():
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=2.0, clock=clock)
+    simulate(controller, clock, saturated(150e6), seconds=5)
+    counts = simulate(controller, clock, capped, seconds=20)
+    assert counts[-1] > 8  # one by one it probes its way up
+
+
+def test_a_count_that_goes_back_is_a_new_start_not_a_negative_rate():
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, clock=clock)
+    controller.update(0)
+    clock.now += 1
+    controller.update(100 * MIB)
+    clock.now += 1
+    assert controller.update(0) == controller.count  # a discarded partial: no decision on it
+
+
+# -- fair shares -------------------------------------------------------------------------------
+
+
+def test_two_files_share_the_count_evenly_and_one_leaving_gives_its_share_back():
+    clock = FakeClock()
+    budget = ConnectionBudget(16, start=4, interval=0.25, clock=clock)
+    done = {"a": 0, "b": 0}
+    budget.join("a", lambda: done["a"])
+    budget.join("b", lambda: done["b"])
+    shares = {"a": budget.share("a"), "b": budget.share("b")}
+    assert shares == {"a": 2, "b": 2}
+    for _ in range(40):  # a capped server: each connection brings CAP
+        clock.now += 0.05
+        for key in done:
+            done[key] += int(shares[key] * CAP * 0.05)
+        shares = {key: budget.share(key) for key in done}
+    assert shares == {"a": 16, "b": 16}  # 32 between them, each at its own ceiling
+    budget.leave("b")
+    assert budget.share("a") == 16
+
+
+def test_a_resumed_prefix_is_not_counted_as_speed():
+    clock = FakeClock()
+    budget = ConnectionBudget(16, start=4, interval=0.25, clock=clock)
+    budget.share("nobody")  # the first sample: nothing yet
+    budget.join("a", lambda: 900 * MIB)  # resumed: 900 MiB already on disk, none arriving
+    clock.now += 0.3
+    assert budget.share("a") == 4  # no phantom 3 GB/s to grow on
+
+
+# -- lagging connections -----------------------------------------------------------------------
+
+
+def test_a_connection_far_below_the_median_is_named():
+    assert lagging([(0, 60e6), (1, 60e6), (2, 8e6), (3, 58e6)]) == [2]
+
+
+def test_slow_edges_are_named_slowest_first_but_never_most_connections_at_once():
+    rates = [(n, 60e6) for n in range(6)] + [(6, 8e6), (7, 2e6), (8, 9e6)]
+    assert lagging(rates) == [7, 6]  # a quarter of nine, the slowest first
+
+
+def test_even_connections_and_two_alone_are_left_alone():
+    assert lagging([(0, 40e6), (1, 38e6), (2, 41e6), (3, 36e6)]) == []
+    assert lagging([(0, 60e6), (1, 8e6)]) == []  # a slow link, or a slow edge? no telling
+    assert lagging([]) == []
+
+
+def test_at_the_tail_a_lone_connection_is_judged_by_the_usual_rate():
+    assert lagging([(5, 1e6)], usual=60e6) == [5]
+    assert lagging([(5, 50e6)], usual=60e6) == []
+
+
+# -- the tail ----------------------------------------------------------------------------------
+
+
+def test_a_new_connection_at_the_tail_finds_work_only_in_a_range_worth_splitting():
+    planner = RangePlanner(8 * KIB, RangeSet(), connections=1, max_chunk=8 * KIB, min_chunk=KIB)
+    slow = planner.next()
+    assert slow is not None
+    assert planner.can_take()  # the whole file in one slow range: split it
+    helper = planner.next()
+    assert helper is not None and helper.start == slow.end == 4 * KIB
+    planner.advance(helper, helper.end - helper.start)
+    planner.finish(helper)
+    planner.advance(slow, 3 * KIB)
+    assert not planner.can_take()  # 1 KiB left: a request of its own costs more than it saves
+
+
+# -- the hasher hands finished bytes to the disk -----------------------------------------------
+
+
+def test_the_hashed_prefix_is_written_back_step_by_step(tmp_path, monkeypatch):
+    advised: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, how: advised.append((off, n)))
+    step = 256 * KIB
+    monkeypatch.setattr(writeback, "STEP", step)
+    monkeypatch.setattr(hashing, "READ_BACK", 64 * KIB)
+    size = 5 * step + 5
+    path = tmp_path / "part"
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flusher = writeback.Writeback(fd, size)
+        changed = threading.Condition()
+        hasher = PrefixHasher(
+            fd, "sha256", size, lambda: size, changed, threading.Event(), flusher.reached
+        )
+        hasher.start()
+        assert hasher.result(timeout=30) is not None
+        flusher.stop()
+    finally:
+        os.close(fd)
+    # In file order, every hashed byte handed over, the last ones too (before the final sync);
+    # each call reaches back over the step before, so written pages leave the cache.
+    assert advised
+    starts = [off for off, _ in advised]
+    assert starts == sorted(starts) and starts[0] == 0
+    ends = [off + n for off, n in advised]
+    assert ends == sorted(ends) and ends[-1] == size
+    assert all(end - off >= min(step, size - off) for off, end in zip(starts, ends, strict=True))
+    for (off, _), end_before in zip(advised[1:], ends, strict=False):
+        assert off < end_before  # no byte skipped between two calls
+
+
+def test_no_writeback_thread_is_left_behind_when_stopped_early(tmp_path):
+    path = tmp_path / "part"
+    path.write_bytes(b"x" * 1000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flusher = writeback.Writeback(fd, 10 * writeback.STEP)
+        flusher.reached(10)
+        flusher.stop()
+    finally:
+        os.close(fd)
+    assert not [t for t in threading.enumerate() if t.name == "wandown-writeback"]
+
+
+# -- the real engine on loopback ---------------------------------------------------------------
+
+NAME = "model.safetensors"
+
+
+def record_writes(monkeypatch) -> list[int]:
+    """Count the bytes every connection writes into part files."""
+    written: list[int] = []
+    real = connection_module.write_at
+
+    def write_at(fd, data, offset, part):
+        written.append(len(data))
+        real(fd, data, offset, part)
+
+    monkeypatch.setattr(connection_module, "write_at", write_at)
+    return written
+
+
+def test_a_stalled_connection_is_reopened_and_its_range_continues_where_it_stopped(
+    localhub, tmp_path, monkeypatch
+):
+    data = payload(4 * MIB, seed=71)
+    put_file(localhub, NAME, data)
+    # One response stops for a minute after 16 KiB, as an overloaded edge does; the others run.
+    localhub.set_fault(
+        REPO, NAME, Fault(stall_after=16 * KIB, stall_seconds=60, times=1, server="cdn")
+    )
+    written = record_writes(monkeypatch)
+    job = job_for(localhub, NAME, tmp_path, data)
+    # A read timeout far beyond the wait: only a reopen can end the stalled read in time.
+    with small_engine(connections=4, limit_kb=2048, timeout=60.0) as engine:
+        engine.submit(job)
+        result = engine.wait(timeout=30)[job.key]
+        events = drain(engine.events)
+    check_events(events)
+    assert result.state == "complete", result.message
+    assert job.dest.read_bytes() == data
+    # Not a failure and a retry with backoff: no "retrying" was ever shown.
+    assert not [e for e in events if e.message and "retrying" in e.message]
+    # Nothing fetched twice but the bounded overlap of a split (one read each).
+    assert sum(written) <= len(data) + 8 * 16 * KIB
+
+
+@pytest.mark.parametrize("files", [1, 2])
+def test_downloads_verify_with_the_adaptive_count(localhub, tmp_path, files):
+    jobs = []
+    for n in range(files):
+        data = payload(3 * MIB, seed=80 + n)
+        name = f"m{n}.safetensors"
+        put_file(localhub, name, data)
+        jobs.append((job_for(localhub, name, tmp_path, data), data))
+    with small_engine(connections=16, start_connections=2) as engine:
+        for job, _ in jobs:
+            engine.submit(job)
+        results = engine.wait(timeout=30)
+    for job, data in jobs:
+        assert results[job.key].state == "complete", results[job.key].message
+        assert job.dest.read_bytes() == data

@@ -1,0 +1,192 @@
+"""How many connections to use: grow while the total rate rises, and spot a lagging connection.
+
+A fixed count is wrong both ways: a CDN that caps each connection needs many, a saturated
+link (or the user's bandwidth limit) gets slower with more. So the count starts small and
+doubles while each step raises the total rate about as much as it added connections; a step
+that brings nothing is given back, and later single steps probe whether the link has room.
+Everything here is pure but for the clock, which tests drive by hand.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+# A step is worth keeping when the total rose by at least this share of what the added
+# connections would bring if each carried as much as the others (2 -> 4 must give +50%).
+KEEP_GAIN = 0.5
+# Below this share the step brought nothing: give it back.
+NO_GAIN = 0.15
+# A connection below this share of the others' median is lagging (a slow edge, a bad route).
+LAGGING = 0.35
+
+
+@dataclass
+class Step:
+    """The count before the last change and the total rate measured at it."""
+
+    count: int
+    rate: float
+
+
+class ConnectionController:
+    """Decide how many connections to run, from the total byte count sampled every `interval`.
+
+    `update(total_bytes)` returns the count to run now; `ceiling` (the config's `connections`,
+    times the files downloading) may change between calls. Doubling from `start` while each
+    step pays; after a step that does not, hold, and every `probe_every` seconds try one more.
+    A step is measured only `settle` seconds after it is taken: a new connection to a real CDN
+    spends a few round trips on TCP and TLS before its first byte.
+    """
+
+    def __init__(
+        self,
+        ceiling: int,
+        start: int = 4,
+        interval: float = 0.25,
+        probe_every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        settle: float = 0.1,
+    ) -> None:
+        self.ceiling = max(1, ceiling)
+        self.settle = settle
+        self._settled_at = clock()
+        self.count = max(1, min(start, self.ceiling))
+        self.interval = interval
+        self.probe_every = probe_every
+        self._clock = clock
+        self._mark: tuple[float, int] | None = None
+        self._before: Step | None = None  # set while a step is being judged
+        self._growing = True
+        self._held_since = clock()
+
+    def set_ceiling(self, ceiling: int) -> None:
+        """Change the most connections allowed; a count above it drops at once."""
+        ceiling = max(1, ceiling)
+        if ceiling > self.ceiling and not self._growing:
+            self._held_since = self._clock() - self.probe_every  # room again: probe soon
+        self.ceiling = ceiling
+        if self.count > ceiling:
+            self.count = ceiling
+            self._before = None
+
+    def update(self, total_bytes: int) -> int:
+        """Take the byte count of every connection together; return how many to run."""
+        now = self._clock()
+        if self._mark is None or total_bytes < self._mark[1] or now < self._settled_at:
+            # First sample, the count went back, or new connections still connecting.
+            self._mark = (now, total_bytes)
+            return self.count
+        elapsed = now - self._mark[0]
+        if elapsed < self.interval:
+            return self.count
+        rate = (total_bytes - self._mark[1]) / elapsed
+        self._mark = (now, total_bytes)
+        self._decide(rate, now)
+        return self.count
+
+    def _decide(self, rate: float, now: float) -> None:
+        before = self._before
+        self._before = None
+        if before is not None:
+            added = max(1, self.count - before.count)
+            rise = (rate - before.rate) / before.rate if before.rate > 0 else 1.0
+            gain = rise / (added / before.count)
+            if gain < NO_GAIN:
+                self.count = before.count  # nothing for it: give the step back
+                self._hold(now)
+                return
+            if gain < KEEP_GAIN:
+                self._hold(now)
+                return
+        if self.count >= self.ceiling or rate <= 0:
+            if rate > 0:
+                self._hold(now)
+            return
+        if self._growing:
+            self._step(min(self.ceiling, self.count * 2), rate)
+        elif now - self._held_since >= self.probe_every:
+            self._step(self.count + 1, rate)
+
+    def _step(self, count: int, rate: float) -> None:
+        self._before = Step(self.count, rate)
+        self.count = count
+        self._settled_at = self._clock() + self.settle
+
+    def _hold(self, now: float) -> None:
+        self._growing = False
+        self._held_since = now
+
+
+def lagging(
+    rates: Iterable[tuple[int, float]], share: float = LAGGING, usual: float | None = None
+) -> list[int]:
+    """Return the ids of connections far below the others' median rate, slowest first.
+
+    Takes (id, bytes per second) for the connections measured over a whole window. With three
+    or more the median says what is usual; with fewer, `usual` (an earlier median) does, or
+    there is no telling a slow edge from a slow link. At most a quarter of them (one at least)
+    are named at a time, so reopening never churns most connections at once.
+    """
+    measured = sorted(rates, key=lambda item: item[1])
+    if len(measured) >= 3:
+        usual = statistics.median(rate for _, rate in measured)
+    if usual is None or usual <= 0:
+        return []
+    slow = [number for number, rate in measured if rate < share * usual]
+    return slow[: max(1, len(measured) // 4)]
+
+
+class ConnectionBudget:
+    """The connections of every file downloading at once: one controller, fair shares.
+
+    Each file joins with a function giving its finished byte count; the controller sees the
+    total of all of them (so two files never race each other for the same link), and its
+    count is split evenly among the files, none above the per-file `ceiling`. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        ceiling: int,
+        start: int = 4,
+        interval: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_file = max(1, ceiling)
+        self._controller = ConnectionController(
+            self.per_file, start=start, interval=interval, clock=clock
+        )
+        # key -> (its finished byte count, that count when it joined: a resumed prefix is
+        # not bytes that arrived)
+        self._files: dict[str, tuple[Callable[[], int], int]] = {}
+        self._offset = 0  # bytes that arrived for files that left, so the total never drops
+        self._lock = threading.Lock()
+
+    def join(self, key: str, done: Callable[[], int]) -> None:
+        """Count the file `key` in; `done()` returns its finished bytes."""
+        with self._lock:
+            self._files[key] = (done, done())
+            self._controller.set_ceiling(self.per_file * len(self._files))
+
+    def leave(self, key: str) -> None:
+        with self._lock:
+            entry = self._files.pop(key, None)
+            if entry is not None:
+                self._offset += max(0, entry[0]() - entry[1])
+            self._controller.set_ceiling(self.per_file * max(1, len(self._files)))
+
+    def share(self, key: str) -> int:
+        """Return how many connections the file `key` may run now (ticks the controller)."""
+        with self._lock:
+            arrived = (max(0, done() - base) for done, base in self._files.values())
+            total = self._offset + sum(arrived)
+            count = self._controller.update(total)
+            keys = sorted(self._files)
+            if key not in keys:
+                return 1
+            each, extra = divmod(count, len(keys))
+            mine = each + (1 if keys.index(key) < extra else 0)
+            return max(1, min(self.per_file, mine))
