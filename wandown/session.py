@@ -418,6 +418,7 @@ class Session:
         self._stop.set()
         self._links.put(None)
         self.engine.close()
+        self.engine.events.put(None)  # the pump drains what is left, then sees the stop
         for thread in self._threads:
             thread.join(timeout=2)
 
@@ -440,10 +441,11 @@ class Session:
             try:
                 event = self.engine.events.get(timeout=0.5)
             except queue.Empty:
-                if self._stop.is_set():
-                    return
-            else:
+                event = None
+            if event is not None:
                 self._apply(event)
+            elif self._stop.is_set():
+                return
             if time.monotonic() - probed >= DISK_PROBE_EVERY:  # the footer's free space
                 probed = time.monotonic()
                 self.refresh_disks()

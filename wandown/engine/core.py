@@ -16,7 +16,7 @@ from . import events as ev
 from .cancel import CancelFlag, watched_pool_manager
 from .controller import ConnectionBudget
 from .download import FileDownload
-from .events import Event, Reporter
+from .events import Event, EventQueue, Reporter
 from .fetch import Resolver
 from .job import DownloadJob, Nap, Room, Settings, nap
 from .ranges import MIB
@@ -52,7 +52,7 @@ class Engine:
         connections: int = 16,
         limit_kb: float | None = None,
         headers_for: Callable[[str], Mapping[str, str]] = no_headers,
-        events: queue.Queue[Event] | None = None,
+        events: EventQueue | None = None,
         pool: urllib3.PoolManager | None = None,
         chunk_size: int = 16 * MIB,
         timeout: float = 30.0,
@@ -74,7 +74,7 @@ class Engine:
     ) -> None:
         if jobs < 1 or connections < 1:
             raise ValueError("jobs and connections must be at least 1")
-        self.events: queue.Queue[Event] = events if events is not None else queue.Queue()
+        self.events: EventQueue = events if events is not None else queue.Queue()
         self.settings = Settings(
             connections=connections,
             chunk_size=chunk_size,

@@ -72,13 +72,17 @@ class SpeedMeter:
         return (done - first_done) / elapsed if elapsed > 0 else 0.0
 
 
+# Engine events, and None: put by whoever stops the reader, so that it wakes up at once.
+EventQueue = queue.Queue[Event | None]
+
+
 class Reporter:
     """Publish one file's events: state changes always, progress at most `per_second` times."""
 
     def __init__(
         self,
         key: str,
-        events: queue.Queue[Event],
+        events: EventQueue,
         per_second: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
