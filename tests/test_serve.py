@@ -29,11 +29,15 @@ from tests.world import BIG, LORA, PROJECT, REPO, SMALL, World, build_world
 from wandown import cli
 from wandown.errors import UsageError
 from wandown.hub.sidecar import FileStat
-from wandown.localhub import LocalHub
+from wandown.localhub import LocalHub, RequestRecord
 from wandown.localhub.access import AccessPolicy
 from wandown.proving import ProvenFile
 from wandown.remote import RemoteFile
 from wandown.serve import (
+    ASKED_REMEMBERED,
+    LOG_BURST,
+    LOG_WINDOW,
+    AccessLog,
     ProvenStore,
     endpoint_lines,
     exposure_warning,
@@ -341,6 +345,23 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, localhub, monkeypatch, c
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in err
 
 
+def test_a_port_in_use_is_told_before_any_file_is_proven(tmp_path, localhub, monkeypatch, capsys):
+    """Binding comes first: on a real machine proving can take hours."""
+    bare = build_world(tmp_path, localhub)
+    monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    bare.path(f"ckpts/{SMALL}").parent.mkdir(parents=True)
+    shutil.copy(bare.served_file(SMALL), bare.path(f"ckpts/{SMALL}"))
+    proved = []
+    monkeypatch.setattr("wandown.serve.prove", lambda *args: proved.append(args))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert run_cli(bare.workdir / "config.json", "--serve", f"127.0.0.1:{port}") == 2
+    assert proved == []
+    assert "Address already in use" in capsys.readouterr().err
+
+
 def test_nothing_to_serve_is_said(tmp_path, localhub, monkeypatch, capsys):
     bare = build_world(tmp_path, localhub)  # metadata from the Hub, but no file downloaded yet
     monkeypatch.setenv("HF_ENDPOINT", localhub.url)
@@ -399,6 +420,60 @@ def test_endpoint_lines_to_paste():
 
 
 # -- the pieces: the proven store, and what localhub does for --serve ----------------------------
+
+
+def asked(path: str, client: str = "10.0.0.5", token: str | None = None) -> RequestRecord:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return RequestRecord("hub", "GET", f"/{REPO}/resolve/main/{path}", headers, client)
+
+
+def test_the_access_log_names_only_admitted_requests():
+    said: list[str] = []
+    log = AccessLog(said.append, lambda auth: auth == "Bearer s3cret")
+    log(asked("a.bin"))  # refused: 401
+    log(asked("a.bin", token="wrong"))
+    log(asked("a.bin", token="s3cret"))
+    log(asked("a.bin", token="s3cret"))
+    assert said == [f"10.0.0.5 asks for {REPO}/a.bin"]
+    assert log.summary() == "stopped serving; answered 4 requests from 1 machine"
+
+
+def test_a_flood_of_requests_neither_fills_the_log_nor_the_memory():
+    said: list[str] = []
+    now = [0.0]
+    log = AccessLog(said.append, lambda auth: True, clock=lambda: now[0])
+    for number in range(3 * ASKED_REMEMBERED):
+        log(asked(f"{number}.bin", client=f"10.0.{number % 250}.{number % 7}"))
+    assert len(said) == LOG_BURST
+    assert len(log._asked) == ASKED_REMEMBERED and len(log._clients) <= ASKED_REMEMBERED
+    now[0] += LOG_WINDOW
+    log(asked("late.bin"))
+    assert said[LOG_BURST:] == [
+        f"... and {3 * ASKED_REMEMBERED - LOG_BURST} more files asked for (not shown)",
+        f"10.0.0.5 asks for {REPO}/late.bin",
+    ]
+
+
+def test_connections_over_the_cap_are_answered_503(tmp_path):
+    write_repo(tmp_path / "root", "wan/tiny", {"a.txt": b"a"})
+    with LocalHub(tmp_path / "root", hash_cache=tmp_path / "h.json", max_connections=2) as hub:
+        idle = [socket.create_connection(("127.0.0.1", hub.port)) for _ in range(2)]
+        try:
+            for held in idle:  # half a request, as a slowloris sends it
+                held.sendall(b"GET /api/models/wan/tiny HTTP/1.1\r\nHost: x\r\n")
+            deadline = time.monotonic() + 5
+            while fetch(f"{hub.url}/api/models/wan/tiny").status != 503:
+                assert time.monotonic() < deadline, "the third connection was served"
+                time.sleep(0.05)
+            busy = fetch(f"{hub.url}/api/models/wan/tiny")
+            assert busy.status == 503 and busy.headers["retry-after"] == "5"
+        finally:
+            for held in idle:
+                held.close()
+        deadline = time.monotonic() + 5
+        while fetch(f"{hub.url}/api/models/wan/tiny").status != 200:  # slots come back
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
 
 
 def proven(tmp_path: Path, name: str, data: bytes, revision: str = "main") -> ProvenFile:
