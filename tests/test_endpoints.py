@@ -188,6 +188,45 @@ def test_a_mirror_serving_wrong_bytes_is_caught_reported_and_skipped(
     assert f"Complete    ckpts/{BIG}" in out
 
 
+def test_an_honest_mirror_is_not_blamed_for_the_bytes_a_liar_served_before_failing_over(
+    tmp_path, world, localhub, monkeypatch, capsys
+):
+    """The liar serves a wrong first part, then goes away; the honest peer resumes the partial.
+
+    The mixed partial does not verify: only the liar's bytes are fetched again (from the
+    honest peer), the file verifies, and the liar alone is reported and skipped.
+    """
+    with mirror_of(tmp_path, world, "liar") as liar, mirror_of(tmp_path, world, "honest") as honest:
+        liar.set_fault(
+            REPO, BIG, Fault(corrupt_at=1000, stall_after=2_000_000, stall_seconds=30, server="cdn")
+        )
+        set_endpoints(world, [liar.url, honest.url, localhub.url])
+
+        def stop_the_liar_once_it_stalls() -> None:
+            deadline = time.monotonic() + 20
+            while not bodies(liar, BIG) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.5)  # 2 MB on loopback: sent long before this
+            liar.stop()
+
+        stopper = threading.Thread(target=stop_the_liar_once_it_stalls, daemon=True)
+        stopper.start()
+        status = run_cli(world, monkeypatch, "--download", BIG, "--connections", "1")
+        stopper.join()
+        out = capsys.readouterr().out
+        honest_bytes = bodies(honest, BIG)
+    assert status == 0, out
+    assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
+    assert f"failed over ckpts/{BIG} from {liar.url} to {honest.url}: " in out
+    assert f"from {honest.url} to" not in out, out  # the honest peer kept the file
+    complete = next(line for line in out.splitlines() if line.startswith("Complete"))
+    assert f"{liar.url} served bytes of it that are not the source of truth's" in complete
+    assert f"not using {liar.url} again this run" in complete
+    assert honest.url not in complete.partition("fetched again from")[0]
+    assert len(honest_bytes) >= 2  # the rest, then the liar's part again
+    assert bodies(localhub, BIG) == []
+
+
 def test_a_mirror_answering_404_fails_over_without_an_error(
     tmp_path, world, localhub, monkeypatch, capsys
 ):

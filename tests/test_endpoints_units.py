@@ -16,6 +16,8 @@ from wandown.engine.cancel import CancelFlag
 from wandown.engine.download import FileDownload
 from wandown.engine.events import Reporter
 from wandown.engine.fetch import Resolver
+from wandown.engine.partial import UNKNOWN_SOURCE, PartialState, load_state, save_state
+from wandown.engine.ranges import RangeSet
 from wandown.engine.ratelimit import RateLimiter
 from wandown.engine.sources import SLOW_AFTER, EndpointPlan, PaceWatch, Sources
 from wandown.errors import ConfigError
@@ -264,3 +266,31 @@ def test_the_record_of_origins_forgets_a_file_replaced_since(tmp_path: Path):
     assert Origins(book.path).endpoints(dests) == {"kept": PEER}
     book.path.write_text("{broken")
     assert book.endpoints(dests) == {}  # a damaged record is a note lost, never an error
+
+
+def test_a_partial_remembers_which_endpoint_served_each_range_across_a_stop(tmp_path: Path):
+    state = PartialState("u", 100, "a" * 64, None, done=RangeSet([(0, 40)]))
+    state.credit("http://liar")
+    state.done.add(40, 100)
+    state.fetching = "http://honest"  # a stop mid-pass: its bytes are not credited yet
+    save_state(tmp_path / "x.state", state)
+    back = load_state(tmp_path / "x.state")
+    assert back is not None
+    assert back.sources == {
+        "http://liar": RangeSet([(0, 40)]),
+        "http://honest": RangeSet([(40, 100)]),
+    }
+    assert back.others("http://honest") == ["http://liar"]
+    back.keep_only("http://honest")
+    assert back.done == RangeSet([(40, 100)]) and back.others("http://honest") == []
+    old = PartialState("u", 100, None, None, done=RangeSet([(0, 10)]))
+    old.sources = {}
+    save_state(tmp_path / "old.state", old)  # without "fetching": nobody known
+    assert load_state(tmp_path / "old.state").others("http://x") == [UNKNOWN_SOURCE]
+
+
+def test_range_sets_subtract_and_intersect():
+    a, b = RangeSet([(0, 10), (20, 30)]), RangeSet([(5, 25)])
+    assert a.without(b) == RangeSet([(0, 5), (25, 30)])
+    assert a.within(b) == RangeSet([(5, 10), (20, 25)])
+    assert b.without(a) == RangeSet([(10, 20)]) and RangeSet().without(a) == RangeSet()
