@@ -227,6 +227,27 @@ def test_an_honest_mirror_is_not_blamed_for_the_bytes_a_liar_served_before_faili
     assert bodies(localhub, BIG) == []
 
 
+def test_a_trickling_mirror_is_left_and_what_it_sent_is_kept(
+    tmp_path, world, localhub, monkeypatch, capsys
+):
+    """No other endpoint's rate is known: the floor alone leaves it, its bytes resumed."""
+    monkeypatch.setattr("wandown.engine.sources.SLOW_AFTER", 1.0)
+    size = world.served_file(BIG).stat().st_size
+    with mirror_of(tmp_path, world, "trickle") as mirror:
+        mirror.set_fault(REPO, BIG, Fault(trickle=40_000, server="cdn"))
+        set_endpoints(world, [mirror.url, localhub.url])
+        status = run_cli(world, monkeypatch, "--download", BIG, "--connections", "1", limit=20)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
+    line = next((x for x in out.splitlines() if x.startswith("failed over")), out)
+    assert line.startswith(f"failed over ckpts/{BIG} from {mirror.url} to {localhub.url}: "), out
+    assert "is far too slow (" in line and "below the 100 kB/s a mirror must keep" in line
+    # Bytes that trickled in were written as they came (not held back till a full read) and
+    # the truth resumed after them.
+    assert 0 < direct_bytes(localhub) < size
+
+
 def test_a_mirror_answering_404_fails_over_without_an_error(
     tmp_path, world, localhub, monkeypatch, capsys
 ):

@@ -19,7 +19,14 @@ from wandown.engine.fetch import Resolver
 from wandown.engine.partial import UNKNOWN_SOURCE, PartialState, load_state, save_state
 from wandown.engine.ranges import RangeSet
 from wandown.engine.ratelimit import RateLimiter
-from wandown.engine.sources import SLOW_AFTER, EndpointPlan, PaceWatch, Sources
+from wandown.engine.sources import (
+    MIRROR_FLOOR,
+    SLOW_AFTER,
+    EndpointPlan,
+    PaceWatch,
+    Sources,
+    pace_floor,
+)
 from wandown.errors import ConfigError
 from wandown.hubhttp.urls import request_headers, timeout
 from wandown.localhub import LocalHub
@@ -294,3 +301,30 @@ def test_range_sets_subtract_and_intersect():
     assert a.without(b) == RangeSet([(0, 5), (25, 30)])
     assert a.within(b) == RangeSet([(5, 10), (20, 25)])
     assert b.without(a) == RangeSet([(10, 20)]) and RangeSet().without(a) == RangeSet()
+
+
+def test_a_mirror_below_the_floor_is_left_unless_the_truth_is_slower_still():
+    sources = Sources(EndpointPlan((PEER, HUB), HUB, (HUB,)))
+    assert sources.below_floor(PEER, 20_000, MIRROR_FLOOR) == (
+        "20.0 kB/s here, below the 100 kB/s a mirror must keep"
+    )
+    assert sources.below_floor(PEER, 2e6, MIRROR_FLOOR) is None
+    assert sources.below_floor(HUB, 1.0, MIRROR_FLOOR) is None  # the truth is never "a mirror"
+    sources.note_rate(HUB, 10_000)
+    assert sources.below_floor(PEER, 20_000, MIRROR_FLOOR) is None  # leaving would not help
+    assert pace_floor(None) == MIRROR_FLOOR and pace_floor(50_000) == 5_000  # the user's limit
+
+
+def test_a_mirror_that_turns_to_a_trickle_midway_is_judged_on_its_recent_rate():
+    sources = Sources(EndpointPlan((PEER, HUB), HUB, (HUB,)))
+    now, done, left = [0.0], [0], []
+    watch = PaceWatch(
+        sources.for_url(HUB + "/o/m/resolve/c/f"), lambda: done[0], left.append, lambda: now[0]
+    )
+    for tick in range(1, 41):
+        now[0] = tick * 0.5
+        done[0] += 5_000_000 if tick <= 20 else 1_000  # 10 MB/s for 10 s, then 2 kB/s
+        if watch.check():
+            break
+    assert 10 < now[0] <= 10 + SLOW_AFTER + 0.5
+    assert left and left[0].startswith(f"{PEER} is far too slow (")

@@ -32,7 +32,14 @@ from .partial import (
     save_state,
 )
 from .ratelimit import RateLimiter
-from .sources import MIRROR_RETRIES, FileSource, PaceWatch, Sources, disagreement
+from .sources import (
+    MIRROR_RETRIES,
+    FileSource,
+    PaceWatch,
+    Sources,
+    disagreement,
+    pace_floor,
+)
 
 
 class Lied(DownloadError):
@@ -283,10 +290,14 @@ class FileDownload:
         identity.fetching = here
         self._save_first(identity)
         try:
-            with PaceWatch(self.source, lambda: self.reporter.done, self._leave_slow):
+            floor = pace_floor(self.net.limiter.rate)
+            with PaceWatch(self.source, self._done_bytes, self._leave_slow, floor=floor):
                 return self._fill.fill(identity, expected)
         finally:
             identity.credit(here)
+
+    def _done_bytes(self) -> int:
+        return self.reporter.done
 
     def _blame(self, replaced: list[str], here: str) -> str:
         """Say who served the bytes that had to be replaced for the file to verify."""

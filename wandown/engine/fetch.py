@@ -253,3 +253,19 @@ def reason(error: BaseException) -> str:
     if isinstance(error, urllib3.exceptions.ProtocolError):
         return f"the connection broke ({text})"
     return text
+
+
+FALLBACK_READ = 64 * 1024  # without read1 (urllib3 1.x), reads this small still show a trickle
+
+
+def read_some(response: urllib3.BaseHTTPResponse, most: int) -> bytes:
+    """Return what has arrived, up to most bytes, waiting only while nothing has.
+
+    A plain read(most) waits for all of it: a server trickling bytes would show no progress
+    at all, so neither the speed watchdog nor the endpoints' pace rule would ever see it.
+    """
+    read1 = getattr(response, "read1", None)
+    if read1 is not None:
+        data: bytes = read1(most)
+        return data
+    return response.read(min(most, FALLBACK_READ))

@@ -20,6 +20,7 @@ from wandown.localhub.faults import Fault
 from wandown.localhub.protocol import UNSATISFIABLE, parse_range
 
 CHUNK_SIZE = 256 * 1024
+TRICKLE_STEPS = 20  # a trickling body goes out in this many pieces a second
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may sit idle
 MAX_BODY = 1024 * 1024  # paths-info bodies are small; anything bigger is refused
 MAX_CONNECTIONS = 256  # connections served at once; more get 503 (a slowloris holds no more)
@@ -229,6 +230,8 @@ class Request(BaseHTTPRequestHandler):
             step = min(CHUNK_SIZE, limit - sent)
             if stall_at is not None and sent < stall_at:
                 step = min(step, stall_at - sent)
+            if fault.trickle is not None:
+                step = min(step, max(1, fault.trickle // TRICKLE_STEPS))
             chunk = handle.read(step)
             if not chunk:
                 break  # the file shrank under us; the client will see a short body
@@ -236,6 +239,9 @@ class Request(BaseHTTPRequestHandler):
                 chunk = _flip(chunk, fault.corrupt_at - (first + sent))
             self.wfile.write(chunk)
             sent += len(chunk)
+            if fault.trickle is not None:
+                self.wfile.flush()
+                stopping.wait(1 / TRICKLE_STEPS)
             if stall_at is not None and sent >= stall_at:
                 stall_at = None
                 stopping.wait(fault.stall_seconds)
