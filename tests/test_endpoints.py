@@ -311,3 +311,35 @@ def test_the_token_reaches_only_the_truth_and_peers_configured_to_get_it(
     assert ("peer", "cdn") not in seen and ("truth", "cdn") not in seen  # redirects drop it
     assert (("peer", "hub") in seen) is mirror_gets_token
     assert bodies(peer, BIG), "the bytes came from the peer"
+
+
+STALLED = Fault(stall_after=1_000_000, stall_seconds=30, server="cdn")
+EMPTY = Fault(content_range="bytes {first}-{before}/{size}", server="cdn")  # never a byte
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (EMPTY, "no partial download is kept (nothing had arrived yet)"),
+        (STALLED, "the partial download is kept, run again to resume"),
+    ],
+    ids=["nothing-arrived", "some-arrived"],
+)
+def test_ctrl_c_says_whether_a_partial_download_is_kept(
+    world, localhub, monkeypatch, capsys, fault, said
+):
+    localhub.set_fault(REPO, BIG, fault)
+    monkeypatch.chdir(world.workdir)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+
+    def interrupt_once_asked() -> None:
+        deadline = time.monotonic() + 10
+        while not bodies(localhub, BIG) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_asked, daemon=True).start()
+    assert cli.main(["--download", BIG, "--connections", "1"]) == 130
+    err = capsys.readouterr().err
+    assert f"wandown: interrupted; {said}" in err, err

@@ -9,7 +9,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from wandown.units import bandwidth_limit_kb, human_bytes
 if TYPE_CHECKING:
     from wandown.diskplan import DiskPlan
     from wandown.session import Session
+    from wandown.state import FileView
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,14 +306,27 @@ def run_configured(args: argparse.Namespace) -> int:
         limit_kb=config.bandwidth_limit_kb,
     )
     session = Session(config, settings, options, notice)
+    interrupted = False
     try:
         with interrupt_on_signals():
             return _run_mode(args, session)
     except KeyboardInterrupt:
-        notice("interrupted; partial downloads are kept, run again to resume")
+        interrupted = True
         return 130
     finally:
         session.shutdown()
+        if interrupted:  # said after the downloads stopped: what they left is known then
+            notice(interrupted_message(session.store.snapshot().files.values()))
+
+
+def interrupted_message(views: Iterable[FileView]) -> str:
+    """Say what an interrupted run leaves: partial downloads to resume, or none."""
+    kept = sum(1 for v in views if not v.status.present and max(v.done, v.partial) > 0)
+    if kept == 0:
+        return "interrupted; no partial download is kept (nothing had arrived yet)"
+    if kept == 1:
+        return "interrupted; the partial download is kept, run again to resume"
+    return f"interrupted; {kept} partial downloads are kept, run again to resume"
 
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:

@@ -87,7 +87,8 @@ class FileDownload:
                 # Removed only when empty: a part or state to resume keeps it.
                 folder.leave(tidy=True)
         except Cancelled:
-            return self.reporter.publish(ev.CANCELLED, message="stopped; the partial is kept")
+            kept = "the partial is kept" if self.reporter.done else "nothing had arrived yet"
+            return self.reporter.publish(ev.CANCELLED, message=f"stopped; {kept}")
         except DownloadError as error:
             return self.reporter.publish(ev.FAILED, message=str(error))
         except OSError as error:
