@@ -343,3 +343,33 @@ def test_ctrl_c_says_whether_a_partial_download_is_kept(
     assert cli.main(["--download", BIG, "--connections", "1"]) == 130
     err = capsys.readouterr().err
     assert f"wandown: interrupted; {said}" in err, err
+
+
+def test_failover_lines_name_the_mirror_and_give_no_advice_the_failover_made_moot(
+    tmp_path, world, localhub, monkeypatch, capsys
+):
+    with mirror_of(tmp_path, world, "odd") as mirror:
+        loop = f"{mirror.url}/{REPO}/resolve/main/{BIG}"
+        mirror.set_fault(REPO, BIG, Fault(redirect_to=loop, server="hub"))
+        mirror.set_fault(REPO, LORA, Fault(status=429, retry_after=3600))
+        set_endpoints(world, [mirror.url, localhub.url])
+        assert run_cli(world, monkeypatch, "--download", BIG, LORA) == 0
+    out = capsys.readouterr().out
+    moved = [line for line in out.splitlines() if line.startswith("failed over")]
+    big = next(line for line in moved if BIG in line)
+    assert f"{mirror.url} redirected {REPO}/{BIG} more than 10 times" in big, big
+    lora = next(line for line in moved if LORA in line)
+    assert "asks to wait 3600 s" in lora and "try again" not in lora, lora
+
+
+def test_a_truth_out_of_reach_says_the_mirrors_need_its_metadata(
+    world, localhub, monkeypatch, capsys
+):
+    set_endpoints(world, [localhub.url, "http://127.0.0.1:9"])
+    assert run_cli(world, monkeypatch, "--list") == 0
+    err = capsys.readouterr().err
+    assert (
+        "files without metadata from the source of truth (http://127.0.0.1:9) cannot come from "
+        "the other endpoints either" in err
+    )
+    assert "--import-metadata FILE" in err

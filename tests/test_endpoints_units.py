@@ -62,6 +62,12 @@ def test_the_last_endpoint_is_the_truth_and_gets_the_token_by_default():
         ([{"token": True}], "'endpoints'[0] needs a 'url' string"),
         ([3], "'endpoints'[0] must be a URL or an object like"),
         (["http://me:pw@peer"], "'endpoints'[0] must not contain a user name or password."),
+        (["http://Peer.Lab:1", "http://peer.lab:1"], "names http://peer.lab:1 twice"),
+        (
+            ["http://a b:1"],
+            "'endpoints'[0]='http://a b:1': 'a b' is not a host name (letters, digits, dots and",
+        ),
+        (["http://peer<x>:1"], "'peer<x>' is not a host name"),
         (
             [{"url": PEER, "truth": True}, {"url": HUB, "truth": True}],
             "marks 2 endpoints as the source of truth; mark one at most",
@@ -328,3 +334,22 @@ def test_a_mirror_that_turns_to_a_trickle_midway_is_judged_on_its_recent_rate():
             break
     assert 10 < now[0] <= 10 + SLOW_AFTER + 0.5
     assert left and left[0].startswith(f"{PEER} is far too slow (")
+
+
+def test_endpoint_urls_have_one_spelling_of_scheme_and_host():
+    assert from_flags(["HTTP://Peer.LAB:8080/HF/", "http://[::1]:9"])[0].url == (
+        "http://peer.lab:8080/HF"
+    )
+    assert from_flags(["http://例え.jp"])[0].url == "http://例え.jp"
+
+
+def test_an_empty_endpoints_list_is_said_to_fall_back(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"endpoints": []}))
+    loaded = load_config(config)
+    assert loaded.endpoints == ()
+    assert any(
+        "'endpoints' is an empty list, so files come from HF_ENDPOINT (or https://huggingface.co)"
+        in line
+        for line in loaded.notices
+    ), loaded.notices

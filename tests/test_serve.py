@@ -31,6 +31,7 @@ from wandown.errors import UsageError
 from wandown.hub.sidecar import FileStat
 from wandown.localhub import LocalHub, RequestRecord
 from wandown.localhub.access import AccessPolicy
+from wandown.localhub.server import LocalHubError
 from wandown.proving import ProvenFile
 from wandown.remote import RemoteFile
 from wandown.serve import (
@@ -362,6 +363,41 @@ def test_a_port_in_use_is_told_before_any_file_is_proven(tmp_path, localhub, mon
     assert "Address already in use" in capsys.readouterr().err
 
 
+def test_an_ipv6_address_it_cannot_listen_on_is_written_in_brackets(tmp_path, capsys):
+    hub = LocalHub(tmp_path, host="fe80::1", hash_cache=tmp_path / "h.json", cdn=False)
+    with pytest.raises(LocalHubError, match=r"^cannot listen on \[fe80::1\]:0: "):
+        hub.bind()
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "config", "used"),
+    [
+        (None, "from-env", "from-config", "from-env"),
+        ("from-flag", "from-env", None, "from-flag"),
+        (None, None, "from-config", "from-config"),
+    ],
+)
+def test_the_serve_token_comes_from_the_flag_the_environment_or_the_config(
+    tmp_path, localhub, monkeypatch, flag, env, config, used
+):
+    bare = build_world(tmp_path, localhub)
+    config_file = bare.workdir / "config.json"
+    settings = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**settings, "serve_token": config}))
+    monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    if env is not None:
+        monkeypatch.setenv("WANDOWN_SERVE_TOKEN", env)
+    seen = []
+    monkeypatch.setattr(
+        "wandown.serve.serve", lambda loaded, address, token, *rest: seen.append(token) or 0
+    )
+    args = ["--serve", "0", *(["--serve-token", flag] if flag else [])]
+    assert run_cli(config_file, *args) == 0
+    assert seen == [used]
+    help_text = " ".join(cli.build_parser().format_help().split())
+    assert "Other users of this machine can see it in ps: prefer WANDOWN_SERVE_TOKEN" in help_text
+
+
 def test_nothing_to_serve_is_said(tmp_path, localhub, monkeypatch, capsys):
     bare = build_world(tmp_path, localhub)  # metadata from the Hub, but no file downloaded yet
     monkeypatch.setenv("HF_ENDPOINT", localhub.url)
@@ -415,6 +451,9 @@ def test_endpoint_lines_to_paste():
         "On the other machines:",
         "  HF_ENDPOINT=http://lab:8080 HF_TOKEN=<the serve token> python wandown.py",
     ]
+    assert endpoint_lines("http://lab:8080", False, "http://proxy.lab:3128")[-1] == (
+        '  or in their config.json: "endpoints": ["http://lab:8080", "http://proxy.lab:3128"]'
+    )
     assert public_url("::1", 8080) == "http://[::1]:8080"
     assert public_url("0.0.0.0", 80) == f"http://{socket.gethostname()}:80"
 

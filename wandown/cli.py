@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from wandown.state import FileView
 
 
+SERVE_TOKEN_VARIABLE = "WANDOWN_SERVE_TOKEN"  # the --serve token, kept out of ps
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wandown",
@@ -157,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument(
         "--serve-token",
         metavar="TOKEN",
-        help="with --serve: require Authorization: Bearer TOKEN (overrides serve_token)",
+        help="with --serve: require Authorization: Bearer TOKEN (overrides "
+        "WANDOWN_SERVE_TOKEN and serve_token). Other users of this machine can see it in ps: "
+        "prefer WANDOWN_SERVE_TOKEN or serve_token in config.json",
     )
     demo = parser.add_argument_group("trying it out")
     demo.add_argument(
@@ -532,12 +537,14 @@ def run_reclaim(args: argparse.Namespace, session: Session) -> int:
 def run_serve(args: argparse.Namespace, session: Session) -> int:
     from wandown import serve
 
-    token = args.serve_token if args.serve_token is not None else session.config.serve_token
+    token = args.serve_token
+    if token is None:
+        token = os.environ.get(SERVE_TOKEN_VARIABLE) or session.config.serve_token
     if token is not None and not (token and token.isascii() and token.isprintable()):
         raise ConfigError("the serve token must be printable ASCII, not empty")
     if token is not None and " " in token:
         raise ConfigError("the serve token must not hold spaces")
-    return serve.serve(session.loaded, args.serve, token, notice, _print_now)
+    return serve.serve(session.loaded, args.serve, token, notice, _print_now, session.truth)
 
 
 def _print_now(line: str) -> None:

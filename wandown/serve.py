@@ -68,8 +68,11 @@ def public_url(host: str, port: int) -> str:
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
-def endpoint_lines(url: str, token: bool) -> list[str]:
+def endpoint_lines(url: str, token: bool, truth: str = DEFAULT_HUB) -> list[str]:
     """Return what to paste on the other machines: the environment form and the config form.
+
+    The config form ends with this machine's own source of truth (a lab's proxy or mirror, or
+    the Hub), so the others verify against the same metadata.
 
     A serve token travels as HF_TOKEN, the one token a client has: in an endpoints list it would
     go to the Hub as well, so with a token only the one-endpoint form is offered.
@@ -82,7 +85,7 @@ def endpoint_lines(url: str, token: bool) -> list[str]:
     return [
         "On the other machines:",
         f"  HF_ENDPOINT={url} python wandown.py",
-        f'  or in their config.json: "endpoints": ["{url}", "{DEFAULT_HUB}"]',
+        f'  or in their config.json: "endpoints": ["{url}", "{truth}"]',
     ]
 
 
@@ -275,6 +278,7 @@ def serve(
     token: str | None,
     notice: Notice,
     out: Callable[[str], None],
+    truth: str = DEFAULT_HUB,
 ) -> int:
     """Bind, prove, print the endpoint lines, and serve until Ctrl-C or SIGTERM.
 
@@ -295,13 +299,18 @@ def serve(
     )
     hub.bind()  # LocalHubError (port taken, address not here) is a message and exit status 2
     try:
-        return _prove_and_serve(hub, loaded, token, notice, out)
+        return _prove_and_serve(hub, loaded, token, notice, out, truth)
     finally:
         hub.stop()
 
 
 def _prove_and_serve(
-    hub: LocalHub, loaded: Loaded, token: str | None, notice: Notice, out: Callable[[str], None]
+    hub: LocalHub,
+    loaded: Loaded,
+    token: str | None,
+    notice: Notice,
+    out: Callable[[str], None],
+    truth: str,
 ) -> int:
     try:
         proof = prove(loaded, notice)
@@ -320,7 +329,7 @@ def _prove_and_serve(
     hub.on_request = log
     hub.start()
     try:
-        _announce(hub, len(proof.files), bool(token), notice, out)
+        _announce(hub, len(proof.files), bool(token), truth, notice, out)
         stop = threading.Event()
         while not stop.wait(0.5):  # Ctrl-C and SIGTERM arrive as KeyboardInterrupt
             pass
@@ -331,12 +340,12 @@ def _prove_and_serve(
 
 
 def _announce(
-    hub: LocalHub, count: int, token: bool, notice: Notice, out: Callable[[str], None]
+    hub: LocalHub, count: int, token: bool, truth: str, notice: Notice, out: Callable[[str], None]
 ) -> None:
     """Print where the files are served and the lines to paste; warn about who may connect."""
     url = public_url(hub.host, hub.port)
     out(f"serving {count} files read-only on {url} (Ctrl-C stops)")
-    for line in endpoint_lines(url, token):
+    for line in endpoint_lines(url, token, truth):
         out(line)
     warning = exposure_warning(hub.host, token)
     if warning is not None:

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from .sources import (
     disagreement,
     pace_floor,
 )
+
+_LATER = re.compile(r"; try again (later|in \d+ s)\.?$")
 
 
 class Lied(DownloadError):
@@ -339,7 +342,9 @@ class FileDownload:
             return False
         self._use_source()
         self.net.start_pass()  # the failed pass's abort flag must not stop the next endpoint
-        self.reporter.failover = f"from {was} to {source.shown}: {error}"
+        # "try again later" is moot: the file moves on at once.
+        why = _LATER.sub("", str(error))
+        self.reporter.failover = f"from {was} to {source.shown}: {why}"
         self.reporter.publish(ev.DOWNLOADING)
         return True
 
@@ -348,6 +353,7 @@ class FileDownload:
         source = self.source
         if self.resolver.url != source.url:
             self.resolver = self.net.resolver = self.resolver.elsewhere(source.url)
+        self.resolver.speaker = "the Hub" if source.is_truth else source.shown
         settings = self.settings
         if source.has_next:
             settings = dataclasses.replace(

@@ -139,6 +139,7 @@ class Resolver:
         self._pool = pool
         self.url = url
         self.token_homes = token_homes if token_homes is not None else (url,)
+        self.speaker = "the Hub"  # who messages say answered: the Hub, or a mirror's URL
         self._headers_for = headers_for
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -206,7 +207,7 @@ class Resolver:
                 blob_sha1 = etag  # the Hub's ETag for a small file is its git blob id
             return self._remember(Link(url, size, sha256, blob_sha1, commit))
         raise DownloadError(
-            f"the Hub redirected {hub_file(self.url)} {too_many_redirects().clause}"
+            f"{self.speaker} redirected {hub_file(self.url)} {too_many_redirects().clause}"
         )
 
     def _follow(self, url: str, location: str | None) -> str:
@@ -214,7 +215,9 @@ class Resolver:
         try:
             return redirect_target(url, location)
         except RedirectRefused as refused:
-            raise DownloadError(f"the Hub redirected {hub_file(url)} {refused.clause}") from None
+            raise DownloadError(
+                f"{self.speaker} redirected {hub_file(url)} {refused.clause}"
+            ) from None
 
     def _remember(self, link: Link) -> Link:
         with self._lock:

@@ -122,7 +122,7 @@ class LocalHub:
             hub = Server((self.host, self.port), "hub", HubRoutes(self), self._record, limit)
         except OSError as err:
             raise LocalHubError(
-                f"cannot listen on {self.host}:{self.port}: {err.strerror}"
+                f"cannot listen on {_address(self.host, self.port)}: {err.strerror}"
             ) from None
         self._servers = [hub]
         if self.cdn:
@@ -134,7 +134,7 @@ class LocalHub:
                 hub.server_close()
                 self._servers = []
                 raise LocalHubError(
-                    f"cannot listen on {self.host}:{self.cdn_port}: {err.strerror}"
+                    f"cannot listen on {_address(self.host, self.cdn_port)}: {err.strerror}"
                 ) from None
             self._servers.append(cdn)
             self.cdn_port = cdn.server_address[1]
@@ -242,6 +242,11 @@ class LocalHub:
             self._records.append(record)
         if self.on_request is not None:
             self.on_request(record)
+
+
+def _address(host: str, port: int) -> str:
+    """Write host:port as people and URLs do, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _url_host(host: str) -> str:
