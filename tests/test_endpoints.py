@@ -242,7 +242,7 @@ def test_a_trickling_mirror_is_left_and_what_it_sent_is_kept(
     assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
     line = next((x for x in out.splitlines() if x.startswith("failed over")), out)
     assert line.startswith(f"failed over ckpts/{BIG} from {mirror.url} to {localhub.url}: "), out
-    assert "is far too slow (" in line and "below the 100 kB/s a mirror must keep" in line
+    assert "is far too slow (" in line and "below the 300 kB/s a mirror must keep" in line
     # Bytes that trickled in were written as they came (not held back till a full read) and
     # the truth resumed after them.
     assert 0 < direct_bytes(localhub) < size

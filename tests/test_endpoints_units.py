@@ -312,7 +312,7 @@ def test_range_sets_subtract_and_intersect():
 def test_a_mirror_below_the_floor_is_left_unless_the_truth_is_slower_still():
     sources = Sources(EndpointPlan((PEER, HUB), HUB, (HUB,)))
     assert sources.below_floor(PEER, 20_000, MIRROR_FLOOR) == (
-        "20.0 kB/s here, below the 100 kB/s a mirror must keep"
+        "20.0 kB/s here, below the 300 kB/s a mirror must keep"
     )
     assert sources.below_floor(PEER, 2e6, MIRROR_FLOOR) is None
     assert sources.below_floor(HUB, 1.0, MIRROR_FLOOR) is None  # the truth is never "a mirror"

@@ -468,13 +468,16 @@ def asked(path: str, client: str = "10.0.0.5", token: str | None = None) -> Requ
 
 def test_the_access_log_names_only_admitted_requests():
     said: list[str] = []
-    log = AccessLog(said.append, lambda auth: auth == "Bearer s3cret")
+    log = AccessLog(
+        said.append, lambda auth: auth == "Bearer s3cret", lambda repo, path: path == "a.bin"
+    )
     log(asked("a.bin"))  # refused: 401
+    log(asked("not-here.bin", token="s3cret"))  # 404
     log(asked("a.bin", token="wrong"))
     log(asked("a.bin", token="s3cret"))
     log(asked("a.bin", token="s3cret"))
     assert said == [f"10.0.0.5 asks for {REPO}/a.bin"]
-    assert log.summary() == "stopped serving; answered 4 requests from 1 machine"
+    assert log.summary() == "stopped serving; answered 5 requests from 1 machine"
 
 
 def test_a_flood_of_requests_neither_fills_the_log_nor_the_memory():

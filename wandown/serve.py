@@ -200,19 +200,21 @@ LOG_WINDOW = 10.0
 class AccessLog:
     """Say once per machine and file who was served it; count every request for the last word.
 
-    Only requests the server admits are named (a refused one would let anyone write the log),
-    the pairs remembered are bounded, and the lines said are rate-limited: a flood of requests
-    neither fills the log nor the memory.
+    Only admitted requests for files it serves are named (any other would let anyone write the
+    log; `served(repo, path)` says which files those are), the pairs remembered are bounded,
+    and the lines said are rate-limited: a flood of requests fills neither log nor memory.
     """
 
     def __init__(
         self,
         notice: Notice,
         admitted: Callable[[str | None], bool],
+        served: Callable[[str, str], bool] = lambda repo, path: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._notice = notice
         self._admitted = admitted
+        self._served = served
         self._clock = clock
         self._lock = threading.Lock()
         self._asked: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -231,6 +233,8 @@ class AccessLog:
             if record.method != "GET" or parts is None:
                 return
             if not self._admitted(record.headers.get("authorization")):
+                return
+            if not self._served(parts[1], parts[3]):
                 return
             asked = (record.client, parts[1], parts[3])
             if asked in self._asked:
@@ -324,7 +328,12 @@ def _prove_and_serve(
             "first, or bring metadata with --import-metadata FILE)"
         )
     policy = hub.policy
-    log = AccessLog(notice, lambda auth: not token or policy.known_token(auth) is not None)
+    proven = {(file.remote.repo, file.remote.path) for file in proof.files}
+    log = AccessLog(
+        notice,
+        lambda auth: not token or policy.known_token(auth) is not None,
+        lambda repo, path: (repo, path) in proven,
+    )
     hub.store = ProvenStore(proof.files, notice)
     hub.on_request = log
     hub.start()

@@ -24,9 +24,9 @@ SLOW_FACTOR = 10.0
 SLOW_AFTER = 5.0  # seconds of a file's transfer on one endpoint before its rate is judged
 MIRROR_RETRIES = 2  # an endpoint with another one behind it is not waited on for long
 # A mirror whose file stays this slow (bytes a second, all connections) is left even when no
-# other endpoint's rate is known yet, unless the truth is known to be slower still: at 100 kB/s
-# a 14B model takes days.
-MIRROR_FLOOR = 100_000.0
+# other endpoint's rate is known yet, unless the truth is known to be slower still: at 300 kB/s
+# a 28 GB model takes a day.
+MIRROR_FLOOR = 300_000.0
 
 
 def pace_floor(limit: float | None) -> float:
