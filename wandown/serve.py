@@ -29,6 +29,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_HUB = "https://huggingface.co"
 ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
 MAX_CONNECTIONS = 64  # peers served at once; more are answered 503 with Retry-After
+KEPT_RECORDS = 100  # the access log reads requests as they come; a flood keeps no more
 ADDRESS_HELP = "--serve takes [HOST:]PORT, e.g. 8080, 0.0.0.0:8080 or [::1]:8080"
 
 
@@ -300,6 +301,7 @@ def serve(
         store=ProvenStore([], notice),
         cdn=False,
         max_connections=MAX_CONNECTIONS,
+        max_records=KEPT_RECORDS,
     )
     hub.bind()  # LocalHubError (port taken, address not here) is a message and exit status 2
     try:

@@ -66,6 +66,7 @@ class LocalHub:
         token_required: bool = False,
         on_request: Callable[[RequestRecord], None] | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        max_records: int = MAX_RECORDS,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -86,7 +87,7 @@ class LocalHub:
         self.secret = secrets.token_bytes(16)
         self.stopping = threading.Event()
         # Bounded, so a CLI server left running for days does not grow without end.
-        self._records: deque[RequestRecord] = deque(maxlen=MAX_RECORDS)
+        self._records: deque[RequestRecord] = deque(maxlen=max_records)
         self._records_lock = threading.Lock()
         self._servers: list[Server] = []
         self._threads: list[threading.Thread] = []
@@ -193,7 +194,7 @@ class LocalHub:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A snapshot of the requests received so far (the latest 100,000), oldest first."""
+        """A snapshot of the requests received so far (the latest max_records), oldest first."""
         with self._records_lock:
             return list(self._records)
 
