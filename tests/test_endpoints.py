@@ -188,6 +188,66 @@ def test_a_mirror_serving_wrong_bytes_is_caught_reported_and_skipped(
     assert f"Complete    ckpts/{BIG}" in out
 
 
+def test_an_honest_mirror_is_not_blamed_for_the_bytes_a_liar_served_before_failing_over(
+    tmp_path, world, localhub, monkeypatch, capsys
+):
+    """The liar serves a wrong first part, then goes away; the honest peer resumes the partial.
+
+    The mixed partial does not verify: only the liar's bytes are fetched again (from the
+    honest peer), the file verifies, and the liar alone is reported and skipped.
+    """
+    with mirror_of(tmp_path, world, "liar") as liar, mirror_of(tmp_path, world, "honest") as honest:
+        liar.set_fault(
+            REPO, BIG, Fault(corrupt_at=1000, stall_after=2_000_000, stall_seconds=30, server="cdn")
+        )
+        set_endpoints(world, [liar.url, honest.url, localhub.url])
+
+        def stop_the_liar_once_it_stalls() -> None:
+            deadline = time.monotonic() + 20
+            while not bodies(liar, BIG) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.5)  # 2 MB on loopback: sent long before this
+            liar.stop()
+
+        stopper = threading.Thread(target=stop_the_liar_once_it_stalls, daemon=True)
+        stopper.start()
+        status = run_cli(world, monkeypatch, "--download", BIG, "--connections", "1")
+        stopper.join()
+        out = capsys.readouterr().out
+        honest_bytes = bodies(honest, BIG)
+    assert status == 0, out
+    assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
+    assert f"failed over ckpts/{BIG} from {liar.url} to {honest.url}: " in out
+    assert f"from {honest.url} to" not in out, out  # the honest peer kept the file
+    complete = next(line for line in out.splitlines() if line.startswith("Complete"))
+    assert f"{liar.url} served bytes of it that are not the source of truth's" in complete
+    assert f"not using {liar.url} again this run" in complete
+    assert honest.url not in complete.partition("fetched again from")[0]
+    assert len(honest_bytes) >= 2  # the rest, then the liar's part again
+    assert bodies(localhub, BIG) == []
+
+
+def test_a_trickling_mirror_is_left_and_what_it_sent_is_kept(
+    tmp_path, world, localhub, monkeypatch, capsys
+):
+    """No other endpoint's rate is known: the floor alone leaves it, its bytes resumed."""
+    monkeypatch.setattr("wandown.engine.sources.SLOW_AFTER", 1.0)
+    size = world.served_file(BIG).stat().st_size
+    with mirror_of(tmp_path, world, "trickle") as mirror:
+        mirror.set_fault(REPO, BIG, Fault(trickle=40_000, server="cdn"))
+        set_endpoints(world, [mirror.url, localhub.url])
+        status = run_cli(world, monkeypatch, "--download", BIG, "--connections", "1", limit=20)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
+    line = next((x for x in out.splitlines() if x.startswith("failed over")), out)
+    assert line.startswith(f"failed over ckpts/{BIG} from {mirror.url} to {localhub.url}: "), out
+    assert "is far too slow (" in line and "below the 300 kB/s a mirror must keep" in line
+    # Bytes that trickled in were written as they came (not held back till a full read) and
+    # the truth resumed after them.
+    assert 0 < direct_bytes(localhub) < size
+
+
 def test_a_mirror_answering_404_fails_over_without_an_error(
     tmp_path, world, localhub, monkeypatch, capsys
 ):
@@ -251,3 +311,65 @@ def test_the_token_reaches_only_the_truth_and_peers_configured_to_get_it(
     assert ("peer", "cdn") not in seen and ("truth", "cdn") not in seen  # redirects drop it
     assert (("peer", "hub") in seen) is mirror_gets_token
     assert bodies(peer, BIG), "the bytes came from the peer"
+
+
+STALLED = Fault(stall_after=1_000_000, stall_seconds=30, server="cdn")
+EMPTY = Fault(content_range="bytes {first}-{before}/{size}", server="cdn")  # never a byte
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (EMPTY, "no partial download is kept (nothing had arrived yet)"),
+        (STALLED, "the partial download is kept, run again to resume"),
+    ],
+    ids=["nothing-arrived", "some-arrived"],
+)
+def test_ctrl_c_says_whether_a_partial_download_is_kept(
+    world, localhub, monkeypatch, capsys, fault, said
+):
+    localhub.set_fault(REPO, BIG, fault)
+    monkeypatch.chdir(world.workdir)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+
+    def interrupt_once_asked() -> None:
+        deadline = time.monotonic() + 10
+        while not bodies(localhub, BIG) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_asked, daemon=True).start()
+    assert cli.main(["--download", BIG, "--connections", "1"]) == 130
+    err = capsys.readouterr().err
+    assert f"wandown: interrupted; {said}" in err, err
+
+
+def test_failover_lines_name_the_mirror_and_give_no_advice_the_failover_made_moot(
+    tmp_path, world, localhub, monkeypatch, capsys
+):
+    with mirror_of(tmp_path, world, "odd") as mirror:
+        loop = f"{mirror.url}/{REPO}/resolve/main/{BIG}"
+        mirror.set_fault(REPO, BIG, Fault(redirect_to=loop, server="hub"))
+        mirror.set_fault(REPO, LORA, Fault(status=429, retry_after=3600))
+        set_endpoints(world, [mirror.url, localhub.url])
+        assert run_cli(world, monkeypatch, "--download", BIG, LORA) == 0
+    out = capsys.readouterr().out
+    moved = [line for line in out.splitlines() if line.startswith("failed over")]
+    big = next(line for line in moved if BIG in line)
+    assert f"{mirror.url} redirected {REPO}/{BIG} more than 10 times" in big, big
+    lora = next(line for line in moved if LORA in line)
+    assert "asks to wait 3600 s" in lora and "try again" not in lora, lora
+
+
+def test_a_truth_out_of_reach_says_the_mirrors_need_its_metadata(
+    world, localhub, monkeypatch, capsys
+):
+    set_endpoints(world, [localhub.url, "http://127.0.0.1:9"])
+    assert run_cli(world, monkeypatch, "--list") == 0
+    err = capsys.readouterr().err
+    assert (
+        "files without metadata from the source of truth (http://127.0.0.1:9) cannot come from "
+        "the other endpoints either" in err
+    )
+    assert "--import-metadata FILE" in err

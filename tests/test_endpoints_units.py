@@ -16,8 +16,17 @@ from wandown.engine.cancel import CancelFlag
 from wandown.engine.download import FileDownload
 from wandown.engine.events import Reporter
 from wandown.engine.fetch import Resolver
+from wandown.engine.partial import UNKNOWN_SOURCE, PartialState, load_state, save_state
+from wandown.engine.ranges import RangeSet
 from wandown.engine.ratelimit import RateLimiter
-from wandown.engine.sources import SLOW_AFTER, EndpointPlan, PaceWatch, Sources
+from wandown.engine.sources import (
+    MIRROR_FLOOR,
+    SLOW_AFTER,
+    EndpointPlan,
+    PaceWatch,
+    Sources,
+    pace_floor,
+)
 from wandown.errors import ConfigError
 from wandown.hubhttp.urls import request_headers, timeout
 from wandown.localhub import LocalHub
@@ -53,6 +62,12 @@ def test_the_last_endpoint_is_the_truth_and_gets_the_token_by_default():
         ([{"token": True}], "'endpoints'[0] needs a 'url' string"),
         ([3], "'endpoints'[0] must be a URL or an object like"),
         (["http://me:pw@peer"], "'endpoints'[0] must not contain a user name or password."),
+        (["http://Peer.Lab:1", "http://peer.lab:1"], "names http://peer.lab:1 twice"),
+        (
+            ["http://a b:1"],
+            "'endpoints'[0]='http://a b:1': 'a b' is not a host name (letters, digits, dots and",
+        ),
+        (["http://peer<x>:1"], "'peer<x>' is not a host name"),
         (
             [{"url": PEER, "truth": True}, {"url": HUB, "truth": True}],
             "marks 2 endpoints as the source of truth; mark one at most",
@@ -264,3 +279,77 @@ def test_the_record_of_origins_forgets_a_file_replaced_since(tmp_path: Path):
     assert Origins(book.path).endpoints(dests) == {"kept": PEER}
     book.path.write_text("{broken")
     assert book.endpoints(dests) == {}  # a damaged record is a note lost, never an error
+
+
+def test_a_partial_remembers_which_endpoint_served_each_range_across_a_stop(tmp_path: Path):
+    state = PartialState("u", 100, "a" * 64, None, done=RangeSet([(0, 40)]))
+    state.credit("http://liar")
+    state.done.add(40, 100)
+    state.fetching = "http://honest"  # a stop mid-pass: its bytes are not credited yet
+    save_state(tmp_path / "x.state", state)
+    back = load_state(tmp_path / "x.state")
+    assert back is not None
+    assert back.sources == {
+        "http://liar": RangeSet([(0, 40)]),
+        "http://honest": RangeSet([(40, 100)]),
+    }
+    assert back.others("http://honest") == ["http://liar"]
+    back.keep_only("http://honest")
+    assert back.done == RangeSet([(40, 100)]) and back.others("http://honest") == []
+    old = PartialState("u", 100, None, None, done=RangeSet([(0, 10)]))
+    old.sources = {}
+    save_state(tmp_path / "old.state", old)  # without "fetching": nobody known
+    assert load_state(tmp_path / "old.state").others("http://x") == [UNKNOWN_SOURCE]
+
+
+def test_range_sets_subtract_and_intersect():
+    a, b = RangeSet([(0, 10), (20, 30)]), RangeSet([(5, 25)])
+    assert a.without(b) == RangeSet([(0, 5), (25, 30)])
+    assert a.within(b) == RangeSet([(5, 10), (20, 25)])
+    assert b.without(a) == RangeSet([(10, 20)]) and RangeSet().without(a) == RangeSet()
+
+
+def test_a_mirror_below_the_floor_is_left_unless_the_truth_is_slower_still():
+    sources = Sources(EndpointPlan((PEER, HUB), HUB, (HUB,)))
+    assert sources.below_floor(PEER, 20_000, MIRROR_FLOOR) == (
+        "20.0 kB/s here, below the 300 kB/s a mirror must keep"
+    )
+    assert sources.below_floor(PEER, 2e6, MIRROR_FLOOR) is None
+    assert sources.below_floor(HUB, 1.0, MIRROR_FLOOR) is None  # the truth is never "a mirror"
+    sources.note_rate(HUB, 10_000)
+    assert sources.below_floor(PEER, 20_000, MIRROR_FLOOR) is None  # leaving would not help
+    assert pace_floor(None) == MIRROR_FLOOR and pace_floor(50_000) == 5_000  # the user's limit
+
+
+def test_a_mirror_that_turns_to_a_trickle_midway_is_judged_on_its_recent_rate():
+    sources = Sources(EndpointPlan((PEER, HUB), HUB, (HUB,)))
+    now, done, left = [0.0], [0], []
+    watch = PaceWatch(
+        sources.for_url(HUB + "/o/m/resolve/c/f"), lambda: done[0], left.append, lambda: now[0]
+    )
+    for tick in range(1, 41):
+        now[0] = tick * 0.5
+        done[0] += 5_000_000 if tick <= 20 else 1_000  # 10 MB/s for 10 s, then 2 kB/s
+        if watch.check():
+            break
+    assert 10 < now[0] <= 10 + SLOW_AFTER + 0.5
+    assert left and left[0].startswith(f"{PEER} is far too slow (")
+
+
+def test_endpoint_urls_have_one_spelling_of_scheme_and_host():
+    assert from_flags(["HTTP://Peer.LAB:8080/HF/", "http://[::1]:9"])[0].url == (
+        "http://peer.lab:8080/HF"
+    )
+    assert from_flags(["http://例え.jp"])[0].url == "http://例え.jp"
+
+
+def test_an_empty_endpoints_list_is_said_to_fall_back(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"endpoints": []}))
+    loaded = load_config(config)
+    assert loaded.endpoints == ()
+    assert any(
+        "'endpoints' is an empty list, so files come from HF_ENDPOINT (or https://huggingface.co)"
+        in line
+        for line in loaded.notices
+    ), loaded.notices

@@ -29,11 +29,16 @@ from tests.world import BIG, LORA, PROJECT, REPO, SMALL, World, build_world
 from wandown import cli
 from wandown.errors import UsageError
 from wandown.hub.sidecar import FileStat
-from wandown.localhub import LocalHub
+from wandown.localhub import LocalHub, RequestRecord
 from wandown.localhub.access import AccessPolicy
+from wandown.localhub.server import LocalHubError
 from wandown.proving import ProvenFile
 from wandown.remote import RemoteFile
 from wandown.serve import (
+    ASKED_REMEMBERED,
+    LOG_BURST,
+    LOG_WINDOW,
+    AccessLog,
     ProvenStore,
     endpoint_lines,
     exposure_warning,
@@ -341,6 +346,58 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, localhub, monkeypatch, c
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in err
 
 
+def test_a_port_in_use_is_told_before_any_file_is_proven(tmp_path, localhub, monkeypatch, capsys):
+    """Binding comes first: on a real machine proving can take hours."""
+    bare = build_world(tmp_path, localhub)
+    monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    bare.path(f"ckpts/{SMALL}").parent.mkdir(parents=True)
+    shutil.copy(bare.served_file(SMALL), bare.path(f"ckpts/{SMALL}"))
+    proved = []
+    monkeypatch.setattr("wandown.serve.prove", lambda *args: proved.append(args))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert run_cli(bare.workdir / "config.json", "--serve", f"127.0.0.1:{port}") == 2
+    assert proved == []
+    assert "Address already in use" in capsys.readouterr().err
+
+
+def test_an_ipv6_address_it_cannot_listen_on_is_written_in_brackets(tmp_path, capsys):
+    hub = LocalHub(tmp_path, host="fe80::1", hash_cache=tmp_path / "h.json", cdn=False)
+    with pytest.raises(LocalHubError, match=r"^cannot listen on \[fe80::1\]:0: "):
+        hub.bind()
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "config", "used"),
+    [
+        (None, "from-env", "from-config", "from-env"),
+        ("from-flag", "from-env", None, "from-flag"),
+        (None, None, "from-config", "from-config"),
+    ],
+)
+def test_the_serve_token_comes_from_the_flag_the_environment_or_the_config(
+    tmp_path, localhub, monkeypatch, flag, env, config, used
+):
+    bare = build_world(tmp_path, localhub)
+    config_file = bare.workdir / "config.json"
+    settings = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**settings, "serve_token": config}))
+    monkeypatch.setenv("HF_ENDPOINT", localhub.url)
+    if env is not None:
+        monkeypatch.setenv("WANDOWN_SERVE_TOKEN", env)
+    seen = []
+    monkeypatch.setattr(
+        "wandown.serve.serve", lambda loaded, address, token, *rest: seen.append(token) or 0
+    )
+    args = ["--serve", "0", *(["--serve-token", flag] if flag else [])]
+    assert run_cli(config_file, *args) == 0
+    assert seen == [used]
+    help_text = " ".join(cli.build_parser().format_help().split())
+    assert "Other users of this machine can see it in ps: prefer WANDOWN_SERVE_TOKEN" in help_text
+
+
 def test_nothing_to_serve_is_said(tmp_path, localhub, monkeypatch, capsys):
     bare = build_world(tmp_path, localhub)  # metadata from the Hub, but no file downloaded yet
     monkeypatch.setenv("HF_ENDPOINT", localhub.url)
@@ -394,11 +451,71 @@ def test_endpoint_lines_to_paste():
         "On the other machines:",
         "  HF_ENDPOINT=http://lab:8080 HF_TOKEN=<the serve token> python wandown.py",
     ]
+    assert endpoint_lines("http://lab:8080", False, "http://proxy.lab:3128")[-1] == (
+        '  or in their config.json: "endpoints": ["http://lab:8080", "http://proxy.lab:3128"]'
+    )
     assert public_url("::1", 8080) == "http://[::1]:8080"
     assert public_url("0.0.0.0", 80) == f"http://{socket.gethostname()}:80"
 
 
 # -- the pieces: the proven store, and what localhub does for --serve ----------------------------
+
+
+def asked(path: str, client: str = "10.0.0.5", token: str | None = None) -> RequestRecord:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return RequestRecord("hub", "GET", f"/{REPO}/resolve/main/{path}", headers, client)
+
+
+def test_the_access_log_names_only_admitted_requests():
+    said: list[str] = []
+    log = AccessLog(
+        said.append, lambda auth: auth == "Bearer s3cret", lambda repo, path: path == "a.bin"
+    )
+    log(asked("a.bin"))  # refused: 401
+    log(asked("not-here.bin", token="s3cret"))  # 404
+    log(asked("a.bin", token="wrong"))
+    log(asked("a.bin", token="s3cret"))
+    log(asked("a.bin", token="s3cret"))
+    assert said == [f"10.0.0.5 asks for {REPO}/a.bin"]
+    assert log.summary() == "stopped serving; answered 5 requests from 1 machine"
+
+
+def test_a_flood_of_requests_neither_fills_the_log_nor_the_memory():
+    said: list[str] = []
+    now = [0.0]
+    log = AccessLog(said.append, lambda auth: True, clock=lambda: now[0])
+    for number in range(3 * ASKED_REMEMBERED):
+        log(asked(f"{number}.bin", client=f"10.0.{number % 250}.{number % 7}"))
+    assert len(said) == LOG_BURST
+    assert len(log._asked) == ASKED_REMEMBERED and len(log._clients) <= ASKED_REMEMBERED
+    now[0] += LOG_WINDOW
+    log(asked("late.bin"))
+    assert said[LOG_BURST:] == [
+        f"... and {3 * ASKED_REMEMBERED - LOG_BURST} more files asked for (not shown)",
+        f"10.0.0.5 asks for {REPO}/late.bin",
+    ]
+
+
+def test_connections_over_the_cap_are_answered_503(tmp_path):
+    write_repo(tmp_path / "root", "wan/tiny", {"a.txt": b"a"})
+    with LocalHub(tmp_path / "root", hash_cache=tmp_path / "h.json", max_connections=2) as hub:
+        idle = [socket.create_connection(("127.0.0.1", hub.port)) for _ in range(2)]
+        try:
+            for held in idle:  # half a request, as a slowloris sends it
+                held.sendall(b"GET /api/models/wan/tiny HTTP/1.1\r\nHost: x\r\n")
+            deadline = time.monotonic() + 5
+            while fetch(f"{hub.url}/api/models/wan/tiny").status != 503:
+                assert time.monotonic() < deadline, "the third connection was served"
+                time.sleep(0.05)
+            busy = fetch(f"{hub.url}/api/models/wan/tiny")
+            assert busy.status == 503 and busy.headers["retry-after"] == "5"
+        finally:
+            for held in idle:
+                held.close()
+        deadline = time.monotonic() + 5
+        while fetch(f"{hub.url}/api/models/wan/tiny").status != 200:  # slots come back
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
 
 
 def proven(tmp_path: Path, name: str, data: bytes, revision: str = "main") -> ProvenFile:

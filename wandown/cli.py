@@ -9,7 +9,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,10 @@ from wandown.units import bandwidth_limit_kb, human_bytes
 if TYPE_CHECKING:
     from wandown.diskplan import DiskPlan
     from wandown.session import Session
+    from wandown.state import FileView
+
+
+SERVE_TOKEN_VARIABLE = "WANDOWN_SERVE_TOKEN"  # the --serve token, kept out of ps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument(
         "--serve-token",
         metavar="TOKEN",
-        help="with --serve: require Authorization: Bearer TOKEN (overrides serve_token)",
+        help="with --serve: require Authorization: Bearer TOKEN (overrides "
+        "WANDOWN_SERVE_TOKEN and serve_token). Other users of this machine can see it in ps: "
+        "prefer WANDOWN_SERVE_TOKEN or serve_token in config.json",
     )
     demo = parser.add_argument_group("trying it out")
     demo.add_argument(
@@ -310,14 +316,27 @@ def run_configured(args: argparse.Namespace) -> int:
         limit_kb=config.bandwidth_limit_kb,
     )
     session = Session(config, settings, options, notice)
+    interrupted = False
     try:
         with interrupt_on_signals():
             return _run_mode(args, session)
     except KeyboardInterrupt:
-        notice("interrupted; partial downloads are kept, run again to resume")
+        interrupted = True
         return 130
     finally:
         session.shutdown()
+        if interrupted:  # said after the downloads stopped: what they left is known then
+            notice(interrupted_message(session.store.snapshot().files.values()))
+
+
+def interrupted_message(views: Iterable[FileView]) -> str:
+    """Say what an interrupted run leaves: partial downloads to resume, or none."""
+    kept = sum(1 for v in views if not v.status.present and max(v.done, v.partial) > 0)
+    if kept == 0:
+        return "interrupted; no partial download is kept (nothing had arrived yet)"
+    if kept == 1:
+        return "interrupted; the partial download is kept, run again to resume"
+    return f"interrupted; {kept} partial downloads are kept, run again to resume"
 
 
 def _run_mode(args: argparse.Namespace, session: Session) -> int:
@@ -523,12 +542,14 @@ def run_reclaim(args: argparse.Namespace, session: Session) -> int:
 def run_serve(args: argparse.Namespace, session: Session) -> int:
     from wandown import serve
 
-    token = args.serve_token if args.serve_token is not None else session.config.serve_token
+    token = args.serve_token
+    if token is None:
+        token = os.environ.get(SERVE_TOKEN_VARIABLE) or session.config.serve_token
     if token is not None and not (token and token.isascii() and token.isprintable()):
         raise ConfigError("the serve token must be printable ASCII, not empty")
     if token is not None and " " in token:
         raise ConfigError("the serve token must not hold spaces")
-    return serve.serve(session.loaded, args.serve, token, notice, _print_now)
+    return serve.serve(session.loaded, args.serve, token, notice, _print_now, session.truth)
 
 
 def _print_now(line: str) -> None:

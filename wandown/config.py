@@ -141,6 +141,11 @@ def _check_types(raw: dict[str, Any], path: Path) -> list[str]:
         raise ConfigError(f"{path}: {exc}") from None
     if raw.get("endpoints") is not None:
         from_config(raw["endpoints"], str(path))
+    if raw.get("endpoints") == []:
+        notices.append(
+            f"{path}: 'endpoints' is an empty list, so files come from HF_ENDPOINT (or "
+            "https://huggingface.co) alone; list URLs there, or remove the key to say so"
+        )
     return notices
 
 

@@ -6,18 +6,21 @@ list (a LAN peer, a company proxy, then the Hub). Pure: validation and messages 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from wandown.errors import ConfigError
 
 # Where the authority part of a URL ends (RFC 3986 section 3.2).
 _AUTHORITY_END = re.compile(r"[/?#]")
 _OBJECT_KEYS = frozenset({"url", "token", "truth"})
+# Letters (any script: internationalised names), digits, dots, hyphens, underscores.
+_HOST_NAME = re.compile(r"[^\W](?:[\w.-]*[^\W_])?")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,24 @@ def check_url(value: str, what: str) -> str:
         raise ConfigError(f"{what}={url!r} is not a valid http:// or https:// URL.")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise ConfigError(f"{what} must be a plain URL, without a ?query or #fragment.")
-    return url
+    if not _valid_host(parts.netloc, parts.hostname or ""):
+        raise ConfigError(
+            f"{what}={url!r}: {parts.hostname!r} is not a host name (letters, digits, dots and "
+            "hyphens; no spaces)."
+        )
+    # Scheme and host are case-insensitive (RFC 3986 section 6.2.2.1): one spelling, so the
+    # same endpoint written twice is seen as a duplicate and caches under one key.
+    return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()))
+
+
+def _valid_host(netloc: str, host: str) -> bool:
+    """Tell whether a URL's host is an IP address in brackets or a plausible name."""
+    if netloc.startswith("["):
+        try:
+            return isinstance(ipaddress.ip_address(host.partition("%")[0]), ipaddress.IPv6Address)
+        except ValueError:
+            return False
+    return _HOST_NAME.fullmatch(host) is not None
 
 
 def from_flags(urls: Sequence[str]) -> tuple[Endpoint, ...]:

@@ -133,6 +133,15 @@ class Loader:
             self.notice(f"no Hub metadata for {files}: {message}")
         if len(ranked) > 5:
             self.notice(f"... and {len(ranked) - 5} other problems (see the Status column)")
+        order = self.client.settings.fetch_order
+        if errors and len(order) > 1:
+            truth = next(endpoint.url for endpoint in order if endpoint.truth)
+            self.notice(
+                f"files without metadata from the source of truth ({truth}) cannot come from the "
+                "other endpoints either: nothing would verify their bytes. Bring the metadata "
+                "with --import-metadata FILE (written by --export-metadata FILE on a machine "
+                "that reaches it)"
+            )
 
     @staticmethod
     def _checkpoint_roots(catalog: Catalog) -> list[Path]:

@@ -11,6 +11,8 @@ import ipaddress
 import os
 import socket
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from wandown.remote.cache import is_commit
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_HUB = "https://huggingface.co"
 ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
+MAX_CONNECTIONS = 64  # peers served at once; more are answered 503 with Retry-After
+KEPT_RECORDS = 100  # the access log reads requests as they come; a flood keeps no more
 ADDRESS_HELP = "--serve takes [HOST:]PORT, e.g. 8080, 0.0.0.0:8080 or [::1]:8080"
 
 
@@ -65,8 +69,11 @@ def public_url(host: str, port: int) -> str:
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
-def endpoint_lines(url: str, token: bool) -> list[str]:
+def endpoint_lines(url: str, token: bool, truth: str = DEFAULT_HUB) -> list[str]:
     """Return what to paste on the other machines: the environment form and the config form.
+
+    The config form ends with this machine's own source of truth (a lab's proxy or mirror, or
+    the Hub), so the others verify against the same metadata.
 
     A serve token travels as HF_TOKEN, the one token a client has: in an endpoints list it would
     go to the Hub as well, so with a token only the one-endpoint form is offered.
@@ -79,7 +86,7 @@ def endpoint_lines(url: str, token: bool) -> list[str]:
     return [
         "On the other machines:",
         f"  HF_ENDPOINT={url} python wandown.py",
-        f'  or in their config.json: "endpoints": ["{url}", "{DEFAULT_HUB}"]',
+        f'  or in their config.json: "endpoints": ["{url}", "{truth}"]',
     ]
 
 
@@ -186,32 +193,83 @@ class ProvenStore:
         return sorted(self._repos)
 
 
-class AccessLog:
-    """Say once per machine and file who asked for it; count every request for the last word."""
+ASKED_REMEMBERED = 4096  # (machine, file) pairs remembered so each is said once
+LOG_BURST = 20  # "asks for" lines said at most per LOG_WINDOW seconds; the rest are counted
+LOG_WINDOW = 10.0
 
-    def __init__(self, notice: Notice) -> None:
+
+class AccessLog:
+    """Say once per machine and file who was served it; count every request for the last word.
+
+    Only admitted requests for files it serves are named (any other would let anyone write the
+    log; `served(repo, path)` says which files those are), the pairs remembered are bounded,
+    and the lines said are rate-limited: a flood of requests fills neither log nor memory.
+    """
+
+    def __init__(
+        self,
+        notice: Notice,
+        admitted: Callable[[str | None], bool],
+        served: Callable[[str, str], bool] = lambda repo, path: True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._notice = notice
+        self._admitted = admitted
+        self._served = served
+        self._clock = clock
         self._lock = threading.Lock()
-        self._asked: set[tuple[str, str, str]] = set()
-        self._clients: set[str] = set()
+        self._asked: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._clients: OrderedDict[str, None] = OrderedDict()
+        self._machines = 0
+        self._window_start = clock()
+        self._said = 0
+        self._unsaid = 0
         self.requests = 0
 
     def __call__(self, record: RequestRecord) -> None:
         parts = resolve_parts(f"http://peer{record.path.partition('?')[0]}")
         with self._lock:
             self.requests += 1
-            self._clients.add(record.client)
+            self._note_client(record.client)
             if record.method != "GET" or parts is None:
+                return
+            if not self._admitted(record.headers.get("authorization")):
+                return
+            if not self._served(parts[1], parts[3]):
                 return
             asked = (record.client, parts[1], parts[3])
             if asked in self._asked:
+                self._asked.move_to_end(asked)
                 return
-            self._asked.add(asked)
-            self._notice(f"{record.client} asks for {parts[1]}/{parts[3]}")
+            self._asked[asked] = None
+            if len(self._asked) > ASKED_REMEMBERED:
+                self._asked.popitem(last=False)
+            self._say(f"{record.client} asks for {parts[1]}/{parts[3]}")
+
+    def _note_client(self, client: str) -> None:
+        if client in self._clients:
+            self._clients.move_to_end(client)
+            return
+        self._clients[client] = None
+        self._machines += 1
+        if len(self._clients) > ASKED_REMEMBERED:
+            self._clients.popitem(last=False)  # counted already; may be counted again
+
+    def _say(self, line: str) -> None:
+        now = self._clock()
+        if now - self._window_start >= LOG_WINDOW:
+            if self._unsaid:
+                self._notice(f"... and {self._unsaid} more files asked for (not shown)")
+            self._window_start, self._said, self._unsaid = now, 0, 0
+        if self._said >= LOG_BURST:
+            self._unsaid += 1
+            return
+        self._said += 1
+        self._notice(line)
 
     def summary(self) -> str:
         with self._lock:
-            requests, machines = self.requests, len(self._clients)
+            requests, machines = self.requests, self._machines
         if requests == 0:
             return "stopped serving; no machine asked for anything"
         what = "1 request" if requests == 1 else f"{requests} requests"
@@ -225,9 +283,41 @@ def serve(
     token: str | None,
     notice: Notice,
     out: Callable[[str], None],
+    truth: str = DEFAULT_HUB,
 ) -> int:
-    """Prove, bind, print the endpoint lines, and serve until Ctrl-C or SIGTERM."""
+    """Bind, prove, print the endpoint lines, and serve until Ctrl-C or SIGTERM.
+
+    The port is taken first: a port in use or an address not of this machine is told at once,
+    not after hours of hashing.
+    """
     host, port = parse_address(address)
+    hub = LocalHub(
+        loaded.catalog.root,
+        host=host,
+        port=port,
+        tokens={token: "*"} if token else None,
+        token_required=bool(token),
+        hash_cache=hashes_path(),
+        store=ProvenStore([], notice),
+        cdn=False,
+        max_connections=MAX_CONNECTIONS,
+        max_records=KEPT_RECORDS,
+    )
+    hub.bind()  # LocalHubError (port taken, address not here) is a message and exit status 2
+    try:
+        return _prove_and_serve(hub, loaded, token, notice, out, truth)
+    finally:
+        hub.stop()
+
+
+def _prove_and_serve(
+    hub: LocalHub,
+    loaded: Loaded,
+    token: str | None,
+    notice: Notice,
+    out: Callable[[str], None],
+    truth: str,
+) -> int:
     try:
         proof = prove(loaded, notice)
     except KeyboardInterrupt:
@@ -239,39 +329,34 @@ def serve(
             "nothing to serve: no file here is proven against Hub metadata (download some "
             "first, or bring metadata with --import-metadata FILE)"
         )
-    log = AccessLog(notice)
-    hub = LocalHub(
-        loaded.catalog.root,
-        host=host,
-        port=port,
-        tokens={token: "*"} if token else None,
-        token_required=bool(token),
-        hash_cache=hashes_path(),
-        store=ProvenStore(proof.files, notice),
-        cdn=False,
-        on_request=log,
+    policy = hub.policy
+    proven = {(file.remote.repo, file.remote.path) for file in proof.files}
+    log = AccessLog(
+        notice,
+        lambda auth: not token or policy.known_token(auth) is not None,
+        lambda repo, path: (repo, path) in proven,
     )
-    hub.start()  # LocalHubError (port taken, address not here) is a message and exit status 2
+    hub.store = ProvenStore(proof.files, notice)
+    hub.on_request = log
+    hub.start()
     try:
-        _announce(hub, len(proof.files), bool(token), notice, out)
+        _announce(hub, len(proof.files), bool(token), truth, notice, out)
         stop = threading.Event()
         while not stop.wait(0.5):  # Ctrl-C and SIGTERM arrive as KeyboardInterrupt
             pass
     except KeyboardInterrupt:
         pass
-    finally:
-        hub.stop()
     notice(log.summary())
     return 0
 
 
 def _announce(
-    hub: LocalHub, count: int, token: bool, notice: Notice, out: Callable[[str], None]
+    hub: LocalHub, count: int, token: bool, truth: str, notice: Notice, out: Callable[[str], None]
 ) -> None:
     """Print where the files are served and the lines to paste; warn about who may connect."""
     url = public_url(hub.host, hub.port)
     out(f"serving {count} files read-only on {url} (Ctrl-C stops)")
-    for line in endpoint_lines(url, token):
+    for line in endpoint_lines(url, token, truth):
         out(line)
     warning = exposure_warning(hub.host, token)
     if warning is not None:

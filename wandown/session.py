@@ -98,6 +98,11 @@ class Session:
     # -- what the command line asks of it -----------------------------------------------------
 
     @property
+    def truth(self) -> str:
+        """Return the source of truth's URL (the endpoint metadata comes from)."""
+        return self._settings.endpoint
+
+    @property
     def offline(self) -> bool:
         return self._settings.offline
 

@@ -28,6 +28,7 @@ from .fetch import (
     Resolver,
     Transient,
     parse_content_range,
+    read_some,
     reason,
     status_problem,
 )
@@ -382,7 +383,7 @@ class Connections:
             skip -= len(data)
         while work.cursor < min(work.end, stop):
             want = min(settings.read_size, work.end - work.cursor, stop - work.cursor)
-            data = response.read(self._allowance(want, watchdog))
+            data = read_some(response, self._allowance(want, watchdog))
             if not data:
                 raise Transient("the server closed the connection early (short body)")
             with self._write_lock:
@@ -416,7 +417,7 @@ class Connections:
                 want = self._allowance(settings.read_size, watchdog)
                 if self.stopping():
                     raise Cancelled
-                data = response.read(want)
+                data = read_some(response, want)
                 if not data:
                     break
                 write_at(fd, data, received, self.part)

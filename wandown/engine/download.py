@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -32,9 +33,17 @@ from .partial import (
     load_state,
     save_state,
 )
-from .ranges import RangeSet
 from .ratelimit import RateLimiter
-from .sources import MIRROR_RETRIES, FileSource, PaceWatch, Sources, disagreement
+from .sources import (
+    MIRROR_RETRIES,
+    FileSource,
+    PaceWatch,
+    Sources,
+    disagreement,
+    pace_floor,
+)
+
+_LATER = re.compile(r"; try again (later|in \d+ s)\.?$")
 
 
 class Lied(DownloadError):
@@ -83,7 +92,8 @@ class FileDownload:
                 # Removed only when empty: a part or state to resume keeps it.
                 folder.leave(tidy=True)
         except Cancelled:
-            return self.reporter.publish(ev.CANCELLED, message="stopped; the partial is kept")
+            kept = "the partial is kept" if self.reporter.done else "nothing had arrived yet"
+            return self.reporter.publish(ev.CANCELLED, message=f"stopped; {kept}")
         except DownloadError as error:
             return self.reporter.publish(ev.FAILED, message=str(error))
         except OSError as error:
@@ -201,17 +211,18 @@ class FileDownload:
         )
         saved = load_state(self.paths.state)
         if saved is not None and saved.same_remote(identity) and self.paths.part.exists():
-            identity.done = saved.done
+            identity.done, identity.sources = saved.done, saved.sources
         else:
             self.paths.discard()
         while True:
             try:
-                self._fetch_here(expected, identity)
+                told = self._fetch_here(expected, identity)
                 break
             except DownloadError as error:
                 if not self._fail_over(error):
                     raise
-        return self._place(expected)
+        placed = self._place(expected)
+        return "; ".join(part for part in (told, placed) if part)
 
     def _expected(self) -> Expected:
         """Return the file as the source of truth describes it, asking it only when needed.
@@ -229,8 +240,14 @@ class FileDownload:
                 return expected_file(job, self.net.retrying(truth.resolve))
         return expected_file(job, self.net.retrying(self.resolver.resolve))
 
-    def _fetch_here(self, expected: Expected, identity: PartialState) -> None:
-        """Fetch from the endpoint in use and verify against the truth's digest."""
+    def _fetch_here(self, expected: Expected, identity: PartialState) -> str:
+        """Fetch from the endpoint in use and verify against the truth's digest.
+
+        A partial that does not verify blames only the endpoint whose bytes it holds: when its
+        bytes came from several endpoints (a failover resumed it), the others' bytes are fetched
+        again from this one; if the file then verifies, those others served the wrong bytes.
+        Returns what to tell about them ("" when nothing).
+        """
         if self.resolver.link is None:
             link = self.net.retrying(self.resolver.resolve)
             if self.source.is_truth:
@@ -239,28 +256,74 @@ class FileDownload:
                 why = disagreement(expected, link)
                 if why is not None:
                     raise DownloadError(f"{self.source.shown} has another version: {why}")
-        for attempt in (1, 2):
-            self.reporter.publish(ev.DOWNLOADING, identity.done.total())
-            self._save_first(identity)
-            with PaceWatch(self.source, lambda: self.reporter.done, self._leave_slow):
-                digest = self._fill.fill(identity, expected)
+        here = self.source.shown
+        replaced: list[str] = []
+        failures = 0
+        while True:
+            digest = self._fill_from(here, expected, identity)
             if expected.kind is None or digest == expected.digest:
-                return
+                return self._blame(replaced, here)
+            others = identity.others(here) if self.source.several else []
+            if others:
+                replaced += [name for name in others if name not in replaced]
+                identity.keep_only(here)
+                self.reporter.publish(
+                    ev.DOWNLOADING,
+                    identity.done.total(),
+                    message=f"the download does not verify; fetching the bytes "
+                    f"{' and '.join(others)} served again from {here}",
+                )
+                continue
             self.paths.discard()
-            identity.done = RangeSet()
+            identity.forget()
             problem = (
                 f"{expected.kind} mismatch for {self.job.dest.name}: the Hub says "
                 f"{expected.digest}, the download has {digest}"
             )
             if not self.source.is_truth:
                 raise Lied(
-                    f"{self.source.shown} served bytes whose {expected.kind} is not the source "
-                    f"of truth's ({digest}, expected {expected.digest}); not using it again "
-                    "this run"
+                    f"{here} served bytes whose {expected.kind} is not the source of truth's "
+                    f"({digest}, expected {expected.digest}); not using it again this run"
                 )
-            if attempt == 1:
-                self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
-        raise DownloadError(f"{problem} (twice); the bad download was removed")
+            failures += 1
+            if failures == 2:
+                raise DownloadError(f"{problem} (twice); the bad download was removed")
+            self.reporter.publish(ev.DOWNLOADING, 0, message=f"{problem}; fetching again")
+
+    def _fill_from(self, here: str, expected: Expected, identity: PartialState) -> str | None:
+        """Run one pass on the endpoint in use; its new bytes are credited to it."""
+        self.reporter.publish(ev.DOWNLOADING, identity.done.total())
+        identity.fetching = here
+        self._save_first(identity)
+        try:
+            floor = pace_floor(self.net.limiter.rate)
+            with PaceWatch(self.source, self._done_bytes, self._leave_slow, floor=floor):
+                return self._fill.fill(identity, expected)
+        finally:
+            identity.credit(here)
+
+    def _done_bytes(self) -> int:
+        return self.reporter.done
+
+    def _blame(self, replaced: list[str], here: str) -> str:
+        """Say who served the bytes that had to be replaced for the file to verify."""
+        if not replaced:
+            return ""
+        if len(replaced) > 1:
+            return (
+                f"bytes served by {' or '.join(replaced)} did not verify and were fetched again "
+                f"from {here}"
+            )
+        liar = replaced[0]
+        sources = self.source.sources
+        plan = sources.plan
+        if plan is not None and liar in plan.order and not sources.is_truth(liar):
+            sources.lied(liar, f"{liar} served bytes that are not the source of truth's")
+            return (
+                f"{liar} served bytes of it that are not the source of truth's (fetched again "
+                f"from {here}, the file verifies); not using {liar} again this run"
+            )
+        return f"the bytes of {liar} did not verify and were fetched again from {here}"
 
     def _leave_slow(self, why: str) -> None:
         """End the pass on an endpoint that is far too slow; _fail_over moves the file on."""
@@ -281,7 +344,9 @@ class FileDownload:
             return False
         self._use_source()
         self.net.start_pass()  # the failed pass's abort flag must not stop the next endpoint
-        self.reporter.failover = f"from {was} to {source.shown}: {error}"
+        # "try again later" is moot: the file moves on at once.
+        why = _LATER.sub("", str(error))
+        self.reporter.failover = f"from {was} to {source.shown}: {why}"
         self.reporter.publish(ev.DOWNLOADING)
         return True
 
@@ -290,6 +355,7 @@ class FileDownload:
         source = self.source
         if self.resolver.url != source.url:
             self.resolver = self.net.resolver = self.resolver.elsewhere(source.url)
+        self.resolver.speaker = "the Hub" if source.is_truth else source.shown
         settings = self.settings
         if source.has_next:
             settings = dataclasses.replace(

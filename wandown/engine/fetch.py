@@ -139,6 +139,7 @@ class Resolver:
         self._pool = pool
         self.url = url
         self.token_homes = token_homes if token_homes is not None else (url,)
+        self.speaker = "the Hub"  # who messages say answered: the Hub, or a mirror's URL
         self._headers_for = headers_for
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -206,7 +207,7 @@ class Resolver:
                 blob_sha1 = etag  # the Hub's ETag for a small file is its git blob id
             return self._remember(Link(url, size, sha256, blob_sha1, commit))
         raise DownloadError(
-            f"the Hub redirected {hub_file(self.url)} {too_many_redirects().clause}"
+            f"{self.speaker} redirected {hub_file(self.url)} {too_many_redirects().clause}"
         )
 
     def _follow(self, url: str, location: str | None) -> str:
@@ -214,7 +215,9 @@ class Resolver:
         try:
             return redirect_target(url, location)
         except RedirectRefused as refused:
-            raise DownloadError(f"the Hub redirected {hub_file(url)} {refused.clause}") from None
+            raise DownloadError(
+                f"{self.speaker} redirected {hub_file(url)} {refused.clause}"
+            ) from None
 
     def _remember(self, link: Link) -> Link:
         with self._lock:
@@ -253,3 +256,19 @@ def reason(error: BaseException) -> str:
     if isinstance(error, urllib3.exceptions.ProtocolError):
         return f"the connection broke ({text})"
     return text
+
+
+FALLBACK_READ = 64 * 1024  # without read1 (urllib3 1.x), reads this small still show a trickle
+
+
+def read_some(response: urllib3.BaseHTTPResponse, most: int) -> bytes:
+    """Return what has arrived, up to most bytes, waiting only while nothing has.
+
+    A plain read(most) waits for all of it: a server trickling bytes would show no progress
+    at all, so neither the speed watchdog nor the endpoints' pace rule would ever see it.
+    """
+    read1 = getattr(response, "read1", None)
+    if read1 is not None:
+        data: bytes = read1(most)
+        return data
+    return response.read(min(most, FALLBACK_READ))

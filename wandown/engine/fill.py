@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -198,14 +199,7 @@ class PartFill:
 
     def _save(self, planner: RangePlanner, state: PartialState) -> bool:
         """Save the finished ranges; False if they could not be saved."""
-        snapshot = PartialState(
-            state.url,
-            state.size,
-            state.sha256,
-            state.blob_sha1,
-            state.commit,
-            RangeSet(planner.snapshot()),
-        )
+        snapshot = dataclasses.replace(state, done=RangeSet(planner.snapshot()))
         try:
             save_state(self.paths.state, snapshot)
         except (OSError, WandownError):  # a full disk must not hide the real error

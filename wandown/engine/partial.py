@@ -31,6 +31,7 @@ from .ranges import RangeSet
 
 PARTIAL_FOLDER = ".wandown"
 STATE_VERSION = 1
+UNKNOWN_SOURCE = "an earlier download"  # bytes whose endpoint a state does not say
 NAME_MAX = 255  # bytes in one path component on Linux, macOS and Windows file systems
 _SUFFIXES = (".part", ".state", ".lock", ".stmp")
 STATE_BLOCK = 4096  # state files are padded to whole blocks, so rewriting one needs no space
@@ -88,6 +89,11 @@ class PartialState:
 
     A partial is only resumed when size and hashes equal the job's; any difference means the
     remote file changed, and mixing bytes of two versions would give a file that never verifies.
+
+    `sources` says which endpoint served which of the done bytes, and `fetching` the endpoint of
+    the pass under way (its bytes are credited to it when the pass ends, or when a state saved
+    mid-pass is read back): a partial that fails verification can then blame the endpoint whose
+    bytes it holds, and only that one. Bytes of unknown origin are under UNKNOWN_SOURCE.
     """
 
     url: str
@@ -96,6 +102,41 @@ class PartialState:
     blob_sha1: str | None
     commit: str | None = None
     done: RangeSet = field(default_factory=RangeSet)
+    sources: dict[str, RangeSet] = field(default_factory=dict)
+    fetching: str | None = None
+
+    def credit(self, endpoint: str) -> None:
+        """Credit the done bytes nobody is credited with to endpoint; forget bytes not done."""
+        claimed = RangeSet()
+        for name in list(self.sources):
+            kept = self.sources[name].within(self.done)
+            if kept.total():
+                self.sources[name] = kept
+                for start, end in kept.ranges():
+                    claimed.add(start, end)
+            else:
+                del self.sources[name]
+        new = self.done.without(claimed)
+        if new.total():
+            mine = self.sources.setdefault(endpoint, RangeSet())
+            for start, end in new.ranges():
+                mine.add(start, end)
+
+    def others(self, endpoint: str) -> list[str]:
+        """Return the endpoints other than endpoint that served some of the done bytes."""
+        self.credit(UNKNOWN_SOURCE)
+        return sorted(name for name in self.sources if name != endpoint)
+
+    def keep_only(self, endpoint: str) -> None:
+        """Forget the done bytes that endpoint did not serve (they are fetched again)."""
+        mine = self.sources.get(endpoint, RangeSet()).within(self.done)
+        self.done = mine
+        self.sources = {endpoint: RangeSet(mine.ranges())} if mine.total() else {}
+
+    def forget(self) -> None:
+        """Forget every done byte (the part was removed)."""
+        self.done = RangeSet()
+        self.sources = {}
 
     def same_remote(self, other: PartialState) -> bool:
         return (self.size, self.sha256, self.blob_sha1) == (
@@ -113,6 +154,10 @@ class PartialState:
             "blob_sha1": self.blob_sha1,
             "commit": self.commit,
             "done": [list(r) for r in self.done.ranges()],
+            "sources": {
+                name: [list(r) for r in ranges.ranges()] for name, ranges in self.sources.items()
+            },
+            "fetching": self.fetching,
         }
 
     @classmethod
@@ -122,22 +167,34 @@ class PartialState:
             if value.get("version") != STATE_VERSION:
                 return None
             size = None if value["size"] is None else int(value["size"])
-            done = RangeSet()
-            for start, end in value["done"]:
-                start, end = int(start), int(end)
-                if not 0 <= start <= end or (size is not None and end > size):
-                    return None  # ranges outside the file: not a state we wrote
-                done.add(start, end)
-            return cls(
+            done = _ranges(value["done"], size)
+            sources = {str(k): _ranges(v, size) for k, v in value.get("sources", {}).items()}
+            fetching = value.get("fetching")
+            state = cls(
                 url=str(value["url"]),
                 size=size,
                 sha256=value.get("sha256"),
                 blob_sha1=value.get("blob_sha1"),
                 commit=value.get("commit"),
                 done=done,
+                sources=sources,
             )
         except (AttributeError, KeyError, TypeError, ValueError):
             return None
+        # Bytes of the pass a stop cut short were the endpoint's it was fetching from.
+        state.credit(fetching if isinstance(fetching, str) else UNKNOWN_SOURCE)
+        return state
+
+
+def _ranges(value: Any, size: int | None) -> RangeSet:
+    """Read [[start, end], ...]; ValueError for ranges outside the file (not a state we wrote)."""
+    ranges = RangeSet()
+    for start, end in value:
+        start, end = int(start), int(end)
+        if not 0 <= start <= end or (size is not None and end > size):
+            raise ValueError("a range outside the file")
+        ranges.add(start, end)
+    return ranges
 
 
 def load_state(path: Path) -> PartialState | None:

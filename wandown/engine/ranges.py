@@ -64,6 +64,23 @@ class RangeSet:
         """Return the ranges as (start, end) pairs."""
         return list(zip(self._starts, self._ends, strict=True))
 
+    def without(self, other: RangeSet) -> RangeSet:
+        """Return the bytes covered here and not in other."""
+        left = RangeSet()
+        for start, end in self.ranges():
+            cursor = start
+            for o_start, o_end in other.ranges():
+                if o_end <= cursor or o_start >= end:
+                    continue
+                left.add(cursor, o_start)
+                cursor = max(cursor, o_end)
+            left.add(cursor, end)
+        return left
+
+    def within(self, other: RangeSet) -> RangeSet:
+        """Return the bytes covered both here and in other."""
+        return self.without(self.without(other))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RangeSet) and self.ranges() == other.ranges()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,15 @@ from .job import Expected
 SLOW_FACTOR = 10.0
 SLOW_AFTER = 5.0  # seconds of a file's transfer on one endpoint before its rate is judged
 MIRROR_RETRIES = 2  # an endpoint with another one behind it is not waited on for long
+# A mirror whose file stays this slow (bytes a second, all connections) is left even when no
+# other endpoint's rate is known yet, unless the truth is known to be slower still: at 300 kB/s
+# a 28 GB model takes a day.
+MIRROR_FLOOR = 300_000.0
+
+
+def pace_floor(limit: float | None) -> float:
+    """Return the floor a mirror is held to under the user's bandwidth limit (bytes/s)."""
+    return MIRROR_FLOOR if limit is None else min(MIRROR_FLOOR, limit / 10)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,19 @@ class Sources:
             return None
         return f"{rate / 1e6:.2f} MB/s here, {best / 1e6:.2f} MB/s seen from {host_of(where)}"
 
+    def below_floor(self, base: str | None, rate: float, floor: float) -> str | None:
+        """Say why rate on a mirror is below the floor, or None when it is not (or is the truth).
+
+        A truth known to be slower still keeps the mirror: leaving would not help.
+        """
+        if rate >= floor or self.is_truth(base):
+            return None
+        with self._lock:
+            truth_rate = self._best_rate.get(self.plan.truth) if self.plan is not None else None
+        if truth_rate is not None and rate >= truth_rate:
+            return None
+        return f"{rate / 1e3:.1f} kB/s here, below the {floor / 1e3:.0f} kB/s a mirror must keep"
+
 
 class FileSource:
     """Where to fetch one file now: the first endpoint that has not failed it, liars skipped."""
@@ -152,9 +175,10 @@ class PaceWatch:
     """Watch one pass of a file on its endpoint: note its rate, leave it when far too slow.
 
     A thread of its own samples `done` (the file's finished bytes), so the connections need
-    not know about endpoints. Too slow means SLOW_FACTOR times below the best rate another
-    endpoint gave this run, judged after SLOW_AFTER seconds, and only while another endpoint
-    is left to go to; `leave(why)` then ends the pass (the partial is kept).
+    not know about endpoints. Too slow means, over the last SLOW_AFTER seconds, SLOW_FACTOR
+    times below the best rate another endpoint gave this run, or below `floor` on a mirror;
+    it is judged only while another endpoint is left to go to; `leave(why)` then ends the pass
+    (the partial is kept).
     """
 
     def __init__(
@@ -164,16 +188,19 @@ class PaceWatch:
         leave: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
         every: float = 0.5,
+        floor: float = MIRROR_FLOOR,
     ) -> None:
         self.source = source
         self._done = done
         self._leave = leave
         self._clock = clock
         self._every = every
+        self._floor = floor
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = clock()
         self._first = done()
+        self._samples: deque[tuple[float, int]] = deque([(self._started, self._first)])
 
     def __enter__(self) -> PaceWatch:
         self._thread = threading.Thread(target=self._run, name="wandown-pace", daemon=True)
@@ -193,19 +220,36 @@ class PaceWatch:
 
     def check(self) -> bool:
         """Note the rate so far; leave the endpoint if it is far too slow. True if it left."""
-        elapsed = self._clock() - self._started
+        now, done = self._clock(), self._done()
+        elapsed = now - self._started
         if elapsed < 1.0:
             return False
-        rate = (self._done() - self._first) / elapsed
         sources, base = self.source.sources, self.source.base
-        sources.note_rate(base, rate)
-        if elapsed < SLOW_AFTER or self._stop.is_set() or not self.source.has_next:
+        sources.note_rate(base, (done - self._first) / elapsed)
+        recent = self._recent_rate(now, done)
+        if recent is None or self._stop.is_set() or not self.source.has_next:
             return False
-        why = sources.far_below_others(base, rate)
-        if why is None:
-            return False
-        self._leave(f"{self.source.shown} is far slower than another endpoint ({why})")
-        return True
+        shown = self.source.shown
+        why = sources.far_below_others(base, recent)
+        if why is not None:
+            self._leave(f"{shown} is far slower than another endpoint ({why})")
+            return True
+        why = sources.below_floor(base, recent, self._floor)
+        if why is not None:
+            self._leave(f"{shown} is far too slow ({why})")
+            return True
+        return False
+
+    def _recent_rate(self, now: float, done: int) -> float | None:
+        """Return the rate over the last SLOW_AFTER seconds at least; None before that long."""
+        samples = self._samples
+        samples.append((now, done))
+        while len(samples) > 1 and samples[1][0] <= now - SLOW_AFTER:
+            samples.popleft()
+        since, then = samples[0]
+        if now - since < SLOW_AFTER:
+            return None
+        return (done - then) / (now - since)
 
 
 def disagreement(expected: Expected, link: Link) -> str | None:

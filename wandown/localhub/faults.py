@@ -35,10 +35,11 @@ class Fault:
     # (first - 1) are the asked range's, e.g. "bytes {first}-{before}/{size}" ends before it starts.
     content_range: str | None = None
     redirect_to: str | None = None  # the hub answers 302 to this Location instead of the file
+    trickle: int | None = None  # send the body at about this many bytes a second
     server: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("drop_after", "stall_after", "short_body", "corrupt_at", "times"):
+        for name in ("drop_after", "stall_after", "short_body", "corrupt_at", "times", "trickle"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"Fault.{name} must be a non-negative int, not {value!r}")
@@ -60,6 +61,7 @@ class Fault:
                 self.short_body,
                 self.corrupt_at,
                 self.content_range,
+                self.trickle,
             )
         )
 
@@ -74,6 +76,7 @@ def without_body_fault(fault: Fault) -> Fault:
         short_body=None,
         corrupt_at=None,
         content_range=None,
+        trickle=None,
     )
 
 

@@ -20,8 +20,15 @@ from wandown.localhub.faults import Fault
 from wandown.localhub.protocol import UNSATISFIABLE, parse_range
 
 CHUNK_SIZE = 256 * 1024
+TRICKLE_STEPS = 20  # a trickling body goes out in this many pieces a second
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may sit idle
 MAX_BODY = 1024 * 1024  # paths-info bodies are small; anything bigger is refused
+MAX_CONNECTIONS = 256  # connections served at once; more get 503 (a slowloris holds no more)
+BUSY_ANSWER = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 50\r\nConnection: close\r\n\r\n"
+    b'{"error": "Too many connections; try again later"}'
+)
 
 
 def header_value(value: object) -> str:
@@ -223,6 +230,8 @@ class Request(BaseHTTPRequestHandler):
             step = min(CHUNK_SIZE, limit - sent)
             if stall_at is not None and sent < stall_at:
                 step = min(step, stall_at - sent)
+            if fault.trickle is not None:
+                step = min(step, max(1, fault.trickle // TRICKLE_STEPS))
             chunk = handle.read(step)
             if not chunk:
                 break  # the file shrank under us; the client will see a short body
@@ -230,6 +239,9 @@ class Request(BaseHTTPRequestHandler):
                 chunk = _flip(chunk, fault.corrupt_at - (first + sent))
             self.wfile.write(chunk)
             sent += len(chunk)
+            if fault.trickle is not None:
+                self.wfile.flush()
+                stopping.wait(1 / TRICKLE_STEPS)
             if stall_at is not None and sent >= stall_at:
                 stall_at = None
                 stopping.wait(fault.stall_seconds)
@@ -273,12 +285,14 @@ class Server(ThreadingHTTPServer):
         name: str,
         route: Callable[[Request], None],
         record: Callable[[str, Request], None],
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.name = name
         self._route = route
         self._record = record
         self._open: set[_Connection] = set()
         self._open_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Request)
@@ -292,10 +306,40 @@ class Server(ThreadingHTTPServer):
         self._record(self.name, request)
 
     def process_request(self, request: _Connection, client_address: object) -> None:
-        """Remember the connection so stop() can close it even while it idles in keep-alive."""
+        """Serve the connection in a thread of its own, or answer 503 when all slots are taken.
+
+        The open connections are remembered so stop() can close them even while they idle in
+        keep-alive.
+        """
+        if not self._slots.acquire(blocking=False):
+            self._refuse_busy(request)
+            return
         with self._open_lock:
             self._open.add(request)
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread started: its slot is free again
+            raise
+
+    def process_request_thread(self, request: _Connection, client_address: object) -> None:
+        """Serve one connection, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse_busy(self, request: _Connection) -> None:
+        """Answer 503 with Retry-After on the accepting thread, without waiting on the client."""
+        if isinstance(request, socket.socket):
+            with contextlib.suppress(OSError):
+                request.setblocking(False)  # a full send buffer must not stall accept()
+                # What the client already sent is read first: closing with unread bytes would
+                # send a reset, and the client might never see the 503.
+                request.recv(MAX_BODY)
+            with contextlib.suppress(OSError):
+                request.send(BUSY_ANSWER)
+        super().shutdown_request(request)
 
     def shutdown_request(self, request: _Connection) -> None:
         """Forget a finished connection."""

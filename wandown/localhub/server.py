@@ -15,7 +15,7 @@ from wandown.errors import WandownError
 from wandown.localhub.access import AccessPolicy
 from wandown.localhub.faults import Fault, FaultBoard
 from wandown.localhub.hashes import HashCache
-from wandown.localhub.http import Request, Server
+from wandown.localhub.http import MAX_CONNECTIONS, Request, Server
 from wandown.localhub.protocol import FileMeta, lfs_meta, plain_meta
 from wandown.localhub.repos import RepoFile, RepoStore, Store
 from wandown.localhub.routes import CdnRoutes, HubRoutes, make_cdn_link
@@ -65,6 +65,8 @@ class LocalHub:
         cdn: bool = True,
         token_required: bool = False,
         on_request: Callable[[RequestRecord], None] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        max_records: int = MAX_RECORDS,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -79,12 +81,13 @@ class LocalHub:
         self.store: Store = store if store is not None else RepoStore(self.root)
         self.cdn = cdn
         self.on_request = on_request  # called on the serving thread, before the answer
+        self.max_connections = max_connections  # per port; more at once are answered 503
         self.hashes = HashCache(self.root, Path(hash_cache) if hash_cache else None)
         self.faults = FaultBoard()
         self.secret = secrets.token_bytes(16)
         self.stopping = threading.Event()
         # Bounded, so a CLI server left running for days does not grow without end.
-        self._records: deque[RequestRecord] = deque(maxlen=MAX_RECORDS)
+        self._records: deque[RequestRecord] = deque(maxlen=max_records)
         self._records_lock = threading.Lock()
         self._servers: list[Server] = []
         self._threads: list[threading.Thread] = []
@@ -92,29 +95,10 @@ class LocalHub:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalHub:
-        """Bind both ports and serve in background threads."""
-        if self._servers:
+        """Bind both ports (unless bind() did) and serve in background threads."""
+        if self._threads:
             return self
-        self.stopping.clear()
-        try:
-            hub = Server((self.host, self.port), "hub", HubRoutes(self), self._record)
-        except OSError as err:
-            raise LocalHubError(
-                f"cannot listen on {self.host}:{self.port}: {err.strerror}"
-            ) from None
-        self._servers = [hub]
-        if self.cdn:
-            try:
-                cdn = Server((self.host, self.cdn_port), "cdn", CdnRoutes(self), self._record)
-            except OSError as err:
-                hub.server_close()
-                self._servers = []
-                raise LocalHubError(
-                    f"cannot listen on {self.host}:{self.cdn_port}: {err.strerror}"
-                ) from None
-            self._servers.append(cdn)
-            self.cdn_port = cdn.server_address[1]
-        self.port = hub.server_address[1]
+        self.bind()
         for server in self._servers:
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -126,12 +110,46 @@ class LocalHub:
             self._threads.append(thread)
         return self
 
+    def bind(self) -> LocalHub:
+        """Take the ports without answering yet, so a port in use is told before a long setup.
+
+        Clients that connect meanwhile wait in the listen queue until start().
+        """
+        if self._servers:
+            return self
+        self.stopping.clear()
+        limit = self.max_connections
+        try:
+            hub = Server((self.host, self.port), "hub", HubRoutes(self), self._record, limit)
+        except OSError as err:
+            raise LocalHubError(
+                f"cannot listen on {_address(self.host, self.port)}: {err.strerror}"
+            ) from None
+        self._servers = [hub]
+        if self.cdn:
+            try:
+                cdn = Server(
+                    (self.host, self.cdn_port), "cdn", CdnRoutes(self), self._record, limit
+                )
+            except OSError as err:
+                hub.server_close()
+                self._servers = []
+                raise LocalHubError(
+                    f"cannot listen on {_address(self.host, self.cdn_port)}: {err.strerror}"
+                ) from None
+            self._servers.append(cdn)
+            self.cdn_port = cdn.server_address[1]
+        self.port = hub.server_address[1]
+        return self
+
     def stop(self) -> None:
         """Stop serving and close every connection, idle or not; save new hashes."""
         self.stopping.set()
         self.hashes.flush()
-        # Both servers wind down at once: each shutdown() waits out one poll interval.
-        stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
+        # Both servers wind down at once: each shutdown() waits out one poll interval. Only
+        # servers that run are shut down: shutdown() waits for serve_forever() to end.
+        running = self._servers if self._threads else []
+        stoppers = [threading.Thread(target=server.shutdown) for server in running]
         for stopper in stoppers:
             stopper.start()
         for stopper in stoppers:
@@ -176,7 +194,7 @@ class LocalHub:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A snapshot of the requests received so far (the latest 100,000), oldest first."""
+        """A snapshot of the requests received so far (the latest max_records), oldest first."""
         with self._records_lock:
             return list(self._records)
 
@@ -225,6 +243,11 @@ class LocalHub:
             self._records.append(record)
         if self.on_request is not None:
             self.on_request(record)
+
+
+def _address(host: str, port: int) -> str:
+    """Write host:port as people and URLs do, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _url_host(host: str) -> str:
