@@ -289,7 +289,7 @@ class _WriteGuard:
                 self.refuse("write", file)
             return real(file, mode, *args, **kwargs)
 
-        return guarded
+        return Unbound(guarded)
 
     def wrap_os_open(self, real: Any) -> Any:
         changes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -299,7 +299,7 @@ class _WriteGuard:
                 self.refuse("write", path)
             return real(path, flags, *args, **kwargs)
 
-        return guarded
+        return Unbound(guarded)
 
     def wrap_path_call(self, what: str, real: Any, allow_existing: bool = False) -> Any:
         def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -307,7 +307,7 @@ class _WriteGuard:
                 self.refuse(what, path)
             return real(path, *args, **kwargs)
 
-        return guarded
+        return Unbound(guarded)
 
     def install(self) -> None:
         builtins.open = io.open = self.wrap_open(io.open)
@@ -317,6 +317,20 @@ class _WriteGuard:
         for name in ("remove", "unlink", "rmdir", "rename", "replace", "symlink", "link"):
             setattr(os, name, self.wrap_path_call(name, getattr(os, name)))
         shutil.rmtree = self.wrap_path_call("rmtree", shutil.rmtree)
+
+
+class Unbound:
+    """A guard that stays a plain function when a class keeps it as an attribute.
+
+    Python 3.10's pathlib copies os.mkdir, io.open and friends into a class when it is imported;
+    a Python function there would be bound as a method and get the accessor as its first argument.
+    """
+
+    def __init__(self, function: Any):
+        self._function = function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._function(*args, **kwargs)
 
 
 def install(root: str, install_root: str | None = None) -> None:
