@@ -119,7 +119,7 @@ SETTING_VALUES: dict[str, list] = {
 FOLDERS = ("umt5-xxl", "xlm-roberta-large", "Qwen2.5-VL-7B-Instruct", "T5_xxl_1.1", "Qwen3",
            "gemma-3-12b-it-qat-q4_0-unquantized", "clip_vit_large_patch14", "det_align", "depth",
            "mask", "pose", "sam3", "mmaudio", "whisper-tiny")  # fmt: skip
-GENERATED = 12
+GENERATED = 16
 
 
 def generated_profile(seed: int) -> tuple[dict, bool, Layout]:

@@ -78,6 +78,19 @@ def hand_made_finetunes(defaults: Path) -> dict[str, dict[str, Any]]:
     return {
         "my_kiwi_reference_only": kiwi,
         "my_ltx2_own_vae": ltx2,
+        # a bare definition whose files are another model's, named by its id
+        "my_kiwi_by_reference": {
+            "name": "My Kiwi",
+            "architecture": "kiwi_edit",
+            "URLs": "kiwi_edit_reference_only",
+        },
+        "my_vace_t2v": {
+            "name": "My Vace",
+            "architecture": "vace_14B",
+            "URLs": "t2v",
+            "modules": ["vace_14B"],
+            "loras": _renamed(models["t2v"]["URLs"][:1]),
+        },
         # same ids: keys merged onto the already-merged default (wgp.py ~3264)
         "kiwi_edit": {"URLs": [KIWI_REFERENCE_ONLY]},
         "ltx2_22B_distilled": {"ltx2_video_vae_file": LTX2_VAE},
