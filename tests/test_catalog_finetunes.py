@@ -31,7 +31,7 @@ from tests.wan2gp_finetunes import (
 )
 from tests.wan2gp_fixtures import SHARED
 from tests.wan2gp_reference import SRC, Wan2GP, real_handlers
-from wandown import learn
+from wandown import cli, learn
 from wandown.catalog.codedefaults import shipped
 
 pytestmark = pytest.mark.skipif(
@@ -56,12 +56,17 @@ def make_install(root: Path, with_source: bool = False) -> Path:
 
 
 @pytest.fixture(scope="module")
-def learned(tmp_path_factory: pytest.TempPathFactory) -> learn.Learned:
-    """wandown's learning over a copy of 8681e9f's tree holding the finetunes (once, ~3 s)."""
-    base = tmp_path_factory.mktemp("learned")
-    root = make_install(base / "Wan2GP", with_source=True)
+def source_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of 8681e9f's tree (its code, its defaults, the finetunes): learning reads it."""
+    return make_install(tmp_path_factory.mktemp("learned") / "Wan2GP", with_source=True)
+
+
+@pytest.fixture(scope="module")
+def learned(source_copy: Path) -> learn.Learned:
+    """wandown's learning over the copy of the tree holding the finetunes (once, ~3 s)."""
+    root = source_copy
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WANDOWN_CACHE_DIR", str(base / "cache"))
+        patch.setenv("WANDOWN_CACHE_DIR", str(root.parent / "cache"))
         learn.forget()
         try:
             return learn.learned_code(root)
@@ -162,3 +167,32 @@ def test_learned_finetunes_need_no_notice(install, learned):
     (install / "wgp_config.json").write_text("{}")
     notices = wandown_fetches(install, True, code=learned.code)["notices"]
     assert not [n for n in notices if "finetune" in n], notices
+
+
+def list_json(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:
+    code = cli.main(
+        ["--list", "--json", "--offline", "--hub-dir", "", "--wan2gp-dir", str(root / "ckpts"),
+         "--config-file", str(root.parent / "wandown-config.json"), "--gpu-bf16", "yes"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return {row["dest"]: row for row in json.loads(out)}, err
+
+
+def test_the_program_lists_a_learned_finetunes_own_files(source_copy, capsys):
+    learn.forget()
+    rows, err = list_json(source_copy, capsys)
+    folder = "ckpts/kiwi_mllm_encoder_reference_only"
+    needing = set(rows[f"{folder}/tokenizer.json"]["needed_by"])
+    assert {"my_kiwi_reference_only", "my_kiwi_by_reference"} <= needing
+    assert "kiwi_edit" not in needing  # a same-id override keeps the default's folder
+    assert "my_ltx2_own_vae" in rows[f"ckpts/{LTX2_VAE}"]["needed_by"]
+    assert "may differ" not in err and "could not learn" not in err
+
+
+def test_the_program_says_which_finetunes_it_could_not_learn(install, capsys):
+    """A copied catalog without Wan2GP's code (no wgp.py): the shipped data, and a notice."""
+    rows, err = list_json(install, capsys)
+    assert "my_kiwi_reference_only (from kiwi_edit)" in err and "may differ" in err
+    borrowed = rows["ckpts/kiwi_mllm_encoder_instruct_only/tokenizer.json"]["needed_by"]
+    assert "myft_kiwi_edit" in borrowed  # it loads kiwi_edit_instruct_only's main files
