@@ -140,6 +140,8 @@ def test_a_finetune_gets_the_files_its_own_keys_choose(install, learned):
     assert not any("kiwi_mllm_encoder_reference_only" in n for n in overridden)
     assert f"ckpts/{LTX2_VAE}" in names(ours["my_ltx2_own_vae"])
     assert f"ckpts/{LTX2_VAE}" in names(ours["ltx2_22B_distilled"])
+    assert "loras/ltx2/ltx-2.3-22b-ic-lora-outpaint.safetensors" in names(ours["my_ltx2_old_style"])
+    assert "ckpts/ltx-2.3-22b-ic-lora-outpaint.safetensors" in names(ours["ltx2_22B_1_1"])
     by_reference = names(ours["my_kiwi_by_reference"])
     assert "ckpts/kiwi_mllm_encoder_reference_only/vocab.json" in by_reference
 
@@ -148,7 +150,8 @@ def test_without_learning_a_finetune_borrows_its_architecture_and_says_so(instal
     """The shipped data knows the defaults' files only. A finetune loading a default's main files
     borrows that default's (another variant: right); what a finetune's own keys change in the
     handler's answer cannot be known (a new file's name, ltx2_video_vae_file, a key the handler
-    reads that the borrowed default sets otherwise): those differ, and a notice says so."""
+    reads that the borrowed default sets otherwise, a value the handler rewrites): those differ,
+    and a notice says so."""
     (install / "wgp_config.json").write_text("{}")
     ours = wandown_fetches(install, True, code=shipped())
     found = differences(ours, wan2gp_fetches(install, {}, True))
@@ -156,11 +159,12 @@ def test_without_learning_a_finetune_borrows_its_architecture_and_says_so(instal
         "my_kiwi_reference_only",  # Kiwi-Edit's folders from a new file's name
         "my_ltx2_own_vae",  # ltx2_video_vae_file
         "ltx2_22B_distilled",  # the same, in a same-id override
+        "my_ltx2_old_style",  # the handler moves an old-style preload into the LoRA folder
         "myft_heartmula_oss_3b",  # RL's main files, the base's heartmula_codec_version
     }
     named = [n for n in ours["notices"] if "my_kiwi_reference_only (from kiwi_edit)" in n]
     assert len(named) == 1 and "may differ" in named[0], ours["notices"]
-    assert "finetunes overriding flux, kiwi_edit, ltx2_22B_distilled" in named[0]
+    assert "finetunes overriding flux, kiwi_edit, ltx2_22B_1_1, ltx2_22B_distilled" in named[0]
 
 
 def test_learned_finetunes_need_no_notice(install, learned):

@@ -21,6 +21,7 @@ KIWI_REFERENCE_ONLY = (
 )
 MY_T5 = f"{HUB}/DeepBeepMeep/LTX_Video/resolve/main/T5_xxl_1.1/T5_xxl_1.1_myft_quanto_bf16_int8.st"
 LTX2_VAE = "ltx-2.3-22b_vae_my_finetune.safetensors"
+OLD_STYLE_LORA = f"{HUB}/DeepBeepMeep/LTX-2/resolve/main/ltx-2.3-22b-ic-lora-outpaint.safetensors"
 
 
 def _renamed(value: Any) -> Any:
@@ -75,9 +76,15 @@ def hand_made_finetunes(defaults: Path) -> dict[str, dict[str, Any]]:
     kiwi.update(architecture="kiwi_edit", URLs=[KIWI_REFERENCE_ONLY])
     ltx2 = copy.deepcopy(models["ltx2_22B"])
     ltx2.update(architecture="ltx2_22B", ltx2_video_vae_file=LTX2_VAE)
+    old_style = copy.deepcopy(models["ltx2_22B"])
+    old_style.update(architecture="ltx2_22B", preload_URLs=[OLD_STYLE_LORA])
+    local = copy.deepcopy(models["t2v"])
+    local.update(architecture="t2v", source="my_own/t2v_mine.safetensors")
     return {
         "my_kiwi_reference_only": kiwi,
         "my_ltx2_own_vae": ltx2,
+        "my_ltx2_old_style": old_style,  # ltx2_handler migrates its preload into the LoRA folder
+        "my_t2v_from_a_local_file": local,
         # a bare definition whose files are another model's, named by its id
         "my_kiwi_by_reference": {
             "name": "My Kiwi",
@@ -94,6 +101,7 @@ def hand_made_finetunes(defaults: Path) -> dict[str, dict[str, Any]]:
         # same ids: keys merged onto the already-merged default (wgp.py ~3264)
         "kiwi_edit": {"URLs": [KIWI_REFERENCE_ONLY]},
         "ltx2_22B_distilled": {"ltx2_video_vae_file": LTX2_VAE},
+        "ltx2_22B_1_1": {"preload_URLs": [OLD_STYLE_LORA]},  # not migrated: not recomputed
         "t2v": {"URLs": _renamed(models["t2v"]["URLs"]), "loras": _renamed(models["i2v"]["URLs"])},
         "flux": {"text_encoder_URLs": [MY_T5]},
         "qwen_image_20B": {"preload_URLs": _renamed(models["qwen_image_20B"]["URLs"][:1])},
