@@ -99,7 +99,7 @@ def install(tmp_path, monkeypatch):
 PROFILE_NAMES = ["defaults", "pre-bf16 GPU, bf16 policy, INT8 in capitals, bf16 text encoder",
                  "loras_root elsewhere, files lying in roots",
                  "text encoder folders in the second root"]  # fmt: skip
-CASES = [*PROFILE_NAMES, *(f"generated {seed}" for seed in (0, 3, 7, 9))]
+CASES = [*PROFILE_NAMES, *(f"generated {seed}" for seed in (3, 9))]
 
 
 def profile_of(case: str) -> tuple:

@@ -118,8 +118,9 @@ SETTING_VALUES: dict[str, list] = {
 # Folders Wan2GP may find already made in a root (text encoders', repo files', core files').
 FOLDERS = ("umt5-xxl", "xlm-roberta-large", "Qwen2.5-VL-7B-Instruct", "T5_xxl_1.1", "Qwen3",
            "gemma-3-12b-it-qat-q4_0-unquantized", "clip_vit_large_patch14", "det_align", "depth",
-           "mask", "pose", "sam3", "mmaudio", "whisper-tiny")  # fmt: skip
-GENERATED = 16
+           "mask", "pose", "sam3", "mmaudio", "whisper-tiny", "kiwi_mllm_encoder_reference_only",
+           "kiwi_mllm_encoder_instruct_reference", "HeartMula", "gemma4-12b-ltx-v1")  # fmt: skip
+GENERATED = 12
 
 
 def generated_profile(seed: int) -> tuple[dict, bool, Layout]:
