@@ -9,6 +9,7 @@ shipped data), what a finetune's own keys change cannot be known: a notice says 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -153,7 +154,8 @@ def test_without_learning_a_finetune_borrows_its_architecture_and_says_so(instal
     reads that the borrowed default sets otherwise, a value the handler rewrites): those differ,
     and a notice says so."""
     (install / "wgp_config.json").write_text("{}")
-    ours = wandown_fetches(install, True, code=shipped())
+    fallback = dataclasses.replace(shipped(), origin="shipped 8681e9f")  # as after a failure
+    ours = wandown_fetches(install, True, code=fallback)
     found = differences(ours, wan2gp_fetches(install, {}, True))
     assert set(found) == {
         "my_kiwi_reference_only",  # Kiwi-Edit's folders from a new file's name
@@ -195,8 +197,17 @@ def test_the_program_lists_a_learned_finetunes_own_files(source_copy, capsys):
 
 
 def test_the_program_says_which_finetunes_it_could_not_learn(install, capsys):
-    """A copied catalog without Wan2GP's code (no wgp.py): the shipped data, and a notice."""
+    """A Wan2GP whose code cannot be learned (a syntax error): the shipped data, and a notice."""
+    (install / "wgp.py").write_text("family_handlers = [\n")
+    learn.forget()
     rows, err = list_json(install, capsys)
+    assert "could not learn Wan2GP's code" in err
     assert "my_kiwi_reference_only (from kiwi_edit)" in err and "may differ" in err
     borrowed = rows["ckpts/kiwi_mllm_encoder_instruct_only/tokenizer.json"]["needed_by"]
     assert "myft_kiwi_edit" in borrowed  # it loads kiwi_edit_instruct_only's main files
+
+
+def test_a_catalog_without_wan2gp_code_borrows_quietly(install):
+    """No wgp.py (a copied catalog, the demo): the shipped data is all there is to say."""
+    (install / "wgp_config.json").write_text("{}")
+    assert not [n for n in wandown_fetches(install, True)["notices"] if "finetune" in n]

@@ -56,9 +56,17 @@ def _of(code: CodeData, model_id: str, architecture: str) -> bool:
 
 
 def unlearned_finetunes(
-    definitions: dict[str, Definition], sources: dict[str, str | None], learned: bool
+    definitions: dict[str, Definition], sources: dict[str, str | None], origin: str
 ) -> list[str]:
-    """Return one notice naming the finetunes whose code-side facts are not their own."""
+    """Return one notice naming the finetunes whose code-side facts are not their own.
+
+    origin is CodeData.origin: "" (no Wan2GP code to learn: a copied catalog, the demo) says
+    nothing, as the shipped data is all there is; "learned" names only finetunes of families that
+    fell back; after a failure ("shipped ...") every finetune is named.
+    """
+    if not origin:
+        return []
+    learned = origin == "learned"
     borrowed, overrides = [], []
     for model_id, definition in sorted(definitions.items()):
         if not any(path.parent.name == FINETUNES for path in definition.sources):

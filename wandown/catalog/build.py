@@ -660,7 +660,7 @@ def build_records(
                 "tokenizers may be missing)"
             )
     sources = {model_id: info.code_defaults_from for model_id, info in builder.models.items()}
-    builder.notices += unlearned_finetunes(definitions, sources, code.origin == "learned")
+    builder.notices += unlearned_finetunes(definitions, sources, code.origin)
     every_model = set(definitions)
     for group in core_folders(code.core, settings):
         for url, dest, seen_at in builder.repo_folder_files(group):
