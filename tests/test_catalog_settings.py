@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from tests.wan2gp_fixtures import real_install
 from tests.wan2gp_reference import SRC, Wan2GP, models_def_of
 from wandown.catalog import load_catalog, presence_of
-from wandown.catalog.codedefaults import shipped
+from wandown.catalog.codedefaults import CodeData, shipped
 from wandown.catalog.definitions import read_definitions
 from wandown.status import Status
 
@@ -96,6 +97,49 @@ PROFILES: dict[str, tuple[dict, bool, Layout]] = {
     "ckpts not a root": ({"checkpoints_paths": ["models", "."]}, False, _nothing),
 }
 
+# What Wan2GP reads that changes files, each value as a user may write it (absent: not set).
+SETTING_VALUES: dict[str, list] = {
+    "transformer_quantization": ["int8", "fp8", "bf16", "", "INT8"],
+    "transformer_dtype_policy": ["", "bf16", "fp16"],
+    "text_encoder_quantization": ["int8", "bf16", "fp8"],
+    "depth_anything_v2_variant": ["vitl", "vitb", "da3_metric_large"],
+    "matanyone_version": ["v1", "v2", "sam3", "SAM3"],
+    "loras_root": ["loras", "shared/my_loras", "../loras_elsewhere"],
+    "checkpoints_paths": [
+        ["ckpts", "."],
+        ["ckpts"],
+        [".", "ckpts"],
+        ["models", "ckpts", "."],
+        ["ckpts", "models"],
+        ["models", "."],
+        ["../big_disk", "ckpts"],
+    ],
+}
+# Folders Wan2GP may find already made in a root (text encoders', repo files', core files').
+FOLDERS = ("umt5-xxl", "xlm-roberta-large", "Qwen2.5-VL-7B-Instruct", "T5_xxl_1.1", "Qwen3",
+           "gemma-3-12b-it-qat-q4_0-unquantized", "clip_vit_large_patch14", "det_align", "depth",
+           "mask", "pose", "sam3", "mmaudio", "whisper-tiny", "kiwi_mllm_encoder_reference_only",
+           "kiwi_mllm_encoder_instruct_reference", "HeartMula", "gemma4-12b-ltx-v1")  # fmt: skip
+GENERATED = 12
+
+
+def generated_profile(seed: int) -> tuple[dict, bool, Layout]:
+    """Return one held-out-style profile: a random mix of settings, GPU and existing folders."""
+    rng = random.Random(seed)
+    config = {
+        key: rng.choice(values) for key, values in SETTING_VALUES.items() if rng.random() < 0.7
+    }
+    roots = [*config.get("checkpoints_paths", ["ckpts", "."]), "models"]
+    made = [(rng.choice(roots), folder) for folder in rng.sample(FOLDERS, rng.randrange(4))]
+
+    def layout(root: Path) -> None:
+        for place, folder in made:
+            (root / place / folder).mkdir(parents=True, exist_ok=True)
+        if rng.random() < 0.3:
+            _lying_around(root)
+
+    return config, rng.random() < 0.6, layout
+
 
 def wan2gp_fetches(root: Path, wgp_config: dict, bf16: bool) -> dict[str, set[tuple[str, str]]]:
     definitions, _ = read_definitions(root)
@@ -105,9 +149,11 @@ def wan2gp_fetches(root: Path, wgp_config: dict, bf16: bool) -> dict[str, set[tu
     return {model_id: wan2gp.fetched_by(model_id) for model_id in sorted(definitions)}
 
 
-def wandown_fetches(root: Path, bf16: bool, config_dir: Path | None = None) -> dict:
+def wandown_fetches(
+    root: Path, bf16: bool, config_dir: Path | None = None, code: CodeData | None = None
+) -> dict:
     """Return {model: {(absolute destination, url)}} of needed files not yet in place."""
-    catalog = load_catalog(root, config_dir=config_dir, bf16_supported=bf16)
+    catalog = load_catalog(root, code, config_dir=config_dir, bf16_supported=bf16)
     presence = presence_of(catalog)
     fetched: dict[str, set[tuple[str, str]]] = {model_id: set() for model_id in catalog.models}
     urls = {}
@@ -153,6 +199,16 @@ def test_every_model_fetches_what_wan2gp_fetches(real_root, profile):
     ours = wandown_fetches(real_root, bf16)
     assert sum(map(len, theirs.values())) > 217 * 10  # Wan2GP's code really ran
     assert differences(ours, theirs) == {}
+
+
+@pytest.mark.parametrize("seed", range(GENERATED))
+def test_a_generated_profile_fetches_what_wan2gp_fetches(real_root, seed):
+    wgp_config, bf16, layout = generated_profile(seed)
+    (real_root / "wgp_config.json").write_text(json.dumps(wgp_config))
+    (real_root / "ckpts").mkdir(exist_ok=True)
+    layout(real_root)
+    theirs = wan2gp_fetches(real_root, wgp_config, bf16)
+    assert differences(wandown_fetches(real_root, bf16), theirs) == {}, wgp_config
 
 
 def test_pre_bf16_gpu_gets_the_fp16_files(real_root):

@@ -13,8 +13,11 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib.util
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -110,11 +113,14 @@ class Fetches:
 
 class _Handler:
     """A family handler: its LoRA folder and code-side files, from wandown's shipped data for
-    the model being loaded."""
+    the model being loaded, or from the real handlers' answers (``real_handlers``)."""
 
-    def __init__(self, code: CodeData, models_def: dict[str, dict]):
+    def __init__(
+        self, code: CodeData, models_def: dict[str, dict], real: dict[str, dict] | None = None
+    ):
         self.code = code
         self.models_def = models_def
+        self.real = real
         self.model_type = ""
 
     @property
@@ -123,10 +129,14 @@ class _Handler:
         return self.code.for_model(self.model_type, architecture)[0]
 
     def get_lora_dir(self, lora_root: str) -> str:
+        if self.real is not None:
+            return str(self.real[self.model_type]["lora_dir"])
         folder = self.defaults.lora_dir or "loras"
         return os.path.join(lora_root, folder.removeprefix("loras").lstrip("/"))
 
     def query_model_files(self, compute_list: Any, base: str, model_def: Any) -> list[dict]:
+        if self.real is not None:
+            return list(self.real[self.model_type]["files"])
         return [
             {
                 "repoId": group.repo,
@@ -144,13 +154,19 @@ class _Handler:
 class Wan2GP:
     """Wan2GP's download code over one install (the current folder must be its root)."""
 
-    def __init__(self, models_def: dict[str, dict], code: CodeData, server_config: dict):
+    def __init__(
+        self,
+        models_def: dict[str, dict],
+        code: CodeData,
+        server_config: dict,
+        real: dict[str, dict] | None = None,
+    ):
         self.fetches = Fetches()
         self.server_config = server_config
         fl = _files_locator()
         paths = server_config.get("checkpoints_paths") or fl.default_checkpoints_paths
         fl.set_checkpoints_paths(paths)
-        self.handler = _Handler(code, models_def)
+        self.handler = _Handler(code, models_def, real)
         architectures = {d.get("architecture") for d in models_def.values()}
         handlers = {a: self.handler for a in architectures if a}
         lora_root = server_config.get("loras_root") or "loras"
@@ -227,6 +243,23 @@ class Wan2GP:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+HANDLERS_CHILD = Path(__file__).resolve().parent / "wan2gp_handlers.py"
+LEARN_CHILD = Path(__file__).resolve().parent.parent / "wandown" / "learn" / "child.py"
+
+
+def real_handlers(install: Path, lora_root: str = "loras") -> dict[str, dict]:
+    """Return Wan2GP's own handlers' answers for every definition of install (its finetunes
+    too): {model: {"model_def": merged as wgp.py merges, "files", "lora_dir"}}."""
+    with tempfile.TemporaryDirectory(prefix="wan2gp-handlers-") as scratch:
+        command = [sys.executable, "-I", "-S", "-B", str(HANDLERS_CHILD), str(LEARN_CHILD)]
+        command += [str(SRC), str(install), lora_root]
+        done = subprocess.run(command, cwd=scratch, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(done.stderr.decode("utf-8", "replace")[-2000:])
+    answer: dict[str, dict] = json.loads(done.stdout)
+    return answer
 
 
 def models_def_of(definitions: dict[str, Any], code: CodeData) -> dict[str, dict]:

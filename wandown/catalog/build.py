@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wandown import huburl
+from wandown.catalog.borrow import code_for, unlearned_finetunes
 from wandown.catalog.codedefaults import CodeData, CodeDefaults, ModelFeature, RepoFolder
 from wandown.catalog.corefiles import core_folders
 from wandown.catalog.definitions import Definition, WanSettings
@@ -178,7 +179,7 @@ class _Builder:
         self._effective: dict[str, dict[str, Any]] = {}
         self._code_for: dict[str, CodeDefaults | None] = {}
         for model_id, definition in definitions.items():
-            defaults, source = code.for_model(model_id, definition.architecture)
+            defaults, source = code_for(model_id, definitions, code)
             self._code_for[model_id] = defaults
             self.models[model_id] = ModelInfo(
                 model_id, definition.name, definition.architecture, source
@@ -658,6 +659,8 @@ def build_records(
                 "architecture is; listed from its JSON alone (text encoders, VAEs and "
                 "tokenizers may be missing)"
             )
+    sources = {model_id: info.code_defaults_from for model_id, info in builder.models.items()}
+    builder.notices += unlearned_finetunes(definitions, sources, code.origin)
     every_model = set(definitions)
     for group in core_folders(code.core, settings):
         for url, dest, seen_at in builder.repo_folder_files(group):
