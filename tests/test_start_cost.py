@@ -2,7 +2,7 @@
 
 Timings live in bench/first_frame.py (never timed assertions here); these tests pin what makes
 them: an offline start reads the catalog without loading urllib3, its http.client and ssl, or
-the download engine, and still downloads once asked.
+the download engine (nor email, the Reclaim view), and still downloads once asked.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 from tests.wan2gp_fixtures import make_install, url
 
 PROJECT = Path(__file__).resolve().parent.parent
-HEAVY = ("urllib3", "http.client", "ssl", "wandown.engine.core", "wandown.remote.http", "blake3")
+HEAVY = ("urllib3", "http.client", "ssl", "email", "blake3")
+HEAVY += ("wandown.engine.core", "wandown.remote.http", "wandown.reclaim")
 
 # Runs the real main() as wandown.py does, then says which heavy modules it had loaded.
 PROBE = """

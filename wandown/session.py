@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wandown import diskplan, diskspace, plan, reclaim, selection, state
+from wandown import diskplan, diskspace, plan, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.engine.ratelimit import KIB, kb_to_rate
@@ -33,6 +33,7 @@ from wandown.status import Status
 from wandown.units import human_bytes
 
 if TYPE_CHECKING:
+    from wandown import reclaim
     from wandown.engine import Engine, Event
     from wandown.engine.sources import EndpointPlan
 
@@ -384,6 +385,8 @@ class Session:
         self.store.set_reclaim(state.ReclaimList())
 
         def work() -> None:
+            from wandown import reclaim  # the Reclaim view's: loaded when it is first asked for
+
             found = reclaim.find(self.loaded, self._say)
             self._reclaim_plan = found
             rows = tuple(
@@ -409,6 +412,8 @@ class Session:
             return
 
         def work() -> None:
+            from wandown import reclaim
+
             loaded = self.loaded
             outcome = reclaim.delete(found, loaded, self.store.add_notice)
             with self._swap_lock:
