@@ -216,7 +216,8 @@ def tmux_times(setup: Setup, folder: Path, runs: int) -> Timings:
             tmux("send-keys", line.replace(shlex.join(command), shlex.join(traced)), "Enter")
             wait_for(tmux, " selected, ", time.perf_counter())
             if run:  # the first run writes the bytecode, learning and GPU caches
-                timings.add(launch, switch, float(marker.read_text()), load)
+                wall, cpu = map(float, marker.read_text().split())
+                timings.add(launch, switch, wall, cpu, load)
         finally:
             tmux("kill-server")
     return timings
@@ -229,12 +230,14 @@ class Timings:
     launches: list[float] = field(default_factory=list)
     switches: list[float] = field(default_factory=list)
     inside: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)
 
-    def add(self, launch: float, switch: float, inside: float, load: float) -> None:
+    def add(self, launch: float, switch: float, inside: float, cpu: float, load: float) -> None:
         self.launches.append(launch)
         self.switches.append(switch)
         self.inside.append(inside)
+        self.cpu.append(cpu)
         self.loads.append(load)
 
 
@@ -242,7 +245,7 @@ class Timings:
 # launch, without the terminal's and the polling's (both weigh on a loaded machine).
 TRACED = """
 import sys, time
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 sys.path.insert(0, {root!r})
 sys.argv = ["wandown", *sys.argv[1:]]
 from wandown.tui import screen
@@ -252,7 +255,7 @@ def first_draw(self, *args, **kwargs):
     if not hasattr(first_draw, "done"):
         first_draw.done = True
         with open({marker!r}, "w") as out:
-            out.write(str(time.perf_counter() - start))
+            out.write(f"{{time.perf_counter() - start}} {{time.process_time() - cpu}}")
 screen.Screen.draw = first_draw
 from wandown.cli import main
 sys.exit(main())
@@ -306,6 +309,7 @@ def main() -> int:
             print(f"real program, offline, {setup.name}:")
             show("  launch until the table shows", timings.launches, timings.loads)
             show("  of which the program: start to first draw", timings.inside, timings.loads)
+            show("  its CPU time until then (load-independent)", timings.cpu, timings.loads)
             show("  m until the Models view shows", timings.switches, timings.loads)
     return 0
 
