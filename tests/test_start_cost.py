@@ -2,7 +2,7 @@
 
 Timings live in bench/first_frame.py (never timed assertions here); these tests pin what makes
 them: an offline start reads the catalog without loading urllib3, its http.client and ssl, or
-the download engine (nor email, the Reclaim view), and still downloads once asked.
+the download engine (nor email, the Reclaim view); the downloads themselves are test_download_cli's.
 """
 
 from __future__ import annotations
