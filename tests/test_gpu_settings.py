@@ -364,3 +364,60 @@ def test_a_mac_answers_as_wan2gps_mps_patch(report, bf16, label):
 
 def _no_tool() -> str:
     raise gpu.DetectionError("no system_profiler on PATH")
+
+
+# -- the kept answer ------------------------------------------------------------------------
+
+
+def fake_driver(folder: Path, version: str = "NVRM version: 550.54", gpus=("0000:01:00.0",)):
+    """Lay out what /proc/driver/nvidia holds: the version line and one folder per GPU."""
+    (folder / "gpus").mkdir(parents=True, exist_ok=True)
+    (folder / "version").write_text(version)
+    for name in gpus:
+        (folder / "gpus" / name).mkdir(exist_ok=True)
+    return folder
+
+
+def test_the_driver_key_follows_the_driver_its_gpus_and_the_visible_devices(tmp_path):
+    driver = fake_driver(tmp_path / "nvidia")
+    key = gpu.driver_key(driver, {})
+    assert key and gpu.driver_key(driver, {}) == key
+    assert gpu.driver_key(driver, {"CUDA_VISIBLE_DEVICES": "1"}) != key
+    fake_driver(driver, gpus=("0000:02:00.0",))
+    assert gpu.driver_key(driver, {}) not in (key, None)
+    assert gpu.driver_key(tmp_path / "none", {}) is None  # no driver loaded: nothing to key on
+
+
+def test_a_kept_answer_is_used_until_the_driver_changes(tmp_path, monkeypatch):
+    cache_file = tmp_path / "gpu.json"
+    key = gpu.driver_key(fake_driver(tmp_path / "nvidia"), {})
+    assert gpu.cached_detect(lambda: "7.5\n", key, cache_file).detail == "7.5"
+
+    def never() -> str:
+        raise AssertionError("nvidia-smi was asked again")
+
+    kept = gpu.cached_detect(never, key, cache_file)
+    assert (kept.bf16, kept.how, kept.detail) == (False, "nvidia-smi", "7.5")
+    other = gpu.driver_key(fake_driver(tmp_path / "nvidia", "NVRM version: 560.1"), {})
+    assert gpu.cached_detect(lambda: "8.9\n", other, cache_file).bf16
+    cache_file.write_text("{not json")  # damaged: asked again, never a traceback
+    assert gpu.cached_detect(lambda: "8.6\n", other, cache_file).detail == "8.6"
+
+
+def test_an_unknown_answer_is_not_kept(tmp_path):
+    cache_file = tmp_path / "gpu.json"
+    key = gpu.driver_key(fake_driver(tmp_path / "nvidia"), {})
+    assert gpu.cached_detect(lambda: "N/A\n", key, cache_file).how == "unknown"
+    assert not cache_file.exists()
+    assert gpu.cached_detect(lambda: "8.6\n", key, cache_file).detail == "8.6"
+
+
+def test_a_second_start_does_not_ask_nvidia_smi_again(newcomer, tmp_path, monkeypatch, capsys):
+    bin_dir = fake_nvidia_smi(tmp_path / "bin", 'echo run >> "$0.runs"; echo 7.5')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(gpu, "DRIVER", fake_driver(tmp_path / "nvidia"))
+    for _ in range(2):
+        files, err = listed(capsys)
+        assert needed_names(files) == {"m_quanto_mfp16_int8.safetensors"}  # cc 7.5: fp16
+        assert "compute capability 7.5 has no fast bf16" in err
+    assert (bin_dir / "nvidia-smi.runs").read_text() == "run\n"

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -168,6 +169,54 @@ def test_a_second_start_uses_the_cache_and_starts_no_child(tmp_path, capsys, mon
     second, err = list_json(root, capsys)
     assert second == first
     assert "could not learn" not in err
+
+
+def counting_digests(monkeypatch) -> list[Path]:
+    """Record every file the cache reads whole to hash it."""
+    hashed: list[Path] = []
+    digest = cache._digest
+
+    def counted(path: Path) -> str:
+        hashed.append(path)
+        return digest(path)
+
+    monkeypatch.setattr(cache, "_digest", counted)
+    return hashed
+
+
+def test_a_second_start_trusts_unchanged_files_by_their_stat(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cache, "RACY_NS", 0)  # the fixture's files are seconds old at most
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    first, _ = list_json(root, capsys)
+    learn.forget()
+    hashed = counting_digests(monkeypatch)
+    second, _ = list_json(root, capsys)
+    assert second == first
+    assert hashed == []  # the learning cache's lookup read no source file whole
+
+
+def test_a_fresh_file_is_hashed_until_it_is_old_enough_to_trust(tmp_path, capsys, monkeypatch):
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    list_json(root, capsys)
+    learn.forget()
+    hashed = counting_digests(monkeypatch)
+    list_json(root, capsys)
+    assert root / "wgp.py" in hashed  # written just now: its mtime may not tell a change yet
+
+
+def test_an_edit_keeping_size_and_mtime_is_still_learned_again(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    list_json(root, capsys)
+    handler = root / "models" / "video" / "video_handler.py"
+    before = handler.stat()
+    time.sleep(0.02)  # past the kernel's coarse clock tick, so the ctime moves
+    handler.write_text(handler.read_text().replace('"big_tok"', '"bog_tok"'))
+    os.utime(handler, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert handler.stat().st_size == before.st_size
+    learn.forget()
+    files, _ = list_json(root, capsys)
+    assert "ckpts/bog_tok/tokenizer.json" in {f["dest"] for f in files}
 
 
 def test_a_changed_source_file_is_learned_again(tmp_path, capsys):

@@ -21,7 +21,7 @@ from tests.test_engine_support import (
 )
 from tests.world import BIG, build_world
 from tests.world import REPO as WORLD_REPO
-from wandown import cli, session
+from wandown import cli, engine
 from wandown.engine import Engine
 from wandown.hubhttp.messages import HubError
 from wandown.hubhttp.retry import RetryPolicy
@@ -62,8 +62,9 @@ def run_cli(world, monkeypatch, *args: str, clock: FakeClock | None = None, limi
     monkeypatch.chdir(world.workdir)
     monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
     if clock is not None:
+        # The session makes its engine on first use, from wandown.engine's Engine.
         monkeypatch.setattr(
-            session, "Engine", functools.partial(Engine, clock=clock.clock, nap=clock.nap)
+            engine, "Engine", functools.partial(Engine, clock=clock.clock, nap=clock.nap)
         )
     alarm = threading.Timer(limit, _thread.interrupt_main)
     alarm.start()

@@ -10,15 +10,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wandown import plan
-from wandown.engine import DownloadJob
 from wandown.hub import HubSet, ModelHubError, Wanted, link_into_place
 from wandown.loaded import Loaded
 from wandown.remote import RemoteFile
 from wandown.state import StatusStore
 from wandown.status import Status
+
+if TYPE_CHECKING:
+    from wandown.engine import DownloadJob
 
 
 class Finish(Protocol):
@@ -143,6 +145,8 @@ class Batch:
             unknown = step.action is plan.Action.UNKNOWN
             bench.finish(dest, Status.UNKNOWN if unknown else Status.FAILED, step.reason)
             return
+        from wandown.engine import DownloadJob  # the downloader, loaded by the first download
+
         remote = step.remote
         job = DownloadJob(
             key=dest,

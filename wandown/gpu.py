@@ -6,21 +6,33 @@ it see), on a Mac of ``system_profiler`` (Wan2GP's MPS patch, shared/mps/device_
 gives M1 and M2 chips capability 7.0 and no bf16), or taken from config.json's ``gpu_bf16`` /
 ``--gpu-bf16``. Without an answer bf16 is assumed: Wan2GP itself needs a CUDA GPU (or Apple's MPS)
 to start, and current GPUs have bf16.
+
+nvidia-smi may take seconds to answer (up to its 5 s limit) while the interface waits for its
+first frame, so its answer is kept in the cache folder (``gpu.json``), keyed on what it depends
+on: the driver's version and its list of GPUs in /proc/driver/nvidia, and CUDA_VISIBLE_DEVICES.
+Without that folder (no Linux driver loaded) nvidia-smi is asked each time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from wandown import fsutil, jsonfile
 
 QUERY = ("nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader")
 MAC_QUERY = ("system_profiler", "SPDisplaysDataType")
 MAC_WITHOUT_BF16 = ("M1", "M2")
 TIMEOUT_S = 5.0
 BF16_FROM_MAJOR = 8
+DRIVER = Path("/proc/driver/nvidia")  # the NVIDIA kernel module's version and GPUs
+CACHE_NAME = "gpu.json"
 Runner = Callable[[], str]
 
 
@@ -128,8 +140,57 @@ def detect(
     return GpuAnswer(major >= BF16_FROM_MAJOR, "nvidia-smi", f"{major}.{minor}")
 
 
-def gpu_answer(setting: bool | None, run: Runner = run_nvidia_smi) -> GpuAnswer:
-    """Return the setting's answer when set (true/false), else the detected one."""
+def driver_key(driver: Path | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """Return a digest of what nvidia-smi's answer depends on; None without a loaded driver."""
+    folder = DRIVER if driver is None else driver
+    try:
+        version = (folder / "version").read_text(encoding="utf-8", errors="replace")
+        gpus = sorted(os.listdir(folder / "gpus"))
+    except OSError:
+        return None
+    visible = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES", "")
+    return hashlib.sha256("\0".join([version, *gpus, visible]).encode()).hexdigest()
+
+
+def remembered(key: str, cache_file: Path) -> GpuAnswer | None:
+    """Return the nvidia-smi answer kept for key, or None (none kept, another key, damaged)."""
+    try:
+        entry = jsonfile.read_json(cache_file)
+    except (OSError, jsonfile.JSONFileError):
+        return None
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return None
+    bf16, detail = entry.get("bf16"), entry.get("detail")
+    if not isinstance(bf16, bool) or not isinstance(detail, str):
+        return None
+    return GpuAnswer(bf16, "nvidia-smi", detail)
+
+
+def cached_detect(
+    run: Runner = run_nvidia_smi, key: str | None = None, cache_file: Path | None = None
+) -> GpuAnswer:
+    """Return the answer kept for key, else ask nvidia-smi and keep a real answer for next time."""
+    if key is None or sys.platform == "darwin":
+        return detect(run)
+    path = cache_file or fsutil.cache_dir() / CACHE_NAME
+    known = remembered(key, path)
+    if known is not None:
+        return known
+    answer = detect(run)
+    if answer.how == "nvidia-smi":  # an unknown one may be passing (a busy or waking GPU)
+        entry = {"key": key, "bf16": answer.bf16, "detail": answer.detail}
+        with contextlib.suppress(OSError):
+            fsutil.atomic_write_json(path, entry)
+    return answer
+
+
+def gpu_answer(
+    setting: bool | None, run: Runner = run_nvidia_smi, key: str | None = None
+) -> GpuAnswer:
+    """Return the setting's answer when set (true/false), else the detected one.
+
+    key (see driver_key) lets an earlier start's answer stand in for asking nvidia-smi again.
+    """
     if setting is not None:
         return GpuAnswer(setting, "config")
-    return detect(run)
+    return cached_detect(run, key)

@@ -14,7 +14,7 @@ from pathlib import Path
 from wandown.catalog import Catalog, FileRecord, load_catalog, presence_of
 from wandown.config import Config
 from wandown.fsutil import is_inside
-from wandown.gpu import GpuAnswer, Runner, gpu_answer, run_nvidia_smi
+from wandown.gpu import GpuAnswer, Runner, driver_key, gpu_answer, run_nvidia_smi
 from wandown.hub import HubIndex, HubSet, ModelHubError, scan_hub
 from wandown.learn import learned_code
 from wandown.loaded import Loaded, ref_of
@@ -47,7 +47,7 @@ class Loader:
         reset_cache: bool = False,
     ) -> Loaded:
         """Return the catalog with its Hub facts, its presence on disk and the hub index."""
-        gpu = gpu_answer(self.config.gpu_bf16, self.gpu_query)
+        gpu = gpu_answer(self.config.gpu_bf16, self.gpu_query, driver_key())
         learned = learned_code(self.config.wan2gp_root)
         for message in learned.notices:
             self.notice(message)

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wandown import diskplan, diskspace, plan, reclaim, selection, state
+from wandown import diskplan, diskspace, plan, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
-from wandown.engine import Engine, Event
-from wandown.engine.sources import EndpointPlan
+from wandown.engine.ratelimit import KIB, kb_to_rate
 from wandown.errors import WandownError
 from wandown.hub import HubSet
 from wandown.loaded import Loaded
@@ -31,6 +31,11 @@ from wandown.remote import HubSettings, MetadataClient
 from wandown.safetext import printable
 from wandown.status import Status
 from wandown.units import human_bytes
+
+if TYPE_CHECKING:
+    from wandown import reclaim
+    from wandown.engine import Engine, Event
+    from wandown.engine.sources import EndpointPlan
 
 DISK_PROBE_EVERY = 2.0  # seconds between two looks at the disks' free space while work runs
 
@@ -47,6 +52,8 @@ class RunOptions:
 
 def endpoint_plan(settings: HubSettings) -> EndpointPlan:
     """Return the engine's view of the endpoints: the order, the truth, who gets the token."""
+    from wandown.engine.sources import EndpointPlan
+
     order = tuple(endpoint.url for endpoint in settings.fetch_order)
     return EndpointPlan(order, settings.endpoint, settings.token_homes)
 
@@ -74,14 +81,9 @@ class Session:
         self._active: set[str] = set()
         self._cancelled: set[str] = set()  # asked to stop before the engine had them
         self._active_lock = threading.Lock()
-        self.engine = Engine(
-            jobs=options.jobs,
-            connections=options.connections,
-            limit_kb=options.limit_kb,
-            headers_for=self._client.auth_headers,
-            endpoints=endpoint_plan(hub_settings),
-            room=self._room,
-        )
+        self._options = options
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._reclaim_plan: reclaim.Plan | None = None
         self._disk_folders: dict[int, Path] = {}  # one folder on each file system files land on
@@ -92,8 +94,39 @@ class Session:
             finish=self._finish,
             was_cancelled=self._was_cancelled,
             download_url=self._client.download_url,
-            submit=self.engine.submit,
+            submit=lambda job: self.engine.submit(job),
         )
+
+    @property
+    def engine(self) -> Engine:
+        """Return the download engine, made on first use.
+
+        It loads urllib3 and the whole downloader, which the interface's first frame, a --list
+        or an offline start never need.
+        """
+        with self._engine_lock:
+            if self._engine is None:
+                from wandown.engine import Engine
+
+                options = self._options
+                self._engine = Engine(
+                    jobs=options.jobs,
+                    connections=options.connections,
+                    limit_kb=options.limit_kb,
+                    headers_for=self._client.auth_headers,
+                    endpoints=endpoint_plan(self._settings),
+                    room=self._room,
+                )
+            return self._engine
+
+    @property
+    def limit_kb(self) -> float | None:
+        """Return the bandwidth limit in KB/s as the engine holds it (None: unlimited)."""
+        with self._engine_lock:
+            if self._engine is not None:
+                return self._engine.limit_kb
+        rate = kb_to_rate(self._options.limit_kb)
+        return rate / KIB if rate else None
 
     # -- what the command line asks of it -----------------------------------------------------
 
@@ -226,7 +259,7 @@ class Session:
             hubs=tuple((h.folder, h.kind, h.file_count) for h in hub.summaries()) if hub else (),
             hub_links=hub_links if hub else 0,
             online=not self.offline,
-            limit_kb=self.engine.limit_kb,
+            limit_kb=self.limit_kb,
             disks=self._published_disks,
             reserve=self.reserve,
             gpu=loaded.gpu.label if loaded.gpu is not None else "",
@@ -317,7 +350,8 @@ class Session:
         with self._active_lock:
             if dest in self._active:
                 self._cancelled.add(dest)
-        self.engine.cancel(dest)
+        if self._engine is not None:  # none made yet: nothing of dest reached it
+            self.engine.cancel(dest)
 
     def _was_cancelled(self, dest: str) -> bool:
         with self._active_lock:
@@ -325,7 +359,7 @@ class Session:
 
     def set_limit(self, kb: float | None) -> None:
         self.engine.set_limit(kb)
-        self.store.set_header(limit_kb=self.engine.limit_kb)
+        self.store.set_header(limit_kb=self.limit_kb)
 
     def reset_cache(self) -> None:
         """Forget the cached Hub metadata, and say so."""
@@ -356,6 +390,8 @@ class Session:
         self.store.set_reclaim(state.ReclaimList())
 
         def work() -> None:
+            from wandown import reclaim  # the Reclaim view's: loaded when it is first asked for
+
             found = reclaim.find(self.loaded, self._say)
             self._reclaim_plan = found
             rows = tuple(
@@ -381,6 +417,8 @@ class Session:
             return
 
         def work() -> None:
+            from wandown import reclaim
+
             loaded = self.loaded
             outcome = reclaim.delete(found, loaded, self.store.add_notice)
             with self._swap_lock:
@@ -422,8 +460,9 @@ class Session:
         """Stop every worker promptly; partial downloads stay resumable."""
         self._stop.set()
         self._links.put(None)
-        self.engine.close()
-        self.engine.events.put(None)  # the pump drains what is left, then sees the stop
+        if self._engine is not None:
+            self._engine.close()
+            self._engine.events.put(None)  # the pump drains what is left, then sees the stop
         for thread in self._threads:
             thread.join(timeout=2)
 

@@ -178,6 +178,7 @@ class _Builder:
         self.problems: dict[str, list[str]] = {}  # per model id, kept in its ModelInfo at the end
         self._effective: dict[str, dict[str, Any]] = {}
         self._code_for: dict[str, CodeDefaults | None] = {}
+        self._root_of: dict[str | None, str] = {}  # one look at the disk per folder and build
         for model_id, definition in definitions.items():
             defaults, source = code_for(model_id, definitions, code)
             self._code_for[model_id] = defaults
@@ -372,6 +373,12 @@ class _Builder:
     def root_for(self, folder: str | None) -> str:
         """Return the destination prefix of the first root already holding folder, else the
         first root's (files_locator.get_smart_download_root)."""
+        known = self._root_of.get(folder)
+        if known is None:
+            known = self._root_of[folder] = self._find_root(folder)
+        return known
+
+    def _find_root(self, folder: str | None) -> str:
         folder = posixpath.normpath(folder) if folder else None
         if folder and folder != "." and self.root is not None:
             for candidate in self.roots:

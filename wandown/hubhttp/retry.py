@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 import re
@@ -49,6 +48,8 @@ def server_wait(headers: Mapping[str, str], now: float) -> float | None:
         return None
     if _SECONDS.fullmatch(retry_after):
         return float(retry_after)
+    import email.utils  # only a server's dated Retry-After needs it
+
     try:
         when = email.utils.parsedate_to_datetime(retry_after)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin, urlsplit
-
-import urllib3
 
 from wandown import __version__
 from wandown.huburl import same_origin
@@ -19,9 +18,14 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
 
+if TYPE_CHECKING:
+    import urllib3
+
 
 def timeout(read: float = READ_TIMEOUT) -> urllib3.Timeout:
     """Return the Timeout every Hub request uses: connect in 10 s at most, read within `read`."""
+    import urllib3  # here: the rules above are read by starts that make no request
+
     return urllib3.Timeout(connect=min(read, CONNECT_TIMEOUT), read=read)
 
 

@@ -12,10 +12,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urljoin
-
-import urllib3
 
 from wandown.hubhttp import messages
 from wandown.hubhttp.messages import HubError
@@ -28,8 +26,12 @@ from wandown.remote.cache import (
     is_commit,
     parse_file_meta,
 )
-from wandown.remote.http import HubHttp
 from wandown.remote.settings import HubSettings
+
+if TYPE_CHECKING:
+    import urllib3
+
+    from wandown.remote.http import HubHttp
 
 DAY = 24 * 3600.0
 PATHS_PER_REQUEST = 200
@@ -91,7 +93,8 @@ class MetadataClient:
 
     One revision lookup per (repo, branch), then paths-info in batches (or a paginated tree
     listing where paths-info is missing), repos in parallel on a few daemon threads sharing one
-    urllib3 pool. With `settings.offline` no request is ever made.
+    urllib3 pool. With `settings.offline` no request is ever made, and the connection (which
+    loads urllib3) is made only for the first request.
     """
 
     def __init__(
@@ -114,7 +117,10 @@ class MetadataClient:
         policy = dataclasses.replace(
             retry or RetryPolicy(), clock=clock, now=now, sleep=wait, jitter=jitter
         )
-        self.http = HubHttp(settings, pool=pool, pool_size=max_workers, retry=policy)
+        self._policy = policy
+        self._pool = pool
+        self._http: HubHttp | None = None
+        self._http_lock = threading.Lock()
         self.max_workers = max(1, max_workers)
         self.branch_ttl = branch_ttl
         self.paths_per_request = max(1, paths_per_request)
@@ -390,13 +396,28 @@ class MetadataClient:
         path = quote(remote_file.path, safe="/")
         return f"{self.endpoint}/{remote_file.repo}/resolve/{remote_file.commit}/{path}"
 
+    @property
+    def http(self) -> HubHttp:
+        """Return the connection to the Hub, made on first use."""
+        with self._http_lock:
+            if self._http is None:
+                from wandown.remote.http import HubHttp
+
+                self._http = HubHttp(
+                    self.settings, pool=self._pool, pool_size=self.max_workers, retry=self._policy
+                )
+            return self._http
+
     def auth_headers(self, url: str) -> dict[str, str]:
         """Return {"authorization": "Bearer ..."} for URLs on the endpoint's origin, else {}."""
         return self.http.auth_headers(url)
 
     def close(self) -> None:
         """Close the pooled connections (the client stays usable; new ones open on demand)."""
-        self.http.close()
+        with self._http_lock:
+            http = self._http
+        if http is not None:
+            http.close()
 
     # -- the cache ------------------------------------------------------------------------
 
