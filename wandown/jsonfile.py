@@ -180,6 +180,20 @@ def read_json(path: os.PathLike[str] | str, max_bytes: int = MAX_BYTES) -> Any:
     return decode(read_bytes(path, max_bytes), path)
 
 
+def read_or_problem(path: os.PathLike[str] | str) -> tuple[Any, str | None]:
+    """Return a JSON file's value, or None and why it cannot be used (for a notice naming it).
+
+    For files a bad copy of must not stop the run: a definition, Wan2GP's own settings.
+    """
+    try:
+        return read_json(path), None
+    except OSError as exc:
+        return None, f"cannot read it ({exc.strerror})"
+    except JSONFileError as exc:
+        where = f"line {exc.line} column {exc.column}: " if exc.line is not None else ""
+        return None, f"{where}{exc.reason}"
+
+
 def move_aside(path: os.PathLike[str] | str) -> Path | None:
     """Rename a broken file to ``<name>.broken`` so the next run starts clean; None if it can't."""
     path = Path(path)

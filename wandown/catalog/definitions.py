@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wandown.catalog.wgpconfig import WanSettings, read_settings
-from wandown.jsonfile import JSONFileError, read_json
+from wandown.jsonfile import read_or_problem
 
 __all__ = ["Definition", "WanSettings", "read_definitions", "read_settings"]
 
@@ -32,16 +32,6 @@ class Definition:
         return arch if isinstance(arch, str) else None
 
 
-def _read_json(path: Path) -> tuple[Any, str | None]:
-    try:
-        return read_json(path), None
-    except OSError as exc:
-        return None, f"cannot read it ({exc.strerror})"
-    except JSONFileError as exc:
-        where = f"line {exc.line} column {exc.column}: " if exc.line is not None else ""
-        return None, f"{where}{exc.reason}"
-
-
 def _definition_files(root: Path, plugin_folders: Sequence[str]) -> list[Path]:
     """Return every definition file in Wan2GP's order: the enabled plugins' (by absolute path,
     so first), then defaults/, then finetunes/ (wgp.py sorts them all together)."""
@@ -61,7 +51,7 @@ def read_definitions(
     definitions: dict[str, Definition] = {}
     notices: list[str] = []
     for path in _definition_files(root, plugin_folders):
-        data, problem = _read_json(path)
+        data, problem = read_or_problem(path)
         if problem is None and not (isinstance(data, dict) and isinstance(data.get("model"), dict)):
             problem = 'it has no "model" object'
         if problem is not None:

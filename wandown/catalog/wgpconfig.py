@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wandown.jsonfile import JSONFileError, read_json
+from wandown.jsonfile import read_or_problem
 
 WGP_CONFIG = "wgp_config.json"
 DEFAULT_CHECKPOINTS_PATHS = ("ckpts", ".")
@@ -49,16 +49,6 @@ def config_path(root: Path, config_dir: Path | None = None) -> Path:
         if candidate.is_file():
             return candidate
     return root / WGP_CONFIG
-
-
-def _read(path: Path) -> tuple[Any, str | None]:
-    try:
-        return read_json(path), None
-    except OSError as exc:
-        return None, f"cannot read it ({exc.strerror})"
-    except JSONFileError as exc:
-        where = f"line {exc.line} column {exc.column}: " if exc.line is not None else ""
-        return None, f"{where}{exc.reason}"
 
 
 def normalize_matanyone(value: Any) -> str:
@@ -141,7 +131,7 @@ def read_settings(
     defaults = WanSettings(bf16_supported=bf16_supported)
     if not os.path.lexists(path):
         return defaults, notices
-    data, problem = _read(path)
+    data, problem = read_or_problem(path)
     if problem is None and not isinstance(data, dict):
         problem = "it is not a JSON object"
     if problem is not None:
