@@ -55,8 +55,10 @@ def test_m_and_enter_tick_a_model_and_d_asks_when_it_does_not_fit(tmp_path: Path
         assert not list(world.root.rglob(".wandown"))
 
         session.keys("m")  # back to the files, ticked by the model's Enter
-        screen = session.wait_for(lambda s: "Model File" in s)
-        big = next(line for line in screen.split("\n") if BIG.removesuffix(".safetensors") in line)
+        # curses may paint the headings before the rows: wait for the file's row itself.
+        stem = BIG.removesuffix(".safetensors")
+        screen = session.wait_for(lambda s: "Model File" in s and stem in s)
+        big = next(line for line in screen.split("\n") if stem in line)
         assert big.startswith("[✓]")
         session.keys("Escape")
         session.wait_for("wandown-exit=0")
