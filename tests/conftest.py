@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,23 @@ def localhub(tmp_path: Path) -> Iterator[LocalHub]:
     root.mkdir()
     with LocalHub(root, hash_cache=tmp_path / "localhub-hashes.json") as hub:
         yield hub
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Two workers per core for `-n auto`: most tests wait on a server, a process or a terminal.
+
+    Measured on the 2-core machine: 2 workers 4:14, 4 workers 3:23, 6 workers 3:46.
+    """
+    return 2 * (os.cpu_count() or 1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the long end-to-end tests (marked slow) first.
+
+    With work stealing, the workers then share the short tests that remain, so one long test no
+    longer ends the run alone on one worker.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 NOWHERE = "http://127.0.0.1:9"

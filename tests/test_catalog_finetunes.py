@@ -109,6 +109,7 @@ def profile_of(case: str) -> tuple:
     return PROFILES[case]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_every_finetune_fetches_what_wan2gp_fetches(install, learned, case):
     assert learned.learned and not learned.notices
@@ -185,6 +186,7 @@ def list_json(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, str
     return {row["dest"]: row for row in json.loads(out)}, err
 
 
+@pytest.mark.slow
 def test_the_program_lists_a_learned_finetunes_own_files(source_copy, capsys):
     learn.forget()
     rows, err = list_json(source_copy, capsys)

@@ -119,6 +119,7 @@ def test_list_json_has_every_demo_file_with_hub_metadata(user):
     assert_untouched(user)
 
 
+@pytest.mark.slow
 def test_download_needed_links_the_copy_and_the_cache_and_refuses_the_decoy(user):
     result = wandown(user, "--demo", "--keep-demo", "--download", "needed", "--no-limit")
     folder = sandbox_of(result)
@@ -157,6 +158,7 @@ def test_keep_demo_keeps_the_folder_and_says_where(user):
     shutil.rmtree(folder)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_demo_download_removes_the_sandbox(user):
     process = start_wandown(user, "--demo", "--download", "needed")
     assert process.stdout is not None

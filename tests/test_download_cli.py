@@ -99,6 +99,7 @@ def test_corrupt_bytes_never_reach_the_destination(world, localhub):
     assert world.path(f"ckpts/{BIG}").read_bytes() == world.served_file(BIG).read_bytes()
 
 
+@pytest.mark.slow
 def test_kill_dash_nine_then_resume_refetches_little(world, localhub):
     size = len(world.served_file(BIG).read_bytes())
     process = world.popen("--download", BIG, "--limit", "1000", "--connections", "2")

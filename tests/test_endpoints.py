@@ -135,6 +135,7 @@ def test_a_second_client_is_served_from_the_proxys_cache(
     assert next(line for line in table if BIG in line).split()[-2:] == ["ckpts/", proxy.url]
 
 
+@pytest.mark.slow
 @needs_nginx
 def test_stopping_a_slow_proxy_mid_download_resumes_the_file_from_the_next_endpoint(
     tmp_path, world, localhub, proxy, monkeypatch, capsys
@@ -188,6 +189,7 @@ def test_a_mirror_serving_wrong_bytes_is_caught_reported_and_skipped(
     assert f"Complete    ckpts/{BIG}" in out
 
 
+@pytest.mark.slow
 def test_an_honest_mirror_is_not_blamed_for_the_bytes_a_liar_served_before_failing_over(
     tmp_path, world, localhub, monkeypatch, capsys
 ):

@@ -145,6 +145,7 @@ def resume_to_complete(localhub, job: DownloadJob, data: bytes) -> int:
     return requested_bytes(localhub, job.dest.name, len(data), since=mark)
 
 
+@pytest.mark.slow
 def test_a_killed_download_resumes_and_refetches_only_what_was_in_flight(localhub, tmp_path):
     data = payload(4 * MIB, seed=4)
     put_file(localhub, "model.safetensors", data)
@@ -260,6 +261,7 @@ def test_cancel_is_prompt_and_keeps_the_partial_for_a_resume(localhub, tmp_path)
     assert after <= len(data) - kept + 4 * 64 * KIB
 
 
+@pytest.mark.slow
 def test_two_engines_on_one_file_take_turns(localhub, tmp_path):
     data = payload(2 * MIB, seed=10)
     put_file(localhub, "model.safetensors", data)
@@ -341,6 +343,7 @@ def test_a_key_cannot_be_queued_twice_at_once(localhub, tmp_path):
     assert job.dest.read_bytes() == data
 
 
+@pytest.mark.slow
 def test_a_file_another_process_is_fetching_waits_as_busy(localhub, tmp_path):
     data = payload(1 * MIB, seed=14)
     put_file(localhub, "model.safetensors", data)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.test_engine_support import REPO, drain, job_for, payload, put_file, small_engine
 from wandown.localhub import Fault
 
 
+@pytest.mark.slow
 def test_small_files_finish_while_a_big_one_is_stalled(localhub, tmp_path):
     big = payload(256 * 1024, seed=1)
     put_file(localhub, "big.safetensors", big)

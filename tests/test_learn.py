@@ -62,6 +62,7 @@ def list_json(root: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tu
 # -- the real Wan2GP ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_learning_the_real_source_gives_the_shipped_data(real_answer):
     answer, _ = real_answer
     assert answer["failed_families"] == {}

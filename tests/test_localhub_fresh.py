@@ -39,6 +39,7 @@ def replace_keeping_size_and_mtime(path: Path, data: bytes) -> None:
     os.replace(fresh, path)
 
 
+@pytest.mark.slow
 def test_cli_names_a_file_changed_since_listed_and_serves_the_rest(tmp_path, localhub):
     world = build_world(tmp_path, localhub)
     assert world.run("--download", f"loras/{LORA}").returncode == 0

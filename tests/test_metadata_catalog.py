@@ -46,6 +46,7 @@ def run_list(root, workdir, endpoint, *extra):
     return {record["dest"]: record for record in json.loads(result.stdout)}, result.stderr
 
 
+@pytest.mark.slow
 def test_whole_catalog_metadata_from_a_local_hub(tmp_path, localhub):
     root = real_install(tmp_path, "8681e9f")
     catalog = load_catalog(root)

@@ -198,6 +198,7 @@ def test_localhub_under_nohup_keeps_serving_through_a_hang_up(tmp_path: Path) ->
             process.communicate()
 
 
+@pytest.mark.slow
 def test_a_download_under_nohup_outlives_its_terminal(tmp_path: Path, localhub) -> None:
     world = build_world(tmp_path, localhub)
     nohup = (

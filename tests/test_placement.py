@@ -81,6 +81,7 @@ def download_while(world, meanwhile):
     return process.returncode, out, part
 
 
+@pytest.mark.slow
 def test_a_file_that_appears_while_downloading_is_left_as_it_is(world):
     mine = b"the user's own file, not the Hub's"
     returncode, out, part = download_while_a_file_appears(world, mine)
@@ -91,6 +92,7 @@ def test_a_file_that_appears_while_downloading_is_left_as_it_is(world):
     assert part.read_bytes() == world.served_file(BIG).read_bytes()  # verified, kept
 
 
+@pytest.mark.slow
 def test_a_file_that_appears_and_matches_the_hub_is_kept_and_the_download_dropped(world):
     served = world.served_file(BIG).read_bytes()
     returncode, out, part = download_while_a_file_appears(world, served)
@@ -169,6 +171,7 @@ def test_a_wan2gp_folder_that_links_into_the_hub_is_refused(world, localhub, fol
     assert cdn_gets(localhub, "yolox_l.onnx") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("made_by", ["user", "wandown"])
 def test_a_link_to_a_missing_hub_file_is_neither_replaced_nor_downloaded(world, localhub, made_by):
     dest = world.path(f"ckpts/{BIG}")
@@ -265,6 +268,7 @@ def test_a_working_folder_that_links_into_the_hub_is_never_written(world, localh
     assert not world.path(f"ckpts/{BIG}").exists()
 
 
+@pytest.mark.slow
 def test_a_wan2gp_folder_moved_into_the_hub_mid_download_is_not_written_into(world):
     """The check before the download is asked again before placing: folders move meanwhile."""
     ckpts = world.path("ckpts")
@@ -330,6 +334,7 @@ def test_dedupe_never_takes_a_bind_mount_of_ckpts_in_the_hub_for_a_hub_copy(worl
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("thing", ["dangling link", "folder"])
 def test_a_verified_download_is_kept_when_something_else_appears_at_its_place(world, thing):
     dest = world.path(f"ckpts/{BIG}")

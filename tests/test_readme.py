@@ -86,6 +86,7 @@ def sandbox():
         yield box
 
 
+@pytest.mark.slow
 def test_batch_commands_run_against_the_demo(sandbox, tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -176,6 +177,7 @@ def have(tool: str) -> bool:
     not all(have(tool) for tool in BENCH_TOOLS),
     reason="the benchmarks need nginx, aria2c, curl, time",
 )
+@pytest.mark.slow
 def test_the_benchmark_commands_run(tmp_path):
     shared = PROJECT.parent / "shared" / "wan2gp"
     for command in [c for c in COMMANDS if "bench/" in c]:
@@ -193,6 +195,7 @@ def test_the_benchmark_commands_run(tmp_path):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_the_quick_start_demo_reaches_complete_and_linked_in_tmux(tmp_path):
     from tests.test_tui_terminal import Tmux, first_frame_drawn

@@ -311,6 +311,7 @@ def test_plan_never_lists_a_needed_place_and_keeps_on_demand_files():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/wan2gp (the real definitions)")
 def test_the_real_catalog_and_source_tree_list_only_the_leftovers(tmp_path, monkeypatch, capsys):
     """Every needed file of the 8681e9f catalog in place, Wan2GP's own sources in the root

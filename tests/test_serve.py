@@ -165,6 +165,7 @@ def test_serve_feeds_a_second_machine_to_complete_without_the_hub(
     assert re.search(r"stopped serving; answered \d+ requests from 1 machine\n", log)
 
 
+@pytest.mark.slow
 def test_air_gapped_client_needs_no_hub_when_the_server_has_everything(world, localhub, tmp_path):
     localhub.stop()  # the Hub is gone: the serving machine's metadata and files are all there is
     with serving(world) as served:

@@ -33,6 +33,7 @@ def dests_by_name(world):
     return {e["dest"].rsplit("/", 1)[-1]: e["dest"] for e in listed if e["role"] != "core"}
 
 
+@pytest.mark.slow
 def test_every_view_says_each_status_one_way(world):
     dests = dests_by_name(world)
     small, lora, big = world.path(dests[SMALL]), world.path(dests[LORA]), dests[BIG]

@@ -33,6 +33,7 @@ STRICT = [
 ]
 
 
+@pytest.mark.slow
 def test_the_leaf_and_hub_layers_are_mypy_strict_clean() -> None:
     """pyproject.toml's [tool.mypy] (strict, Python 3.10) over the modules made strict so far."""
     if importlib.util.find_spec("mypy") is None:

@@ -368,6 +368,7 @@ def test_every_bound_key_once_in_a_real_terminal(tmp_path: Path):
         session.kill()
 
 
+@pytest.mark.slow
 def test_every_bound_key_once_in_the_real_demo(tmp_path: Path):
     """The same keys against the whole program: wandown.py --demo, its localhub and its hub."""
     env = {"TERM": SMOKE_TERM, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / "tmp")}

@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed")
 def test_every_tui_module_is_mypy_strict_clean(tmp_path: Path) -> None:
     # Imported modules outside wandown/tui/ are read for their types, not judged here.
