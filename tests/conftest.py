@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,13 +33,46 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the long end-to-end tests (marked slow) first.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the long tests (marked slow) first, spread over the workers.
 
-    With work stealing, the workers then share the short tests that remain, so one long test no
-    longer ends the run alone on one worker.
+    xdist's work stealing hands each worker one run of consecutive tests and lets an idle worker
+    take from the end of another's: so each worker's run begins with its share of the slow
+    tests, and the short ones that follow are what the others steal. Without workers, the
+    slow tests simply come first.
     """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    fast = iter([item for item in items if not item.get_closest_marker("slow")])
+    each, extra = divmod(len(items), workers)
+    ordered: list[pytest.Item] = []
+    for worker in range(workers):
+        run = slow[worker::workers]
+        size = each + (1 if worker < extra else 0)
+        run += itertools.islice(fast, max(0, size - len(run)))
+        ordered += run
+    items[:] = ordered + list(fast)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Let the Python processes tests start keep their bytecode, as an installed wandown does.
+
+    With PYTHONDONTWRITEBYTECODE in the environment every `python wandown.py` compiled all of
+    wandown again. The cache lives beside the workers' temporary folders, shared by them, so
+    nothing is written into the project or into ../shared.
+    """
+    saved = {
+        name: os.environ.get(name) for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    }
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.getbasetemp().parent / "pycache")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 NOWHERE = "http://127.0.0.1:9"
