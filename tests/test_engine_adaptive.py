@@ -127,6 +127,33 @@ def test_under_the_bandwidth_limit_adding_connections_stops_where_it_stops_payin
     assert counts.count(8) > 0.8 * len(counts)
 
 
+def test_an_unclear_step_is_judged_again_on_a_longer_window():
+    # A saturated link at 600 MB/s, but the first window after the step to 8 happens to read
+    # a quarter higher (a busy machine): judged on that window alone, 8 would be kept.
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
+    stepped_at: list[float] = []
+
+    def noisy(count: int) -> float:
+        if count == 8 and not stepped_at:
+            stepped_at.append(clock.now)
+        lucky = stepped_at and clock.now - stepped_at[0] < controller.settle + 0.25
+        return 600e6 * (1.25 if lucky else 1.0)
+
+    counts = simulate(controller, clock, noisy, seconds=5)
+    assert stepped_at  # the step was tried
+    assert counts[-1] == 4  # and given back once measured for longer
+    assert max(counts) == 8
+
+
+def test_a_real_partial_gain_is_kept_after_the_longer_look():
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
+    counts = simulate(controller, clock, lambda count: 400e6 if count < 8 else 520e6, seconds=5)
+    assert counts[-1] == 8  # +30% for twice the connections: worth holding, not growing
+    assert max(counts) == 8
+
+
 def test_it_finds_room_again_when_the_link_frees_up():
     clock = FakeClock()
     controller = ConnectionController(16, start=4, interval=0.25, probe_every=2.0, clock=clock)

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
+import io
 import os
 import queue
 import threading
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from wandown.digests import file_digest
 from wandown.engine import KIB, RateLimiter, kb_to_rate
 from wandown.engine.events import COMPLETE, DOWNLOADING, Event, Reporter, SpeedMeter
-from wandown.engine.fetch import clean_etag, parse_content_range
+from wandown.engine.fetch import clean_etag, parse_content_range, read_some
 from wandown.engine.hashing import PrefixHasher, git_blob_header
 from wandown.engine.partial import FileLock, PartialPaths, PartialState, load_state, save_state
-from wandown.engine.ranges import RangePlanner, RangeSet
+from wandown.engine.ranges import MIB, RangePlanner, RangeSet
+from wandown.engine.reads import ReadSizes
 from wandown.engine.watchdog import SpeedWatchdog, TooSlow
 from wandown.huburl import origin
 
@@ -231,6 +236,72 @@ def test_an_unfinished_range_goes_back_to_the_plan():
     planner.finish(work)  # the connection broke
     again = planner.next()
     assert (again.start, again.end) == (400, 1000)
+
+
+class CountingCondition(threading.Condition):
+    """A Condition that counts its notify_all calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakes = 0
+
+    def notify_all(self) -> None:
+        self.wakes += 1
+        super().notify_all()
+
+
+def test_only_a_longer_done_prefix_wakes_the_hasher():
+    planner = RangePlanner(4096, RangeSet(), connections=2, max_chunk=2048, min_chunk=512)
+    planner.changed = CountingCondition()
+    head, tail = planner.next(), planner.next()
+    assert (head.start, tail.start) == (0, 2048)
+    planner.advance(tail, 1024)  # past a gap: of no use to the hasher yet
+    assert planner.changed.wakes == 0
+    planner.advance(head, 1024)
+    assert planner.changed.wakes == 1
+    planner.advance(head, 1024)  # joins the tail's bytes: the prefix jumps to 3072
+    assert planner.changed.wakes == 2 and planner.prefix_end() == 3072
+
+
+def test_reads_grow_while_they_come_back_full_and_shrink_when_they_do_not():
+    reads = ReadSizes(most=MIB)
+    with reads.joined():
+        ask = reads.first()
+        assert ask == 256 * KIB
+        ask = reads.next(ask, ask)
+        assert ask == 512 * KIB
+        assert reads.next(reads.next(ask, ask), MIB) == MIB  # never past `most`
+        assert reads.next(MIB, 600 * KIB) == MIB  # over a quarter: stays
+        assert reads.next(MIB, 100 * KIB) == 512 * KIB
+        assert reads.next(64 * KIB, 1) == 64 * KIB  # never under the smallest read
+
+
+def test_many_connections_share_one_bound_on_read_memory():
+    reads = ReadSizes(most=MIB, memory=16 * MIB)
+    with contextlib.ExitStack() as running:
+        for _ in range(16):
+            running.enter_context(reads.joined())
+        assert reads.largest() == MIB
+        for _ in range(16):
+            running.enter_context(reads.joined())
+        assert reads.largest() == 512 * KIB  # 32 connections, 16 MiB between them
+        assert reads.next(512 * KIB, 512 * KIB) == 512 * KIB
+    assert reads.largest() == MIB  # they ended
+    assert ReadSizes(most=16 * KIB).first() == 16 * KIB  # a smaller `most` bounds everything
+
+
+def body(data: bytes, headers: dict[str, str]) -> urllib3.HTTPResponse:
+    return urllib3.HTTPResponse(
+        body=io.BytesIO(data), headers=headers, preload_content=False, status=200
+    )
+
+
+def test_read_some_returns_the_bytes_and_decodes_only_an_encoded_body():
+    raw = os.urandom(5000)
+    plain = body(raw, {})
+    assert b"".join(iter(lambda: read_some(plain, 4096), b"")) == raw
+    packed = body(gzip.compress(raw), {"Content-Encoding": "gzip"})
+    assert b"".join(iter(lambda: read_some(packed, 4096), b"")) == raw
 
 
 # -- state, lock -------------------------------------------------------------------------------

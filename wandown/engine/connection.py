@@ -159,6 +159,10 @@ class Connections:
 
     def run(self, fd: int, planner: RangePlanner, single: bool, slot: Slot) -> None:
         """Take ranges from the planner and fetch them until none is left or slot is retired."""
+        with self.settings.reads.joined():
+            self._run(fd, planner, single, slot)
+
+    def _run(self, fd: int, planner: RangePlanner, single: bool, slot: Slot) -> None:
         failures = 0
         try:
             while not self.stopping() and not slot.retire:
@@ -377,15 +381,18 @@ class Connections:
         settings = self.settings
         watchdog = SpeedWatchdog(settings.min_speed, settings.stall_window)
         while skip > 0:  # a server that ignores Range: read past what we have
-            data = response.read(min(skip, settings.read_size))
+            data = response.read(min(skip, settings.reads.most))
             if not data:
                 raise Transient("the server closed the connection early (short body)")
             skip -= len(data)
+        reads = settings.reads
+        ask = reads.first()
         while work.cursor < min(work.end, stop):
-            want = min(settings.read_size, work.end - work.cursor, stop - work.cursor)
-            data = read_some(response, self._allowance(want, watchdog))
+            want = self._allowance(min(ask, work.end - work.cursor, stop - work.cursor), watchdog)
+            data = read_some(response, want)
             if not data:
                 raise Transient("the server closed the connection early (short body)")
+            ask = reads.next(want, len(data))
             with self._write_lock:
                 write_at(fd, data, work.cursor, self.part)
             planner.advance(work, len(data))
@@ -408,18 +415,21 @@ class Connections:
         os.ftruncate(fd, 0)
         url = self._data_url()
         settings = self.settings
-        with self._get(url, {}) as response:
+        with self._get(url, {}) as response, settings.reads.joined():
             if response.status != 200:
                 raise self._refused(response, url)
             watchdog = SpeedWatchdog(settings.min_speed, settings.stall_window)
             received = 0
+            reads = settings.reads
+            ask = reads.first()
             while True:
-                want = self._allowance(settings.read_size, watchdog)
+                want = self._allowance(ask, watchdog)
                 if self.stopping():
                     raise Cancelled
                 data = read_some(response, want)
                 if not data:
                     break
+                ask = reads.next(want, len(data))
                 write_at(fd, data, received, self.part)
                 received += len(data)
                 watchdog.feed(len(data))

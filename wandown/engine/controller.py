@@ -20,6 +20,8 @@ from dataclasses import dataclass
 KEEP_GAIN = 0.5
 # Below this share the step brought nothing: give it back.
 NO_GAIN = 0.15
+# A step whose gain falls between the two is measured again over this many windows together.
+UNCLEAR_WINDOWS = 3
 # A connection below this share of the others' median is lagging (a slow edge, a bad route).
 LAGGING = 0.35
 
@@ -39,7 +41,8 @@ class ConnectionController:
     times the files downloading) may change between calls. Doubling from `start` while each
     step pays; after a step that does not, hold, and every `probe_every` seconds try one more.
     A step is measured only `settle` seconds after it is taken: a new connection to a real CDN
-    spends a few round trips on TCP and TLS before its first byte.
+    spends a few round trips on TCP and TLS before its first byte. A step whose gain is unclear
+    (between NO_GAIN and KEEP_GAIN) is judged again over a longer window before it is kept.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class ConnectionController:
         self._settled_at = clock()
         self.count = max(1, min(start, self.ceiling))
         self.interval = interval
+        self._window = interval  # longer while an unclear step is judged again
         self.probe_every = probe_every
         self._clock = clock
         self._mark: tuple[float, int] | None = None
@@ -72,6 +76,7 @@ class ConnectionController:
         if self.count > ceiling:
             self.count = ceiling
             self._before = None
+            self._window = self.interval
 
     def update(self, total_bytes: int) -> int:
         """Take the byte count of every connection together; return how many to run."""
@@ -81,35 +86,44 @@ class ConnectionController:
             self._mark = (now, total_bytes)
             return self.count
         elapsed = now - self._mark[0]
-        if elapsed < self.interval:
+        if elapsed < self._window:
             return self.count
         rate = (total_bytes - self._mark[1]) / elapsed
-        self._mark = (now, total_bytes)
-        self._decide(rate, now)
+        if self._decide(rate, now):
+            self._mark = (now, total_bytes)
         return self.count
 
-    def _decide(self, rate: float, now: float) -> None:
+    def _decide(self, rate: float, now: float) -> bool:
+        """Act on the rate measured; False to go on measuring the step from the same mark."""
         before = self._before
         self._before = None
         if before is not None:
             added = max(1, self.count - before.count)
             rise = (rate - before.rate) / before.rate if before.rate > 0 else 1.0
             gain = rise / (added / before.count)
+            if NO_GAIN <= gain < KEEP_GAIN and self._window == self.interval:
+                # Unclear: one window's rate swings by a fifth on a busy machine, so the
+                # step is judged again on UNCLEAR_WINDOWS windows together.
+                self._before = before
+                self._window = UNCLEAR_WINDOWS * self.interval
+                return False
+            self._window = self.interval
             if gain < NO_GAIN:
                 self.count = before.count  # nothing for it: give the step back
                 self._hold(now)
-                return
+                return True
             if gain < KEEP_GAIN:
                 self._hold(now)
-                return
+                return True
         if self.count >= self.ceiling or rate <= 0:
             if rate > 0:
                 self._hold(now)
-            return
+            return True
         if self._growing:
             self._step(min(self.ceiling, self.count * 2), rate)
         elif now - self._held_since >= self.probe_every:
             self._step(self.count + 1, rate)
+        return True
 
     def _step(self, count: int, rate: float) -> None:
         self._before = Step(self.count, rate)

@@ -21,6 +21,7 @@ from .fetch import Resolver
 from .job import DownloadJob, Nap, Room, Settings, nap
 from .ranges import MIB
 from .ratelimit import KIB, RateLimiter, kb_to_rate
+from .reads import ReadSizes
 from .sources import EndpointPlan, Sources
 
 MAX_BACKOFF = 30.0  # between two tries of one range; a download has time, a listing has not
@@ -43,7 +44,9 @@ class Engine:
     than the job URL's (or, with `endpoints`, than those the plan lets have it), whatever it
     returns. With `endpoints`, each file is fetched from the first endpoint that has it and
     fails over to the next (sources.py). All threads are daemons and stop promptly on
-    `stop()`; use the engine as a context manager to stop and join on exit.
+    `stop()`; use the engine as a context manager to stop and join on exit. A connection
+    reads what has arrived, up to `read_size` at a time while its reads come back full and
+    all of them together stay within 16 MiB (reads.py).
     """
 
     def __init__(
@@ -59,7 +62,7 @@ class Engine:
         *,
         min_chunk: int | None = None,
         small_file: int = 4 * MIB,
-        read_size: int = 256 * 1024,
+        read_size: int = MIB,
         retries: int = 8,
         backoff: float = 0.5,
         min_speed: float = 1024.0,
@@ -80,7 +83,7 @@ class Engine:
             chunk_size=chunk_size,
             min_chunk=min_chunk or max(64 * 1024, chunk_size // 16),
             small_file=small_file,
-            read_size=read_size,
+            reads=ReadSizes(read_size),
             timeout=request_timeout(timeout),
             retries=retries,
             retry=RetryPolicy(

@@ -266,9 +266,11 @@ def read_some(response: urllib3.BaseHTTPResponse, most: int) -> bytes:
 
     A plain read(most) waits for all of it: a server trickling bytes would show no progress
     at all, so neither the speed watchdog nor the endpoints' pace rule would ever see it.
+    An unencoded body (every file the Hub serves) is read past urllib3's decoder: its buffer
+    would copy each read twice more on the way through.
     """
     read1 = getattr(response, "read1", None)
     if read1 is not None:
-        data: bytes = read1(most)
+        data: bytes = read1(most, decode_content=bool(response.headers.get("Content-Encoding")))
         return data
     return response.read(min(most, FALLBACK_READ))

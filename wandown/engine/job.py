@@ -14,6 +14,7 @@ import urllib3
 from wandown.hubhttp.retry import RetryPolicy
 
 from .fetch import Link, RemoteChanged
+from .reads import ReadSizes
 
 T = TypeVar("T")
 
@@ -67,7 +68,7 @@ class Settings:
     chunk_size: int
     min_chunk: int
     small_file: int
-    read_size: int
+    reads: ReadSizes
     timeout: urllib3.Timeout
     retries: int
     retry: RetryPolicy

@@ -108,7 +108,7 @@ class RangePlanner:
     shrinks from `max_chunk` toward `min_chunk` as the unassigned remainder drops below one
     chunk per connection, and a connection that finds nothing left takes the second half of
     the largest range still in flight, so no single slow connection finishes alone.
-    Thread-safe; `changed` is notified whenever the done prefix may have grown.
+    Thread-safe; `changed` is notified whenever the done prefix grows.
     """
 
     def __init__(
@@ -131,13 +131,19 @@ class RangePlanner:
             return self._split_largest()
 
     def advance(self, work: Assignment, nbytes: int) -> None:
-        """Record that nbytes at work.cursor are written to disk."""
+        """Record that nbytes at work.cursor are written to disk.
+
+        Only a longer done prefix wakes the hasher: the bytes of the other connections are of
+        no use to it yet, and waking it for each of their reads costs more than the reads.
+        """
         with self.changed:
+            before = self.done.prefix_end()
             stop = min(work.cursor + nbytes, work.end)
             if stop > work.cursor:
                 self.done.add(work.cursor, stop)
             work.cursor += nbytes
-            self.changed.notify_all()
+            if self.done.prefix_end() > before:
+                self.changed.notify_all()
 
     def finish(self, work: Assignment) -> None:
         """Drop work from the active list; a remainder left by an error is planned again."""
