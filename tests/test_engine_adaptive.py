@@ -16,12 +16,10 @@ import pytest
 from tests.test_engine_support import (
     KIB,
     MIB,
-    REPO,
     check_events,
-    drain,
-    job_for,
+    hosted_job,
     payload,
-    put_file,
+    run_job,
     small_engine,
 )
 from wandown.engine import connection as connection_module
@@ -313,18 +311,12 @@ def test_a_stalled_connection_is_reopened_and_its_range_continues_where_it_stopp
     localhub, tmp_path, monkeypatch
 ):
     data = payload(4 * MIB, seed=71)
-    put_file(localhub, NAME, data)
     # One response stops for a minute after 16 KiB, as an overloaded edge does; the others run.
-    localhub.set_fault(
-        REPO, NAME, Fault(stall_after=16 * KIB, stall_seconds=60, times=1, server="cdn")
-    )
+    stall = Fault(stall_after=16 * KIB, stall_seconds=60, times=1, server="cdn")
+    job = hosted_job(localhub, NAME, tmp_path, data, stall)
     written = record_writes(monkeypatch)
-    job = job_for(localhub, NAME, tmp_path, data)
     # A read timeout far beyond the wait: only a reopen can end the stalled read in time.
-    with small_engine(connections=4, limit_kb=2048, timeout=60.0) as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
-        events = drain(engine.events)
+    result, events = run_job(job, connections=4, limit_kb=2048, timeout=60.0)
     check_events(events)
     assert result.state == "complete", result.message
     assert job.dest.read_bytes() == data
@@ -339,9 +331,7 @@ def test_downloads_verify_with_the_adaptive_count(localhub, tmp_path, files):
     jobs = []
     for n in range(files):
         data = payload(3 * MIB, seed=80 + n)
-        name = f"m{n}.safetensors"
-        put_file(localhub, name, data)
-        jobs.append((job_for(localhub, name, tmp_path, data), data))
+        jobs.append((hosted_job(localhub, f"m{n}.safetensors", tmp_path, data), data))
     with small_engine(connections=16, start_connections=2) as engine:
         for job, _ in jobs:
             engine.submit(job)

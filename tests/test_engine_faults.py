@@ -12,14 +12,13 @@ import pytest
 from tests.test_engine_support import (
     KIB,
     MIB,
-    REPO,
     cdn_gets,
     check_events,
-    drain,
+    hosted_job,
     job_for,
     payload,
     put_file,
-    small_engine,
+    run_job,
 )
 from wandown.engine import PartialPaths
 from wandown.localhub import Fault
@@ -29,14 +28,8 @@ NAME = "model.safetensors"
 
 def fetch(localhub, tmp_path, data: bytes, fault: Fault | None = None, name: str = NAME, **engine):
     """Download name once with fault armed; return (final event, all events)."""
-    put_file(localhub, name, data)
-    if fault is not None:
-        localhub.set_fault(REPO, name, fault)
-    job = job_for(localhub, name, tmp_path / "models", data)
-    with small_engine(**engine) as eng:
-        eng.submit(job)
-        result = eng.wait(timeout=60)[job.key]
-        events = drain(eng.events)
+    job = hosted_job(localhub, name, tmp_path / "models", data, fault)
+    result, events = run_job(job, within=60, **engine)
     check_events(events)
     return result, events
 
@@ -150,10 +143,7 @@ def test_416_is_a_clear_failure(localhub, tmp_path):
 
 def test_a_missing_file_is_a_clear_failure(localhub, tmp_path):
     put_file(localhub, "other.json", b"{}")
-    job = job_for(localhub, "missing.safetensors", tmp_path / "models")
-    with small_engine() as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
+    result, _ = run_job(job_for(localhub, "missing.safetensors", tmp_path / "models"))
     assert result.state == "failed"
     assert "404" in result.message
     assert os.listdir(tmp_path / "models") == []  # no hidden folder left for nothing
@@ -185,13 +175,9 @@ def test_a_full_disk_fails_clearly_and_keeps_the_partial(localhub, tmp_path, mon
 
 def test_an_unwritable_destination_fails_clearly(localhub, tmp_path):
     data = payload(200 * KIB, seed=30)
-    put_file(localhub, NAME, data)
     blocker = tmp_path / "models"
     blocker.write_text("a file where a folder should be")
-    job = job_for(localhub, NAME, blocker / "sub", data)
-    with small_engine() as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
+    result, _ = run_job(hosted_job(localhub, NAME, blocker / "sub", data))
     assert result.state == "failed"
     assert "cannot write into" in result.message
     assert blocker.read_text() == "a file where a folder should be"

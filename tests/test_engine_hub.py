@@ -25,6 +25,7 @@ from tests.test_engine_support import (
     put_file,
     requested_bytes,
     small_engine,
+    wait_until,
 )
 from wandown.engine import DownloadJob, PartialPaths
 from wandown.engine.partial import PartialState, save_state
@@ -39,13 +40,6 @@ def state_done(dest: Path) -> int:
     except (FileNotFoundError, ValueError):
         return 0
     return sum(b - a for a, b in value["done"])
-
-
-def wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
 
 
 def test_lfs_and_small_files_arrive_verified_over_many_ranges(localhub, tmp_path):

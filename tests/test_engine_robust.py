@@ -13,18 +13,17 @@ import time
 import pytest
 import urllib3
 
-from tests.test_engine_hub import wait_until
 from tests.test_engine_support import (
     KIB,
     MIB,
     REPO,
     cdn_gets,
     check_events,
-    drain,
-    job_for,
+    hosted_job,
     payload,
-    put_file,
+    run_job,
     small_engine,
+    wait_until,
 )
 from wandown.engine import DownloadJob, PartialPaths, hashing
 from wandown.engine.fetch import Resolver
@@ -63,14 +62,9 @@ def sizeless(monkeypatch):
 )
 def test_a_file_of_unknown_size_is_retried_too(localhub, tmp_path, sizeless, fault):
     data = payload(300 * KIB, seed=40)
-    put_file(localhub, NAME, data)
-    localhub.set_fault(REPO, NAME, fault)
-    job = job_for(localhub, NAME, tmp_path, data, known=False)
+    job = hosted_job(localhub, NAME, tmp_path, data, fault, known=False)
     assert job.size is None
-    with small_engine() as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
-        events = drain(engine.events)
+    result, events = run_job(job)
     check_events(events)
     assert result.state == "complete", result.message
     assert len(cdn_gets(localhub)) == 1 + fault.times  # each failed try was tried again
@@ -79,12 +73,9 @@ def test_a_file_of_unknown_size_is_retried_too(localhub, tmp_path, sizeless, fau
 
 def test_a_file_of_unknown_size_gives_up_clearly(localhub, tmp_path, sizeless):
     data = payload(100 * KIB, seed=41)
-    put_file(localhub, NAME, data)
-    localhub.set_fault(REPO, NAME, Fault(status=503, server="cdn"))
-    job = job_for(localhub, NAME, tmp_path, data, known=False)
-    with small_engine(retries=2) as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
+    fault = Fault(status=503, server="cdn")
+    job = hosted_job(localhub, NAME, tmp_path, data, fault, known=False)
+    result, _ = run_job(job, retries=2)
     assert result.state == "failed"
     assert "giving up after 2 retries" in result.message and "503" in result.message
     assert not job.dest.exists()
@@ -119,15 +110,12 @@ def test_a_damaged_state_reads_as_start_over(tmp_path, content):
 @pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
 def test_a_damaged_state_file_starts_the_download_over(localhub, tmp_path, content):
     data = payload(300 * KIB, seed=42)
-    put_file(localhub, NAME, data)
-    job = job_for(localhub, NAME, tmp_path, data)
+    job = hosted_job(localhub, NAME, tmp_path, data)
     paths = PartialPaths.for_dest(job.dest)
     paths.folder.mkdir()
     paths.part.write_bytes(b"junk" * 1000)
     paths.state.write_bytes(content)
-    with small_engine() as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
+    result, _ = run_job(job)
     assert result.state == "complete", result.message
     assert job.dest.read_bytes() == data
     assert not paths.folder.exists()
@@ -203,8 +191,7 @@ def test_cancel_while_verifying_stops_the_hash_and_keeps_the_partial(
     localhub, tmp_path, monkeypatch
 ):
     data = payload(6 * MIB, seed=43)
-    put_file(localhub, NAME, data)
-    job = job_for(localhub, NAME, tmp_path, data)
+    job = hosted_job(localhub, NAME, tmp_path, data)
     real_new_hash = hashing.new_hash
     held, released = threading.Event(), threading.Event()
 
@@ -230,9 +217,8 @@ def test_cancel_while_verifying_stops_the_hash_and_keeps_the_partial(
     assert paths.part.exists() and paths.state.exists()
     assert not job.dest.exists()
     monkeypatch.setattr(hashing, "new_hash", real_new_hash)
-    with small_engine() as engine:  # the kept partial resumes to a verified file
-        engine.submit(job)
-        assert engine.wait(timeout=30)[job.key].state == "complete"
+    result, _ = run_job(job)  # the kept partial resumes to a verified file
+    assert result.state == "complete"
     assert job.dest.read_bytes() == data
 
 
@@ -247,8 +233,7 @@ class SlowFinalQueue(queue.Queue):
 
 def test_a_file_can_be_queued_again_as_soon_as_its_final_event_is_out(localhub, tmp_path):
     data = payload(1 * MIB, seed=44)
-    put_file(localhub, NAME, data)
-    job = job_for(localhub, NAME, tmp_path, data)
+    job = hosted_job(localhub, NAME, tmp_path, data)
     with small_engine(events=SlowFinalQueue(), limit_kb=500) as engine:
         engine.submit(job)
         wait_until(lambda: engine.events.get(timeout=10).state == "downloading")
@@ -284,12 +269,9 @@ def test_a_connection_thread_that_cannot_start_leaves_the_file_to_the_others(
 ):
     # Extra connections are an optimisation: a system out of threads gets the file anyway.
     data = payload(1 * MIB, seed=45)
-    put_file(localhub, NAME, data)
-    job = job_for(localhub, NAME, tmp_path, data)
+    job = hosted_job(localhub, NAME, tmp_path, data)
     started = refuse_connection_threads(monkeypatch, allowed=1)
-    with small_engine(limit_kb=2000) as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
+    result, _ = run_job(job, limit_kb=2000)
     assert result.state == "complete", result.message
     assert len(started) == 1
     assert job.dest.read_bytes() == data
@@ -297,12 +279,9 @@ def test_a_connection_thread_that_cannot_start_leaves_the_file_to_the_others(
 
 def test_no_connection_thread_at_all_fails_the_file(localhub, tmp_path, monkeypatch):
     data = payload(1 * MIB, seed=45)
-    put_file(localhub, NAME, data)
-    job = job_for(localhub, NAME, tmp_path, data)
+    job = hosted_job(localhub, NAME, tmp_path, data)
     refuse_connection_threads(monkeypatch, allowed=0)
-    with small_engine(limit_kb=200) as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
+    result, _ = run_job(job, limit_kb=200)
     assert result.state == "failed"
     assert "cannot start a download thread" in result.message
     assert not job.dest.exists()
@@ -326,8 +305,7 @@ def test_a_finishing_neighbour_cannot_remove_the_hidden_folder_in_use(
     localhub, tmp_path, monkeypatch
 ):
     data = payload(200 * KIB, seed=46)
-    put_file(localhub, NAME, data)
-    job = job_for(localhub, NAME, tmp_path, data)
+    job = hosted_job(localhub, NAME, tmp_path, data)
     real_acquire = FileLock.try_acquire
     still_there = []
 
@@ -340,9 +318,7 @@ def test_a_finishing_neighbour_cannot_remove_the_hidden_folder_in_use(
         return real_acquire(lock)
 
     monkeypatch.setattr(FileLock, "try_acquire", try_acquire)
-    with small_engine() as engine:
-        engine.submit(job)
-        result = engine.wait(timeout=30)[job.key]
+    result, _ = run_job(job)
     assert still_there == [True]
     assert result.state == "complete", result.message
     assert job.dest.read_bytes() == data

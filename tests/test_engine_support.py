@@ -6,10 +6,13 @@ import hashlib
 import queue
 import random
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from wandown.engine import FINAL_STATES, STATES, DownloadJob, Engine, Event
-from wandown.localhub import LocalHub
+from wandown.localhub import Fault, LocalHub
 
 REPO = "owner/model"
 KIB = 1024
@@ -74,6 +77,38 @@ def small_engine(**kwargs) -> Engine:
     )
     options.update(kwargs)
     return Engine(**options)
+
+
+def hosted_job(
+    hub: LocalHub,
+    name: str,
+    dest_dir: Path,
+    data: bytes,
+    fault: Fault | None = None,
+    *,
+    known: bool = True,
+) -> DownloadJob:
+    """Put data on the hub as name (with fault armed on it) and return the job that fetches it."""
+    put_file(hub, name, data)
+    if fault is not None:
+        hub.set_fault(REPO, name, fault)
+    return job_for(hub, name, dest_dir, data, known=known)
+
+
+def run_job(job: DownloadJob, within: float = 30, **engine: Any) -> tuple[Event, list[Event]]:
+    """Download one job on a fresh small engine; return its final event and every event sent."""
+    with small_engine(**engine) as eng:
+        eng.submit(job)
+        result = eng.wait(timeout=within)[job.key]
+        events = drain(eng.events)
+    return result, events
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
 
 
 def drain(events: queue.Queue[Event]) -> list[Event]:
