@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.nginx import VIA_PROXY, CachingProxy, find_nginx
-from tests.world import BIG, LORA, REPO, SMALL, World, build_world
+from tests.world import BIG, LORA, REPO, SMALL, World, build_world, run_cli
 from wandown import cli
 from wandown.localhub import Fault, LocalHub
 
@@ -69,20 +69,6 @@ def second_client(tmp_path: Path, world: World) -> World:
     config["hub_directory"] = ""
     (workdir / "config.json").write_text(json.dumps(config))
     return World(root, world.served, tmp_path / "none", workdir, world.endpoint)
-
-
-def run_cli(world: World, monkeypatch, *args: str, limit: float = 30) -> int:
-    """Run wandown.cli.main in-process; after limit seconds it is interrupted like by Ctrl-C."""
-    monkeypatch.chdir(world.workdir)
-    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
-    alarm = threading.Timer(limit, _thread.interrupt_main)
-    alarm.start()
-    try:
-        status = cli.main(list(args))
-    finally:
-        alarm.cancel()
-    assert status != 130, f"wandown {' '.join(args)} still running after {limit} s"
-    return status
 
 
 def bodies(hub: LocalHub, name: str) -> list:

@@ -6,6 +6,7 @@ import hashlib
 import queue
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,6 +110,25 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.02)
+
+
+class NapClock:
+    """A monotonic clock for the engine that only moves when it naps; counts the naps."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0.0
+        self.naps = 0
+
+    def clock(self) -> float:
+        with self._lock:
+            return self.now
+
+    def nap(self, flag: threading.Event, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+            self.naps += 1
+        flag.wait(0)
 
 
 def drain(events: queue.Queue[Event]) -> list[Event]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import _thread
 import functools
-import threading
 import time
 
 import pytest
@@ -13,6 +11,7 @@ from tests.test_engine_support import (
     KIB,
     MIB,
     REPO,
+    NapClock,
     drain,
     job_for,
     payload,
@@ -21,7 +20,8 @@ from tests.test_engine_support import (
 )
 from tests.world import BIG, build_world
 from tests.world import REPO as WORLD_REPO
-from wandown import cli, engine
+from tests.world import run_cli as world_cli
+from wandown import engine
 from wandown.engine import Engine
 from wandown.hubhttp.messages import HubError
 from wandown.hubhttp.retry import RetryPolicy
@@ -32,48 +32,20 @@ from wandown.remote.settings import HubSettings
 BACKWARDS = "bytes {first}-{before}/{size}"  # a 206 whose range ends before it starts
 
 
-class FakeClock:
-    """A monotonic clock that only moves when the engine naps; counts the naps."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now = 0.0
-        self.naps = 0
-
-    def clock(self) -> float:
-        with self._lock:
-            return self.now
-
-    def nap(self, flag: threading.Event, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-            self.naps += 1
-        flag.wait(0)
-
-
 def gets(localhub, name: str, server: str = "cdn") -> list:
     return [
         r for r in localhub.requests if r.method == "GET" and name in r.path and r.server == server
     ]
 
 
-def run_cli(world, monkeypatch, *args: str, clock: FakeClock | None = None, limit: float = 20):
-    """Run wandown.cli.main in-process; after limit seconds it is interrupted like by Ctrl-C."""
-    monkeypatch.chdir(world.workdir)
-    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+def run_cli(world, monkeypatch, *args: str, clock: NapClock | None = None, limit: float = 20):
+    """Run wandown.cli.main in-process with the engine on clock; interrupted after limit seconds."""
     if clock is not None:
         # The session makes its engine on first use, from wandown.engine's Engine.
         monkeypatch.setattr(
             engine, "Engine", functools.partial(Engine, clock=clock.clock, nap=clock.nap)
         )
-    alarm = threading.Timer(limit, _thread.interrupt_main)
-    alarm.start()
-    try:
-        status = cli.main(list(args))
-    finally:
-        alarm.cancel()
-    assert status != 130, f"wandown {' '.join(args)} still running after {limit} s"
-    return status
+    return world_cli(world, monkeypatch, *args, limit=limit)
 
 
 def test_a_206_ending_before_it_starts_fails_the_cli_download_after_few_requests(
@@ -81,7 +53,7 @@ def test_a_206_ending_before_it_starts_fails_the_cli_download_after_few_requests
 ):
     world = build_world(tmp_path, localhub)
     localhub.set_fault(WORLD_REPO, BIG, Fault(content_range=BACKWARDS, server="cdn"))
-    clock = FakeClock()
+    clock = NapClock()
     status = run_cli(world, monkeypatch, "--download", BIG, clock=clock)
     out = capsys.readouterr().out
     assert status == 1, out
@@ -106,7 +78,7 @@ def test_a_206_that_does_not_match_the_request_is_a_bounded_failure(
     put_file(localhub, "model.safetensors", data)
     localhub.set_fault(REPO, "model.safetensors", Fault(content_range=content_range, server="cdn"))
     job = job_for(localhub, "model.safetensors", tmp_path / "models", data)
-    clock = FakeClock()
+    clock = NapClock()
     with small_engine(retries=3, clock=clock.clock, nap=clock.nap) as eng:
         eng.submit(job)
         result = eng.wait(timeout=15)[job.key]

@@ -15,6 +15,7 @@ import pytest
 
 from tests.test_engine_support import (
     REPO,
+    NapClock,
     blob_sha1,
     job_for,
     payload,
@@ -28,22 +29,6 @@ from wandown.localhub import Fault, LocalHub
 
 NAME = "model.safetensors"
 REVISION = "/api/models/acme/one/revision/main"
-
-
-class NapClock:
-    """A monotonic clock for the engine that only moves when it naps."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now = 0.0
-
-    def clock(self) -> float:
-        with self._lock:
-            return self.now
-
-    def nap(self, flag: threading.Event, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 def download(hub: LocalHub, tmp_path, data: bytes, **engine_options):

@@ -6,14 +6,17 @@ files plus the core files every model needs; those are served too (small made-up
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from wandown import cli
 from wandown.catalog.codedefaults import shipped
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -109,3 +112,17 @@ def build_world(tmp_path: Path, localhub, big_size: int = 6_000_000) -> World:
     }
     (workdir / "config.json").write_text(json.dumps(config))
     return World(root, served, hub_dir, workdir, localhub.url)
+
+
+def run_cli(world: World, monkeypatch, *args: str, limit: float = 30) -> int:
+    """Run wandown.cli.main in-process; after limit seconds it is interrupted like by Ctrl-C."""
+    monkeypatch.chdir(world.workdir)
+    monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
+    alarm = threading.Timer(limit, _thread.interrupt_main)
+    alarm.start()
+    try:
+        status = cli.main(list(args))
+    finally:
+        alarm.cancel()
+    assert status != 130, f"wandown {' '.join(args)} still running after {limit} s"
+    return status
