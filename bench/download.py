@@ -25,8 +25,6 @@ import hashlib
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.nginx import Nginx as NginxProcess  # noqa: E402
+from bench.nginx import NginxFailed, find_tool, free_ports  # noqa: E402
 
 REPO = "bench/model"
 NAME = "model.safetensors"
@@ -75,32 +76,14 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def free_ports(count: int) -> list[int]:
-    """Return count distinct free loopback ports (all held open while choosing)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def ensure_tools() -> None:
     tools = (("nginx", "nginx"), ("aria2c", "aria2"), ("curl", "curl"), ("time", "time"))
-    missing = [pkg for tool, pkg in tools if not find(tool)]
+    missing = [pkg for tool, pkg in tools if not find_tool(tool)]
     if missing:
         print(f"installing {' '.join(missing)} with apt-get ...", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
-
-
-def find(tool: str) -> str | None:
-    return shutil.which(tool) or next(
-        (p for p in (f"/usr/sbin/{tool}", f"/usr/bin/{tool}") if os.path.exists(p)), None
-    )
 
 
 @dataclass(frozen=True)
@@ -128,26 +111,11 @@ class Nginx:
     def __init__(self, root: Path, work: Path, shape: Shape, sha256: str, size: int) -> None:
         self.port, self.cdn_port = free_ports(2)
         self.work = work
-        work.mkdir(parents=True, exist_ok=True)
         http_extra, limit = shape.directives()
-        temp_paths = "".join(
-            f"{name}_temp_path {work}/{name};\n"
-            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (work / "nginx.conf").write_text(
-            f"""
-worker_processes 2;
-daemon off;
-user root;
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
+        servers = f"""
     sendfile on;
     tcp_nopush on;
     keepalive_requests 100000;
-    {temp_paths}
     {http_extra}
     server {{
         listen 127.0.0.1:{self.port};
@@ -164,23 +132,11 @@ http {{
             return 302 http://127.0.0.1:{self.cdn_port}/{NAME};
         }}
     }}
-}}
 """
-        )
-        self.process = subprocess.Popen(
-            [find("nginx") or "nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    detail = self.process.stderr.read() if self.process.stderr else b""
-                    raise SystemExit(f"nginx did not start: {detail!r}") from None
-                time.sleep(0.05)
+        try:
+            self.nginx = NginxProcess(work, servers, self.port, workers=2, connections=1024)
+        except NginxFailed as error:
+            raise SystemExit(str(error)) from None
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
@@ -190,12 +146,7 @@ http {{
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.nginx.stop(graceful=True)
 
 
 def child_environment() -> dict[str, str]:
@@ -230,7 +181,7 @@ def measure(client: str, argv: list[str], output: Path, sha256: str, timeout: fl
     from this Python process would report at least this process's size.
     """
     stats = output.parent / "rusage.txt"
-    timer = find("time")
+    timer = find_tool("time")
     if timer:
         argv = [timer, "-f", "%U %S %M", "-o", str(stats), *argv]
     started = time.monotonic()
@@ -334,13 +285,13 @@ def clients_for(shape: Shape, nginx: Nginx, hub, sha256: str, size: int, args) -
 
     def aria2c(out: Path) -> list[str]:
         return [
-            find("aria2c") or "aria2c", "-x16", "-s16", "-k1M", "--file-allocation=none",
+            find_tool("aria2c") or "aria2c", "-x16", "-s16", "-k1M", "--file-allocation=none",
             "--allow-overwrite=true", "--auto-file-renaming=false", "--quiet=true",
             "-d", str(out.parent), "-o", out.name, nginx.url(NAME),
         ]  # fmt: skip
 
     def curl(out: Path) -> list[str]:
-        return [find("curl") or "curl", "-sSf", "-o", str(out), nginx.url(NAME)]
+        return [find_tool("curl") or "curl", "-sSf", "-o", str(out), nginx.url(NAME)]
 
     clients = [(ARIA2C, aria2c), (WANDOWN, wandown(nginx.url(NAME)))]
     if shape.slow is None:
