@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.world import BIG, REPO, build_world, payload
+from tests.world import BIG, REPO, build_world, hold_matching, payload, session_for
 from wandown import destination, plan
 from wandown.config import load_config
 from wandown.engine.partial import PartialPaths, PartialState, save_state
@@ -107,18 +107,9 @@ def test_a_file_that_appears_while_the_hub_is_checked_is_not_linked_over_or_down
 ):
     (world.hub_dir / "renamed.bin").write_bytes(world.served_file(BIG).read_bytes())
     monkeypatch.setenv("HF_ENDPOINT", world.endpoint)
-    config = load_config(world.workdir / "config.json")
-    session = Session(config, hub_settings(), RunOptions(), lambda message: None)
-    session.load()
-    hashing, go_on = threading.Event(), threading.Event()
-    match = session.hub.match
-
-    def held_match(*args, **kwargs):
-        hashing.set()
-        go_on.wait(10)
-        return match(*args, **kwargs)
-
-    session.hub.match = held_match
+    session = session_for(world)
+    go_on = threading.Event()
+    hashing = hold_matching(session, go_on, 10)
     dest = f"ckpts/{BIG}"
     mine = b"copied in by the user meanwhile"
     localhub.clear_requests()

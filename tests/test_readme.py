@@ -86,17 +86,22 @@ def sandbox():
         yield box
 
 
-@pytest.mark.slow
-def test_batch_commands_run_against_the_demo(sandbox, tmp_path):
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    (workdir / "config.json").symlink_to(sandbox.config_file)
-    env = {
+def sandbox_env(sandbox) -> dict[str, str]:
+    """The environment of a README command run against the demo's Hub and cache."""
+    return {
         **os.environ,
         "PYTHONPATH": str(PROJECT),
         "HF_ENDPOINT": sandbox.endpoint,
         "WANDOWN_CACHE_DIR": str(sandbox.cache_dir),
     }
+
+
+@pytest.mark.slow
+def test_batch_commands_run_against_the_demo(sandbox, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "config.json").symlink_to(sandbox.config_file)
+    env = sandbox_env(sandbox)
     for command in BATCH:
         result = subprocess.run(
             ["bash", "-c", local(command)],
@@ -145,12 +150,7 @@ def test_the_serve_commands_serve(sandbox, tmp_path):
     if not commands:
         pytest.skip("the README shows no --serve command")
     (tmp_path / "config.json").symlink_to(sandbox.config_file)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(PROJECT),
-        "HF_ENDPOINT": sandbox.endpoint,
-        "WANDOWN_CACHE_DIR": str(sandbox.cache_dir),
-    }
+    env = sandbox_env(sandbox)
     for command in commands:
         args = shlex.split(local(command))
         args[args.index("--serve") + 1] = "127.0.0.1:0"  # tests never listen beyond loopback

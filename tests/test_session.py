@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.world import BIG, build_world
+from tests.world import BIG, build_world, hold_matching, session_for
 from wandown.config import load_config
 from wandown.remote import hub_settings
 from wandown.session import RunOptions, Session
@@ -20,30 +20,12 @@ def world(tmp_path, localhub, monkeypatch):
     return world
 
 
-def session_for(world, offline=False):
-    config = load_config(world.workdir / "config.json")
-    settings = hub_settings()
-    if offline:
-        settings = type(settings)(endpoint=settings.endpoint, offline=True)
-    session = Session(config, settings, RunOptions(), lambda message: None)
-    session.load()
-    return session
-
-
 def test_a_file_cancelled_while_the_hub_is_checked_is_never_downloaded(world, localhub):
     decoy = world.hub_dir / "same-size-other-bytes.bin"
     decoy.write_bytes(b"\0" * world.served_file(BIG).stat().st_size)
     session = session_for(world)
-    hashing = threading.Event()
     cancelled = threading.Event()
-    match = session.hub.match
-
-    def slow_match(*args, **kwargs):
-        hashing.set()
-        cancelled.wait(5)
-        return match(*args, **kwargs)
-
-    session.hub.match = slow_match
+    hashing = hold_matching(session, cancelled, 5)
     dest = f"ckpts/{BIG}"
     try:
         session.start([dest])

@@ -10,12 +10,9 @@ import re
 
 import pytest
 
-from tests.world import BIG, LORA, SMALL, build_world
+from tests.world import BIG, LORA, SMALL, build_world, session_for
 from wandown.catalog import FileRecord
-from wandown.config import load_config
 from wandown.engine import events
-from wandown.remote import hub_settings
-from wandown.session import RunOptions, Session
 from wandown.status import PRESENT, Status
 from wandown.tui.rows import build_rows
 
@@ -95,14 +92,6 @@ def test_a_record_is_frozen_and_holds_no_facts_of_a_load():
         record.role = "vae"  # type: ignore[misc]
     fields = {f.name for f in dataclasses.fields(FileRecord)}
     assert not fields & {"status", "size", "sha256", "blob_sha1", "found_at"}
-
-
-def session_for(world, notices=None):
-    config = load_config(world.workdir / "config.json")
-    say = notices.append if notices is not None else (lambda message: None)
-    session = Session(config, hub_settings(), RunOptions(), say)
-    session.load()
-    return session
 
 
 def test_a_download_publishes_a_new_loaded_state_and_changes_nothing_a_reader_holds(world):

@@ -18,6 +18,9 @@ from pathlib import Path
 
 from wandown import cli
 from wandown.catalog.codedefaults import shipped
+from wandown.config import load_config
+from wandown.remote import hub_settings
+from wandown.session import RunOptions, Session
 
 PROJECT = Path(__file__).resolve().parent.parent
 REPO = "tester/video"
@@ -126,3 +129,29 @@ def run_cli(world: World, monkeypatch, *args: str, limit: float = 30) -> int:
         alarm.cancel()
     assert status != 130, f"wandown {' '.join(args)} still running after {limit} s"
     return status
+
+
+def session_for(world: World, notices: list[str] | None = None, offline: bool = False) -> Session:
+    """Return a loaded Session on the world's config, as the interface does (HF_ENDPOINT set)."""
+    config = load_config(world.workdir / "config.json")
+    settings = hub_settings()
+    if offline:
+        settings = type(settings)(endpoint=settings.endpoint, offline=True)
+    say = notices.append if notices is not None else (lambda message: None)
+    session = Session(config, settings, RunOptions(), say)
+    session.load()
+    return session
+
+
+def hold_matching(session: Session, until: threading.Event, seconds: float) -> threading.Event:
+    """Make the session's hub matching wait for until (seconds at most); return 'it started'."""
+    started = threading.Event()
+    match = session.hub.match
+
+    def held_match(*args, **kwargs):
+        started.set()
+        until.wait(seconds)
+        return match(*args, **kwargs)
+
+    session.hub.match = held_match
+    return started
