@@ -25,6 +25,7 @@ def localhub(tmp_path: Path) -> Iterator[LocalHub]:
         yield hub
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """Two workers per core for `-n auto`: most tests wait on a server, a process or a terminal.
 
