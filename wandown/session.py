@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from wandown import diskplan, diskspace, plan, selection, state
 from wandown.batch import Batch, Bench
 from wandown.config import Config
-from wandown.engine.ratelimit import KIB, kb_to_rate
 from wandown.errors import WandownError
 from wandown.hub import HubSet
 from wandown.loaded import Loaded
@@ -125,8 +124,8 @@ class Session:
         with self._engine_lock:
             if self._engine is not None:
                 return self._engine.limit_kb
-        rate = kb_to_rate(self._options.limit_kb)
-        return rate / KIB if rate else None
+        limit = self._options.limit_kb
+        return float(limit) if limit else None
 
     # -- what the command line asks of it -----------------------------------------------------
 
