@@ -23,6 +23,7 @@ from wandown.batch import Batch, Bench
 from wandown.config import Config
 from wandown.errors import WandownError
 from wandown.hub import HubSet
+from wandown.lazy import OnFirstUse
 from wandown.loaded import Loaded
 from wandown.loading import Loader, Notice, Progress
 from wandown.origins import Origins
@@ -81,8 +82,7 @@ class Session:
         self._cancelled: set[str] = set()  # asked to stop before the engine had them
         self._active_lock = threading.Lock()
         self._options = options
-        self._engine: Engine | None = None
-        self._engine_lock = threading.Lock()
+        self._engine = OnFirstUse(self._make_engine)
         self._threads: list[threading.Thread] = []
         self._reclaim_plan: reclaim.Plan | None = None
         self._disk_folders: dict[int, Path] = {}  # one folder on each file system files land on
@@ -98,32 +98,28 @@ class Session:
 
     @property
     def engine(self) -> Engine:
-        """Return the download engine, made on first use.
+        """Return the download engine, made on first use (see wandown.lazy)."""
+        return self._engine.get()
 
-        It loads urllib3 and the whole downloader, which the interface's first frame, a --list
-        or an offline start never need.
-        """
-        with self._engine_lock:
-            if self._engine is None:
-                from wandown.engine import Engine
+    def _make_engine(self) -> Engine:
+        from wandown.engine import Engine
 
-                options = self._options
-                self._engine = Engine(
-                    jobs=options.jobs,
-                    connections=options.connections,
-                    limit_kb=options.limit_kb,
-                    headers_for=self._client.auth_headers,
-                    endpoints=endpoint_plan(self._settings),
-                    room=self._room,
-                )
-            return self._engine
+        options = self._options
+        return Engine(
+            jobs=options.jobs,
+            connections=options.connections,
+            limit_kb=options.limit_kb,
+            headers_for=self._client.auth_headers,
+            endpoints=endpoint_plan(self._settings),
+            room=self._room,
+        )
 
     @property
     def limit_kb(self) -> float | None:
         """Return the bandwidth limit in KB/s as the engine holds it (None: unlimited)."""
-        with self._engine_lock:
-            if self._engine is not None:
-                return self._engine.limit_kb
+        engine = self._engine.made()
+        if engine is not None:
+            return engine.limit_kb
         limit = self._options.limit_kb
         return float(limit) if limit else None
 
@@ -349,8 +345,9 @@ class Session:
         with self._active_lock:
             if dest in self._active:
                 self._cancelled.add(dest)
-        if self._engine is not None:  # none made yet: nothing of dest reached it
-            self.engine.cancel(dest)
+        engine = self._engine.made()
+        if engine is not None:  # none made yet: nothing of dest reached it
+            engine.cancel(dest)
 
     def _was_cancelled(self, dest: str) -> bool:
         with self._active_lock:
@@ -459,9 +456,10 @@ class Session:
         """Stop every worker promptly; partial downloads stay resumable."""
         self._stop.set()
         self._links.put(None)
-        if self._engine is not None:
-            self._engine.close()
-            self._engine.events.put(None)  # the pump drains what is left, then sees the stop
+        engine = self._engine.made()
+        if engine is not None:
+            engine.close()
+            engine.events.put(None)  # the pump drains what is left, then sees the stop
         for thread in self._threads:
             thread.join(timeout=2)
 

@@ -19,6 +19,7 @@ from wandown.hubhttp import messages
 from wandown.hubhttp.messages import HubError
 from wandown.hubhttp.retry import RetryPolicy, Sleep, sleep_unless_cancelled
 from wandown.huburl import NO_ORIGIN, FileRef, is_valid_repo_id, origin
+from wandown.lazy import OnFirstUse
 from wandown.remote.cache import (
     FileMeta,
     MetadataCache,
@@ -119,8 +120,7 @@ class MetadataClient:
         )
         self._policy = policy
         self._pool = pool
-        self._http: HubHttp | None = None
-        self._http_lock = threading.Lock()
+        self._http = OnFirstUse(self._connect)
         self.max_workers = max(1, max_workers)
         self.branch_ttl = branch_ttl
         self.paths_per_request = max(1, paths_per_request)
@@ -398,15 +398,15 @@ class MetadataClient:
 
     @property
     def http(self) -> HubHttp:
-        """Return the connection to the Hub, made on first use."""
-        with self._http_lock:
-            if self._http is None:
-                from wandown.remote.http import HubHttp
+        """Return the connection to the Hub, made on first use (see wandown.lazy)."""
+        return self._http.get()
 
-                self._http = HubHttp(
-                    self.settings, pool=self._pool, pool_size=self.max_workers, retry=self._policy
-                )
-            return self._http
+    def _connect(self) -> HubHttp:
+        from wandown.remote.http import HubHttp
+
+        return HubHttp(
+            self.settings, pool=self._pool, pool_size=self.max_workers, retry=self._policy
+        )
 
     def auth_headers(self, url: str) -> dict[str, str]:
         """Return {"authorization": "Bearer ..."} for URLs on the endpoint's origin, else {}."""
@@ -414,8 +414,7 @@ class MetadataClient:
 
     def close(self) -> None:
         """Close the pooled connections (the client stays usable; new ones open on demand)."""
-        with self._http_lock:
-            http = self._http
+        http = self._http.made()
         if http is not None:
             http.close()
 
