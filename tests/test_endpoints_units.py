@@ -302,6 +302,16 @@ def test_a_partial_remembers_which_endpoint_served_each_range_across_a_stop(tmp_
     assert load_state(tmp_path / "old.state").others("http://x") == [UNKNOWN_SOURCE]
 
 
+def test_asking_who_else_served_a_partial_changes_nothing_in_it():
+    state = PartialState("u", 100, "a" * 64, None, done=RangeSet([(0, 60)]))
+    state.sources = {"http://a": RangeSet([(0, 20)]), "http://gone": RangeSet([(80, 90)])}
+    before = {name: ranges.ranges() for name, ranges in state.sources.items()}
+    # 20-60 is credited to nobody; "gone" served only bytes that are no longer done.
+    assert state.others("http://a") == [UNKNOWN_SOURCE]
+    assert state.others("http://b") == sorted(["http://a", UNKNOWN_SOURCE])
+    assert {name: ranges.ranges() for name, ranges in state.sources.items()} == before
+
+
 def test_range_sets_subtract_and_intersect():
     a, b = RangeSet([(0, 10), (20, 30)]), RangeSet([(5, 25)])
     assert a.without(b) == RangeSet([(0, 5), (25, 30)])

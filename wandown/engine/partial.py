@@ -123,9 +123,15 @@ class PartialState:
                 mine.add(start, end)
 
     def others(self, endpoint: str) -> list[str]:
-        """Return the endpoints other than endpoint that served some of the done bytes."""
-        self.credit(UNKNOWN_SOURCE)
-        return sorted(name for name in self.sources if name != endpoint)
+        """Return the endpoints other than endpoint that served some of the done bytes.
+
+        Done bytes nobody is credited with count as UNKNOWN_SOURCE's.
+        """
+        names = {name for name, ranges in self.sources.items() if ranges.within(self.done).total()}
+        claimed = RangeSet(span for ranges in self.sources.values() for span in ranges.ranges())
+        if self.done.without(claimed).total():
+            names.add(UNKNOWN_SOURCE)
+        return sorted(names - {endpoint})
 
     def keep_only(self, endpoint: str) -> None:
         """Forget the done bytes that endpoint did not serve (they are fetched again)."""
