@@ -230,6 +230,42 @@ def test_a_changed_source_file_is_learned_again(tmp_path, capsys):
     assert "ckpts/huge_tok/tokenizer.json" in {f["dest"] for f in files}
 
 
+def test_a_reload_of_an_unchanged_wan2gp_neither_learns_nor_warns_again(
+    tmp_path, capsys, monkeypatch
+):
+    root = fake_wan2gp(tmp_path / "Wan2GP", broken="import")  # a family that warns
+    first, err = list_json(root, capsys)
+    assert "could not learn Wan2GP's model family" in err
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("the child was started again")
+
+    monkeypatch.setattr(runner.subprocess, "Popen", no_child)
+    again, err = list_json(root, capsys)  # the same process: what a reload (`r`) does
+    assert again == first
+    assert "could not learn" not in err
+
+
+def test_a_wan2gp_updated_under_a_running_wandown_is_learned_again(tmp_path, capsys):
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    files, _ = list_json(root, capsys)
+    assert "ckpts/big_tok/tokenizer.json" in {f["dest"] for f in files}
+    handler = root / "models" / "video" / "video_handler.py"
+    handler.write_text(handler.read_text().replace('"big_tok"', '"huge_tok"'))
+    files, _ = list_json(root, capsys)  # no forget(): the same process, as on a reload
+    dests = {f["dest"] for f in files}
+    assert "ckpts/huge_tok/tokenizer.json" in dests
+    assert "ckpts/big_tok/tokenizer.json" not in dests
+
+
+def test_a_wgp_py_that_appears_later_is_learned_on_reload(tmp_path, capsys):
+    root = fake_wan2gp(tmp_path / "Wan2GP")
+    (root / "wgp.py").rename(root / "wgp.py.away")
+    assert not learn.learned_code(root).learned
+    (root / "wgp.py.away").rename(root / "wgp.py")
+    assert learn.learned_code(root).learned
+
+
 @pytest.mark.parametrize("broken", ["import", "syntax"])
 def test_a_family_that_fails_drops_only_itself(tmp_path, capsys, broken):
     root = fake_wan2gp(tmp_path / "Wan2GP", broken=broken)

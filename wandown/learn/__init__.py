@@ -159,7 +159,18 @@ def _whole_folders(answer: dict[str, Any]) -> list[str]:
 
 
 Fallback = Callable[[], CodeData]
-_remembered: dict[Path, Learned] = {}
+
+
+@dataclass(frozen=True)
+class _Memo:
+    """What one root's learning gave, and the cached answer it came from (None: it failed)."""
+
+    learned: Learned
+    answer: dict[str, Any] | None
+    has_code: bool  # wgp.py was there
+
+
+_remembered: dict[Path, _Memo] = {}
 _lock = threading.Lock()
 
 
@@ -168,16 +179,17 @@ def learned_code(wan2gp_root: Path, fallback: Fallback = shipped) -> Learned:
 
     An install without ``wgp.py`` (definitions only: the demo, a copied catalog) uses the shipped
     model data silently, without the run-time features of a Wan2GP it does not have. Within one
-    process the answer is remembered, so a reload neither learns nor warns twice.
+    process the answer is remembered while the files it came from are unchanged, so a reload
+    neither learns nor warns twice, yet a Wan2GP updated under a running wandown is learned anew.
     """
     root = Path(wan2gp_root).absolute()
     with _lock:
         known = _remembered.get(root)
-        if known is not None:
-            return dataclasses.replace(known, notices=())
-        result = _learn_or_fall_back(root, fallback)
-        _remembered[root] = result
-        return result
+        if known is not None and _still_holds(root, known):
+            return dataclasses.replace(known.learned, notices=())
+        memo = _learn_or_fall_back(root, fallback)
+        _remembered[root] = memo
+        return memo.learned
 
 
 def forget() -> None:
@@ -186,9 +198,22 @@ def forget() -> None:
         _remembered.clear()
 
 
-def _learn_or_fall_back(root: Path, fallback: Fallback) -> Learned:
+def _still_holds(root: Path, known: _Memo) -> bool:
+    """Tell whether nothing the remembered answer came from changed (the cache's own check)."""
+    has_code = (root / "wgp.py").is_file()
+    if has_code != known.has_code:
+        return False
+    if not has_code:
+        return True
+    install = install_root_of(root)
+    if known.answer is None:
+        return cache.lookup_failure(root, install) is not None
+    return cache.lookup(root, install) == known.answer
+
+
+def _learn_or_fall_back(root: Path, fallback: Fallback) -> _Memo:
     if not (root / "wgp.py").is_file():
-        return Learned(shipped_for(root), (), learned=False)
+        return _Memo(Learned(shipped_for(root), (), learned=False), None, has_code=False)
     try:
         answer, from_cache = learn(root)
     except LearnError as exc:
@@ -198,6 +223,8 @@ def _learn_or_fall_back(root: Path, fallback: Fallback) -> Learned:
             "files a newer Wan2GP needs may be missing"
         )
         origin = f"shipped {code.commit[:7] or 'data'}"
-        return Learned(dataclasses.replace(code, origin=origin), (notice,), learned=False)
+        learned = Learned(dataclasses.replace(code, origin=origin), (notice,), learned=False)
+        return _Memo(learned, None, has_code=True)
     code, notices = combine(answer, fallback())
-    return Learned(code, tuple(notices), learned=True, from_cache=from_cache)
+    learned = Learned(code, tuple(notices), learned=True, from_cache=from_cache)
+    return _Memo(learned, answer, has_code=True)
