@@ -266,28 +266,35 @@ def test_only_a_longer_done_prefix_wakes_the_hasher():
 def test_reads_grow_while_they_come_back_full_and_shrink_when_they_do_not():
     reads = ReadSizes(most=MIB)
     with reads.joined():
-        ask = reads.first()
-        assert ask == 256 * KIB
-        ask = reads.next(ask, ask)
-        assert ask == 512 * KIB
-        assert reads.next(reads.next(ask, ask), MIB) == MIB  # never past `most`
-        assert reads.next(MIB, 600 * KIB) == MIB  # over a quarter: stays
-        assert reads.next(MIB, 100 * KIB) == 512 * KIB
-        assert reads.next(64 * KIB, 1) == 64 * KIB  # never under the smallest read
+        sizes = reads.response()
+        assert sizes.size == 256 * KIB
+        sizes.after(256 * KIB, 256 * KIB)
+        assert sizes.size == 512 * KIB
+        sizes.after(512 * KIB, 512 * KIB)
+        sizes.after(MIB, MIB)
+        assert sizes.size == MIB  # never past `most`
+        sizes.after(MIB, 600 * KIB)
+        assert sizes.size == MIB  # 1.2 MiB would pass `most`
+        sizes.after(MIB, 100 * KIB)
+        assert sizes.size == 200 * KIB  # twice what arrived: no read allocates much unfilled
+        sizes.after(200 * KIB, 1)
+        assert sizes.size == 64 * KIB  # never under the smallest read
 
 
 def test_many_connections_share_one_bound_on_read_memory():
-    reads = ReadSizes(most=MIB, memory=16 * MIB)
+    reads = ReadSizes(most=MIB, memory=8 * MIB)
     with contextlib.ExitStack() as running:
-        for _ in range(16):
+        for _ in range(8):
             running.enter_context(reads.joined())
         assert reads.largest() == MIB
-        for _ in range(16):
+        for _ in range(24):
             running.enter_context(reads.joined())
-        assert reads.largest() == 512 * KIB  # 32 connections, 16 MiB between them
-        assert reads.next(512 * KIB, 512 * KIB) == 512 * KIB
+        assert reads.largest() == 256 * KIB  # 32 connections, 8 MiB between them
+        sizes = reads.response()
+        sizes.after(256 * KIB, 256 * KIB)
+        assert sizes.size == 256 * KIB
     assert reads.largest() == MIB  # they ended
-    assert ReadSizes(most=16 * KIB).first() == 16 * KIB  # a smaller `most` bounds everything
+    assert ReadSizes(most=16 * KIB).response().size == 16 * KIB  # `most` bounds everything
 
 
 def body(data: bytes, headers: dict[str, str]) -> urllib3.HTTPResponse:

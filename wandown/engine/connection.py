@@ -385,19 +385,31 @@ class Connections:
             if not data:
                 raise Transient("the server closed the connection early (short body)")
             skip -= len(data)
-        reads = settings.reads
-        ask = reads.first()
+        reads = settings.reads.response()
         while work.cursor < min(work.end, stop):
-            want = self._allowance(min(ask, work.end - work.cursor, stop - work.cursor), watchdog)
-            data = read_some(response, want)
-            if not data:
+            ask = min(reads.size, work.end - work.cursor, stop - work.cursor)
+            want = self._allowance(ask, watchdog)
+            got = self._write_next(fd, response, want, work.cursor)
+            if not got:
                 raise Transient("the server closed the connection early (short body)")
-            ask = reads.next(want, len(data))
+            reads.after(want, got)
+            planner.advance(work, got)
+            slot.received += got
+            watchdog.feed(got)
+
+    def _write_next(
+        self, fd: int, response: urllib3.BaseHTTPResponse, want: int, offset: int
+    ) -> int:
+        """Read what has arrived (up to want bytes), write it at offset; return how much.
+
+        The bytes are dropped on return, before the next read allocates its own: a connection
+        never holds two reads at once, which kept 32 connections at twice the read memory.
+        """
+        data = read_some(response, want)
+        if data:
             with self._write_lock:
-                write_at(fd, data, work.cursor, self.part)
-            planner.advance(work, len(data))
-            slot.received += len(data)
-            watchdog.feed(len(data))
+                write_at(fd, data, offset, self.part)
+        return len(data)
 
     def _allowance(self, want: int, watchdog: SpeedWatchdog) -> int:
         """Wait until the shared limit allows up to want bytes; the wait is not a stall."""
@@ -420,19 +432,17 @@ class Connections:
                 raise self._refused(response, url)
             watchdog = SpeedWatchdog(settings.min_speed, settings.stall_window)
             received = 0
-            reads = settings.reads
-            ask = reads.first()
+            reads = settings.reads.response()
             while True:
-                want = self._allowance(ask, watchdog)
+                want = self._allowance(reads.size, watchdog)
                 if self.stopping():
                     raise Cancelled
-                data = read_some(response, want)
-                if not data:
+                got = self._write_next(fd, response, want, received)
+                if not got:
                     break
-                ask = reads.next(want, len(data))
-                write_at(fd, data, received, self.part)
-                received += len(data)
-                watchdog.feed(len(data))
+                reads.after(want, got)
+                received += got
+                watchdog.feed(got)
                 self.reporter.progress(received)
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) != received:

@@ -46,7 +46,7 @@ class Engine:
     fails over to the next (sources.py). All threads are daemons and stop promptly on
     `stop()`; use the engine as a context manager to stop and join on exit. A connection
     reads what has arrived, up to `read_size` at a time while its reads come back full and
-    all of them together stay within 16 MiB (reads.py).
+    all of them together stay within 8 MiB (reads.py).
     """
 
     def __init__(
