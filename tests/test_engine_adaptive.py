@@ -125,19 +125,36 @@ def test_under_the_bandwidth_limit_adding_connections_stops_where_it_stops_payin
     assert counts.count(8) > 0.8 * len(counts)
 
 
+def lucky_first_window(
+    controller: ConnectionController,
+    clock: FakeClock,
+    count: int,
+    boost: float,
+    rate_of: Callable[[int], float],
+) -> tuple[Callable[[int], float], list[float]]:
+    """A server whose first window at `count` reads `boost` times its rate (a busy machine).
+
+    Returns the server and a list that gets the time `count` was first run.
+    """
+    first_run: list[float] = []
+
+    def noisy(running: int) -> float:
+        if running == count and not first_run:
+            first_run.append(clock.now)
+        lucky = first_run and clock.now - first_run[0] < controller.settle + controller.interval
+        return rate_of(running) * (boost if lucky else 1.0)
+
+    return noisy, first_run
+
+
 def test_an_unclear_step_is_judged_again_on_a_longer_window():
-    # A saturated link at 600 MB/s, but the first window after the step to 8 happens to read
-    # a quarter higher (a busy machine): judged on that window alone, 8 would be kept.
+    # A link full at 600 MB/s with 4 connections of 150, but the first window after the step
+    # to 8 happens to read a quarter higher: judged on it alone, 8 would be kept.
     clock = FakeClock()
     controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
-    stepped_at: list[float] = []
-
-    def noisy(count: int) -> float:
-        if count == 8 and not stepped_at:
-            stepped_at.append(clock.now)
-        lucky = stepped_at and clock.now - stepped_at[0] < controller.settle + 0.25
-        return 600e6 * (1.25 if lucky else 1.0)
-
+    noisy, stepped_at = lucky_first_window(
+        controller, clock, 8, 1.25, lambda count: min(count * 150e6, 600e6)
+    )
     counts = simulate(controller, clock, noisy, seconds=5)
     assert stepped_at  # the step was tried
     assert counts[-1] == 4  # and given back once measured for longer
@@ -150,6 +167,45 @@ def test_a_real_partial_gain_is_kept_after_the_longer_look():
     counts = simulate(controller, clock, lambda count: 400e6 if count < 8 else 520e6, seconds=5)
     assert counts[-1] == 8  # +30% for twice the connections: worth holding, not growing
     assert max(counts) == 8
+
+
+def test_a_link_full_from_the_start_keeps_half_the_connections_if_they_carry_as_much():
+    # One connection fills this link (nginx on loopback: the CPU is what is full).
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
+    counts = simulate(controller, clock, lambda count: 700e6, seconds=5)
+    assert max(counts) == 8  # the doubling was tried
+    assert counts[-1] == 2  # given back, and half the start carried as much: kept
+    assert min(counts) == 2  # halved once only, never further
+
+
+def test_half_the_connections_are_given_back_when_they_carry_less():
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
+    counts = simulate(controller, clock, saturated(150e6), seconds=5)  # 4 x 40 fill it
+    assert 2 in counts  # tried
+    assert counts[-1] == 4  # 2 carry 80 MB/s of 150: back to 4
+    assert counts.count(2) * 0.05 <= controller.settle + 0.25  # for one window, no longer
+
+
+def test_a_lucky_window_does_not_keep_half_the_connections():
+    # Two connections carry 70% of what four do, but their first window reads 30% higher.
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
+    noisy, halved_at = lucky_first_window(
+        controller, clock, 2, 1.3, lambda count: 420e6 if count < 4 else 600e6
+    )
+    counts = simulate(controller, clock, noisy, seconds=5)
+    assert halved_at
+    assert counts[-1] == 4
+
+
+def test_once_a_step_paid_it_never_halves_below_what_it_measured():
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
+    counts = simulate(controller, clock, saturated(250e6), seconds=5)  # 8 pay, 16 do not
+    after_16 = counts[counts.index(16) :]
+    assert min(after_16) == 8 and counts[-1] == 8  # 4 was measured short: not tried again
 
 
 def test_it_finds_room_again_when_the_link_frees_up():
@@ -324,6 +380,36 @@ def test_a_stalled_connection_is_reopened_and_its_range_continues_where_it_stopp
     assert not [e for e in events if e.message and "retrying" in e.message]
     # Nothing fetched twice but the bounded overlap of a split (one read each).
     assert sum(written) <= len(data) + 8 * 16 * KIB
+
+
+@pytest.mark.slow
+def test_connections_given_back_stop_at_once_and_hand_their_ranges_on(
+    localhub, tmp_path, monkeypatch
+):
+    # Under the user's limit more connections bring nothing: the step to 4 is given back and
+    # then half the start is kept. Each connection given back must stop at its next read (the
+    # fewer are judged alone), and the rest of its range must be fetched by the others.
+    data = payload(2 * MIB, seed=91)
+    job = hosted_job(localhub, NAME, tmp_path, data)
+    written = record_writes(monkeypatch)
+    handed_back: list[int] = []
+    finish = RangePlanner.finish
+
+    def recording_finish(planner: RangePlanner, work) -> None:
+        if work.cursor < work.end:
+            handed_back.append(work.end - work.cursor)
+        finish(planner, work)
+
+    monkeypatch.setattr(RangePlanner, "finish", recording_finish)
+    result, events = run_job(
+        job, connections=8, start_connections=2, chunk_size=MIB, limit_kb=1024, within=60
+    )
+    check_events(events)
+    assert result.state == "complete", result.message
+    assert job.dest.read_bytes() == data
+    assert handed_back  # stopped mid-range, not after it
+    assert not [e for e in events if e.message and "retrying" in e.message]
+    assert sum(written) <= len(data) + 8 * 16 * KIB  # at most a read in flight each
 
 
 @pytest.mark.parametrize("files", [1, 2])

@@ -61,9 +61,11 @@ class DiskFull(DownloadError):
 class Slot:
     """One connection thread as its file's watcher sees it, and the watcher's wishes for it.
 
-    The thread alone writes `received` and `busy`; the watcher sets `retire` (end
-    after the current range) and calls `ask_reopen` (cut the response now and continue the
-    range on a new connection: a CDN may route that one to another, faster edge).
+    The thread alone writes `received` and `busy`; the watcher sets `retire` (end at the next
+    read, handing the rest of the range back to the planner: a count that drops must drop
+    now, or the controller would judge the fewer connections while the old ones still run)
+    and calls `ask_reopen` (cut the response now and continue the range on a new connection:
+    a CDN may route that one to another, faster edge).
     """
 
     number: int
@@ -171,7 +173,7 @@ class Connections:
                     return
                 slot.busy = True
                 try:
-                    while work.cursor < work.end and not self.stopping():
+                    while work.cursor < work.end and not self.stopping() and not slot.retire:
                         before = work.cursor
                         problem = self._attempt(fd, planner, work, single, slot)
                         if work.cursor > before:
@@ -217,7 +219,7 @@ class Connections:
             if slot.reopen and not self.stopping():
                 return None  # cut on purpose: the rest of the range goes out on a new socket
             return problem
-        if work.cursor > before or self.stopping():
+        if work.cursor > before or self.stopping() or slot.retire:
             return None
         return Transient(f"the server sent no bytes for bytes {before}-{work.end - 1}")
 
@@ -386,7 +388,7 @@ class Connections:
                 raise Transient("the server closed the connection early (short body)")
             skip -= len(data)
         reads = settings.reads.response()
-        while work.cursor < min(work.end, stop):
+        while work.cursor < min(work.end, stop) and not slot.retire:
             ask = min(reads.size, work.end - work.cursor, stop - work.cursor)
             want = self._allowance(ask, watchdog)
             got = self._write_next(fd, response, want, work.cursor)

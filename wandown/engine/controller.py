@@ -4,7 +4,9 @@ A fixed count is wrong both ways: a CDN that caps each connection needs many, a 
 link (or the user's bandwidth limit) gets slower with more. So the count starts small and
 doubles while each step raises the total rate about as much as it added connections; a step
 that brings nothing is given back, and later single steps probe whether the link has room.
-Everything here is pure but for the clock, which tests drive by hand.
+When the very first step brings nothing, the link was already full at the start: half as many
+are tried, and kept if they carry as much (each connection costs CPU, and on a full link they
+only slow each other down). Everything here is pure but for the clock, which tests drive by hand.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ NO_GAIN = 0.15
 UNCLEAR_WINDOWS = 3
 # A connection below this share of the others' median is lagging (a slow edge, a bad route).
 LAGGING = 0.35
+# Half the starting count is kept if it loses at most this share of the rate.
+FEWER_LOSS = 0.1
 
 
 @dataclass
@@ -66,6 +70,7 @@ class ConnectionController:
         self._before: Step | None = None  # set while a step is being judged
         self._growing = True
         self._held_since = clock()
+        self._fewer_tried = False
 
     def set_ceiling(self, ceiling: int) -> None:
         """Change the most connections allowed; a count above it drops at once."""
@@ -97,6 +102,8 @@ class ConnectionController:
         """Act on the rate measured; False to go on measuring the step from the same mark."""
         before = self._before
         self._before = None
+        if before is not None and self.count < before.count:
+            return self._judge_fewer(before, rate, now)
         if before is not None:
             added = max(1, self.count - before.count)
             rise = (rate - before.rate) / before.rate if before.rate > 0 else 1.0
@@ -110,8 +117,12 @@ class ConnectionController:
             self._window = self.interval
             if gain < NO_GAIN:
                 self.count = before.count  # nothing for it: give the step back
+                if not self._fewer_tried and before.count > 1:
+                    self._try_fewer(before)  # full from the start: would fewer do as well?
+                    return True
                 self._hold(now)
                 return True
+            self._fewer_tried = True  # the step paid: the link was not full at the start
             if gain < KEEP_GAIN:
                 self._hold(now)
                 return True
@@ -123,6 +134,28 @@ class ConnectionController:
             self._step(min(self.ceiling, self.count * 2), rate)
         elif now - self._held_since >= self.probe_every:
             self._step(self.count + 1, rate)
+        return True
+
+    def _try_fewer(self, start: Step) -> None:
+        self._fewer_tried = True
+        self._before = start
+        self.count = max(1, start.count // 2)
+        self._settled_at = self._clock() + self.settle
+
+    def _judge_fewer(self, start: Step, rate: float, now: float) -> bool:
+        """Keep the smaller count if it carried the rate of the start; else go back to it.
+
+        A window that says keep is confirmed on UNCLEAR_WINDOWS windows together first: a lucky
+        one must not leave a capped link with half the connections it needs.
+        """
+        if rate >= (1 - FEWER_LOSS) * start.rate and self._window == self.interval:
+            self._before = start
+            self._window = UNCLEAR_WINDOWS * self.interval
+            return False
+        self._window = self.interval
+        if rate < (1 - FEWER_LOSS) * start.rate:
+            self.count = start.count
+        self._hold(now)
         return True
 
     def _step(self, count: int, rate: float) -> None:

@@ -21,8 +21,9 @@ JUDGE_EVERY = 0.5
 class Crew:
     """The threads fetching one file's ranges; `resize` follows the budget's share.
 
-    A thread told to retire ends after its current range, so nothing is fetched twice; one
-    told to reopen continues its range on a new socket, perhaps to another CDN edge.
+    A thread told to retire ends at its next read and hands the rest of its range back to the
+    planner (only the bytes in flight on its socket are fetched again); one told to reopen
+    continues its range on a new socket, perhaps to another CDN edge.
     """
 
     def __init__(
