@@ -44,6 +44,7 @@ class ConnectionController:
     `update(total_bytes)` returns the count to run now; `ceiling` (the config's `connections`,
     times the files downloading) may change between calls. Doubling from `start` while each
     step pays; after a step that does not, hold, and every `probe_every` seconds try one more.
+    If the first step already brought nothing, half of `start` is tried before holding.
     A step is measured only `settle` seconds after it is taken: a new connection to a real CDN
     spends a few round trips on TCP and TLS before its first byte. A step whose gain is unclear
     (between NO_GAIN and KEEP_GAIN) is judged again over a longer window before it is kept.

@@ -54,8 +54,8 @@ class ReadSizes:
     def response(self) -> ResponseReads:
         """Return the read sizes of one response, bounded by the share of memory it starts with.
 
-        A response lasts one range (16 MiB at most): connections that join meanwhile lower the
-        bound from the next response on, so no read takes a lock.
+        A response lasts one range (16 MiB by default) or, rarely, one whole file: connections
+        that join meanwhile lower the bound from the next response on, so no read takes a lock.
         """
         return ResponseReads(self.largest())
 
