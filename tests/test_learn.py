@@ -16,7 +16,7 @@ import pytest
 from learn_fixtures import fake_wan2gp, tree_digest, url
 from wan2gp_fixtures import SHARED, real_install
 
-from wandown import cli, learn
+from wandown import cli, fsutil, learn
 from wandown.catalog import load_catalog
 from wandown.catalog.codedefaults import DATA_NAME
 from wandown.learn import cache, runner
@@ -256,6 +256,28 @@ def test_a_wan2gp_updated_under_a_running_wandown_is_learned_again(tmp_path, cap
     dests = {f["dest"] for f in files}
     assert "ckpts/huge_tok/tokenizer.json" in dests
     assert "ckpts/big_tok/tokenizer.json" not in dests
+
+
+def test_where_the_cache_cannot_be_written_a_reload_still_learns_only_once(tmp_path, monkeypatch):
+    root = fake_wan2gp(tmp_path / "Wan2GP", broken="import")
+    children = []
+    run_child = learn.run_child
+
+    def counted(*args, **kwargs):
+        children.append(1)
+        return run_child(*args, **kwargs)
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(learn, "run_child", counted)
+    monkeypatch.setattr(fsutil, "atomic_write_json", read_only)  # every cache write fails
+    first = learn.learned_code(root)
+    assert first.learned and first.notices
+    for _ in range(2):  # reloads
+        again = learn.learned_code(root)
+        assert again.code == first.code and again.notices == ()
+    assert children == [1]
 
 
 def test_a_wgp_py_that_appears_later_is_learned_on_reload(tmp_path, capsys):

@@ -199,14 +199,21 @@ def forget() -> None:
 
 
 def _still_holds(root: Path, known: _Memo) -> bool:
-    """Tell whether nothing the remembered answer came from changed (the cache's own check)."""
+    """Tell whether nothing the remembered answer came from changed (the cache's own check).
+
+    Where the cache could not be written (a read-only or full disk) nothing tells a change:
+    the answer then holds for the process, rather than the child running at every reload.
+    """
     has_code = (root / "wgp.py").is_file()
     if has_code != known.has_code:
         return False
     if not has_code:
         return True
     install = install_root_of(root)
-    if known.answer is None:
+    failed = known.answer is None
+    if not cache.recorded(root, failure=failed):
+        return True
+    if failed:
         return cache.lookup_failure(root, install) is not None
     return cache.lookup(root, install) == known.answer
 

@@ -191,6 +191,11 @@ def _failure_path(source_root: Path) -> Path:
     return path.with_name(f"{path.stem}.failed.json")
 
 
+def recorded(source_root: Path, failure: bool = False) -> bool:
+    """Tell whether an answer (or a failure) for this tree was ever stored, current or not."""
+    return (_failure_path(source_root) if failure else cache_path(source_root)).is_file()
+
+
 def lookup_failure(source_root: Path, install_root: Path) -> str | None:
     """Return why the last learning of this unchanged tree failed, or None."""
     path = _failure_path(source_root)
