@@ -7,8 +7,10 @@ the fake clock drives the controller, and the server tests check what was fetche
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
+import types
 from collections.abc import Callable
 
 import pytest
@@ -21,11 +23,16 @@ from tests.test_engine_support import (
     payload,
     run_job,
     small_engine,
+    wait_until,
 )
 from wandown.engine import connection as connection_module
+from wandown.engine import fill as fill_module
 from wandown.engine import hashing, writeback
+from wandown.engine.cancel import CancelFlag
 from wandown.engine.controller import ConnectionBudget, ConnectionController, lagging
+from wandown.engine.crew import Crew
 from wandown.engine.hashing import PrefixHasher
+from wandown.engine.partial import PartialState
 from wandown.engine.ranges import RangePlanner, RangeSet
 from wandown.localhub import Fault
 
@@ -206,6 +213,31 @@ def test_once_a_step_paid_it_never_halves_below_what_it_measured():
     counts = simulate(controller, clock, saturated(250e6), seconds=5)  # 8 pay, 16 do not
     after_16 = counts[counts.index(16) :]
     assert min(after_16) == 8 and counts[-1] == 8  # 4 was measured short: not tried again
+
+
+def run_until_halved(controller: ConnectionController, clock: FakeClock, link: float) -> int:
+    """Feed a full link until the controller tries half its start; return the bytes so far."""
+    total = 0
+    controller.update(0)
+    while controller.count != 2:
+        assert clock.now < 510, "never halved"
+        clock.now += 0.05
+        total += int(min(controller.count * 150e6, link) * 0.05)
+        controller.update(total)
+    return total
+
+
+@pytest.mark.parametrize(("ceiling", "count"), [(32, 4), (3, 3)])
+def test_a_file_starting_or_ending_while_a_halving_is_judged_ends_that_judgement(ceiling, count):
+    # The rates before and after a file joined or left do not compare: back to the count that
+    # was halved (never past the new ceiling), and on from there.
+    clock = FakeClock()
+    controller = ConnectionController(16, start=4, interval=0.25, probe_every=60.0, clock=clock)
+    run_until_halved(controller, clock, 600e6)
+    controller.set_ceiling(ceiling)
+    assert controller.count == count
+    counts = simulate(controller, clock, capped, seconds=3)  # the link has room now
+    assert max(counts) <= ceiling and counts[-1] == ceiling
 
 
 def test_it_finds_room_again_when_the_link_frees_up():
@@ -410,6 +442,44 @@ def test_connections_given_back_stop_at_once_and_hand_their_ranges_on(
     assert handed_back  # stopped mid-range, not after it
     assert not [e for e in events if e.message and "retrying" in e.message]
     assert sum(written) <= len(data) + 8 * 16 * KIB  # at most a read in flight each
+
+
+def test_ranges_given_back_after_the_others_ended_are_still_fetched(tmp_path, monkeypatch):
+    # Four ranges of 1 MiB, none worth splitting. Two connections are given back while their
+    # reads stall; the other two finish and end, finding nothing left. Then the stalled reads
+    # return and hand their ranges back to a planner nobody is taking from any more.
+    size = 4 * MIB
+    planner = RangePlanner(size, RangeSet(), 4, MIB, MIB)
+    go, released = threading.Event(), threading.Event()
+    fetched_by: dict[int, int] = {}
+
+    def fetch(self, fd, planner, work, single, slot) -> None:
+        while work.cursor < work.end and not slot.retire:
+            (released if slot.number in (2, 3) else go).wait()
+            planner.advance(work, 64 * KIB)
+            fetched_by[slot.number] = fetched_by.get(slot.number, 0) + 64 * KIB
+
+    monkeypatch.setattr(connection_module.Connections, "_fetch_range", fetch)
+    with small_engine() as engine:
+        settings = dataclasses.replace(engine.settings, connections=2, state_every=60.0)
+    net = connection_module.Connections.__new__(connection_module.Connections)
+    net.job = types.SimpleNamespace(key="k", dest=tmp_path / NAME)
+    net.settings, net.cancel = settings, CancelFlag()
+    net._abort, net._lock, net.failure = CancelFlag(), threading.Lock(), None
+    crew = Crew(net, -1, planner, single=False)
+    crew.resize(4)
+    crew.resize(2)  # the share drops: connections 2 and 3 are given back mid-read
+    go.set()
+    wait_until(lambda: [s.number for s in crew.working()] == [])  # 0 and 1 found nothing left
+    released.set()
+    filler = fill_module.PartFill.__new__(fill_module.PartFill)
+    filler.net, filler.cancel, filler.settings = net, net.cancel, settings
+    filler.reporter = types.SimpleNamespace(progress=lambda done: None)
+    filler.paths = types.SimpleNamespace(state=tmp_path / "x.state")
+    state = PartialState("u", size, None, None)
+    filler._watch(crew, planner, state, None)
+    assert planner.done.covers(size), planner.done
+    assert max(fetched_by) >= 4  # new connections took the ranges handed back
 
 
 @pytest.mark.parametrize("files", [1, 2])

@@ -178,7 +178,7 @@ class Connections:
                         problem = self._attempt(fd, planner, work, single, slot)
                         if work.cursor > before:
                             failures = 0
-                        if problem is not None:
+                        if problem is not None and not slot.retire:  # given back: no retry
                             failures += 1
                             self._recover(problem, failures)
                 finally:

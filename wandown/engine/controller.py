@@ -74,8 +74,18 @@ class ConnectionController:
         self._fewer_tried = False
 
     def set_ceiling(self, ceiling: int) -> None:
-        """Change the most connections allowed; a count above it drops at once."""
+        """Change the most connections allowed; a count above it drops at once.
+
+        The ceiling changes when a file starts or ends: a step being judged then compares rates
+        of other files, so it is dropped (a halving goes back to the count it halved).
+        """
         ceiling = max(1, ceiling)
+        if ceiling != self.ceiling and self._before is not None:
+            if self.count < self._before.count:
+                self.count = self._before.count
+            self._before = None
+            self._window = self.interval
+            self._mark = None
         if ceiling > self.ceiling and not self._growing:
             self._held_since = self._clock() - self.probe_every  # room again: probe soon
         self.ceiling = ceiling
@@ -118,7 +128,7 @@ class ConnectionController:
             self._window = self.interval
             if gain < NO_GAIN:
                 self.count = before.count  # nothing for it: give the step back
-                if not self._fewer_tried and before.count > 1:
+                if self._growing and not self._fewer_tried and before.count > 1:
                     self._try_fewer(before)  # full from the start: would fewer do as well?
                     return True
                 self._hold(now)
@@ -155,7 +165,7 @@ class ConnectionController:
             return False
         self._window = self.interval
         if rate < (1 - FEWER_LOSS) * start.rate:
-            self.count = start.count
+            self.count = min(start.count, self.ceiling)
         self._hold(now)
         return True
 

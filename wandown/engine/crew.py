@@ -63,6 +63,17 @@ class Crew:
             if self._net.stopping() or not self._planner.can_take() or not self._start():
                 return
 
+    def revive(self, count: int) -> bool:
+        """Start connections again for ranges handed back after every other one had ended.
+
+        A connection given back hands the rest of its range to the planner; if the others had
+        found nothing left and ended meanwhile, nobody would take it. Returns whether any runs.
+        """
+        if self.alive() or self._net.stopping() or not self._planner.remaining_work():
+            return self.alive()
+        self.resize(1 if self._single else count)
+        return self.alive()
+
     def join(self) -> None:
         for thread in self._threads.values():
             thread.join()

@@ -183,14 +183,17 @@ class PartFill:
     ) -> None:
         """Report progress, save the state and steer the connections until every one has ended."""
         last_saved = time.monotonic()
-        while crew.alive():
+        key = self.net.job.key
+        while crew.alive() or crew.revive(
+            self.settings.connections if budget is None else budget.share(key)
+        ):
             self.cancel.wait(0.1)
             self.reporter.progress(planner.done_bytes())
             if time.monotonic() - last_saved >= self.settings.state_every:
                 self._save(planner, state)
                 last_saved = time.monotonic()
             if budget is not None and not self.net.stopping():
-                crew.resize(budget.share(self.net.job.key))
+                crew.resize(budget.share(key))
                 crew.reopen_lagging()
         crew.join()
         if not self._save(planner, state) and isinstance(self.net.failure, DiskFull):
