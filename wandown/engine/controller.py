@@ -148,10 +148,9 @@ class ConnectionController:
         return True
 
     def _try_fewer(self, start: Step) -> None:
+        """Step down to half of start.count (the count now), judged against start's rate."""
         self._fewer_tried = True
-        self._before = start
-        self.count = max(1, start.count // 2)
-        self._settled_at = self._clock() + self.settle
+        self._step(max(1, start.count // 2), start.rate)
 
     def _judge_fewer(self, start: Step, rate: float, now: float) -> bool:
         """Keep the smaller count if it carried the rate of the start; else go back to it.
@@ -159,12 +158,13 @@ class ConnectionController:
         A window that says keep is confirmed on UNCLEAR_WINDOWS windows together first: a lucky
         one must not leave a capped link with half the connections it needs.
         """
-        if rate >= (1 - FEWER_LOSS) * start.rate and self._window == self.interval:
+        carried = rate >= (1 - FEWER_LOSS) * start.rate
+        if carried and self._window == self.interval:
             self._before = start
             self._window = UNCLEAR_WINDOWS * self.interval
             return False
         self._window = self.interval
-        if rate < (1 - FEWER_LOSS) * start.rate:
+        if not carried:
             self.count = min(start.count, self.ceiling)
         self._hold(now)
         return True

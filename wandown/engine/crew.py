@@ -69,9 +69,8 @@ class Crew:
         A connection given back hands the rest of its range to the planner; if the others had
         found nothing left and ended meanwhile, nobody would take it. Returns whether any runs.
         """
-        if self.alive() or self._net.stopping() or not self._planner.remaining_work():
-            return self.alive()
-        self.resize(1 if self._single else count)
+        if not self.alive() and not self._net.stopping() and self._planner.remaining_work():
+            self.resize(1 if self._single else count)
         return self.alive()
 
     def join(self) -> None:
